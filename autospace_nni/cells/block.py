@@ -1,0 +1,73 @@
+"""The ``nn.Module`` of a cell: an MBConv-style block around the cell's DAG."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+from torch import nn
+
+from .ops import ConvBNAct, PRIMITIVES, make_activation
+
+if TYPE_CHECKING:
+    from .genome import Cell
+
+__all__ = ['CellBlock', 'SqueezeExcite', 'se_channels', 'edge_name']
+
+
+def se_channels(c_expanded: int) -> int:
+    from .genome import SE_RATIO
+    return max(1, int(c_expanded * SE_RATIO))
+
+
+def edge_name(src: int, dst: int) -> str:
+    return f'e{src}_{dst}'
+
+
+class SqueezeExcite(nn.Module):
+    def __init__(self, channels: int, act: str):
+        super().__init__()
+        hidden = se_channels(channels)
+        self.reduce = nn.Conv2d(channels, hidden, 1)
+        self.act = make_activation(act)
+        self.expand = nn.Conv2d(hidden, channels, 1)
+        self.gate = nn.Hardsigmoid() if act == 'hswish' else nn.Sigmoid()
+
+    def forward(self, x):
+        s = x.mean((2, 3), keepdim=True)
+        return x * self.gate(self.expand(self.act(self.reduce(s))))
+
+
+class CellBlock(nn.Module):
+    """expand 1x1 (omitted when expand == 1) → DAG on the expanded tensor → optional SE → 1x1 linear
+    projection, plus the identity shortcut when ``stride == 1 and c_in == c_out``."""
+
+    def __init__(self, cell: 'Cell', c_in: int, c_out: int, stride: int):
+        super().__init__()
+        self.cell_text = str(cell)
+        self.stride = stride
+        c_e = c_in * cell.expand
+        self.expand = ConvBNAct(c_in, c_e, 1, act=cell.act) if cell.expand != 1 else nn.Identity()
+        self.edges = nn.ModuleDict()
+        self._inputs: list[list[tuple[int, str]]] = [[] for _ in range(cell.n_nodes)]
+        for s, d, op in cell.edges:
+            name = edge_name(s, d)
+            self.edges[name] = PRIMITIVES[op].build(c_e, stride if s == 0 else 1, cell.act)
+            self._inputs[d].append((s, name))
+        self.se = SqueezeExcite(c_e, cell.act) if cell.se else nn.Identity()
+        self.project = ConvBNAct(c_e, c_out, 1, act=None)
+        self.use_shortcut = stride == 1 and c_in == c_out
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        nodes = [self.expand(x)]
+        for incoming in self._inputs[1:]:
+            total = None
+            for s, name in incoming:
+                y = self.edges[name](nodes[s])
+                total = y if total is None else total + y
+            nodes.append(total)
+        out = self.project(self.se(nodes[-1]))
+        return out + x if self.use_shortcut else out
+
+    def extra_repr(self) -> str:
+        return f'cell={self.cell_text}, stride={self.stride}'

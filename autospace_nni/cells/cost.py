@@ -1,0 +1,87 @@
+"""Analytic complexity of cells (pycls-style): priced from the genome and the shape, nothing is built.
+
+Convention: MAdds are the multiply-accumulates of convolutions and linear layers (biases, batch norm,
+activations and pooling cost nothing), which is how MobileNetV2 (300M) and ProxylessNAS (320M) are
+counted. Params are all trainable parameters. :func:`count_by_hooks` measures a built module the same way,
+and the tests hold the two equal for every primitive, stride and gene.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple, TYPE_CHECKING
+
+import torch
+from torch import nn
+
+from .block import se_channels
+from .ops import PRIMITIVES, out_size
+
+if TYPE_CHECKING:
+    from .genome import Cell
+
+__all__ = ['CellCost', 'cell_cost', 'count_by_hooks', 'conv_cost']
+
+
+class CellCost(NamedTuple):
+    madds: int
+    params: int
+    height: int
+    width: int
+
+
+def conv_cost(c_in: int, c_out: int, kernel: int, h_out: int, w_out: int, *, groups: int = 1,
+              bn: bool = True, bias: bool = False) -> tuple[int, int]:
+    madds = h_out * w_out * c_out * (c_in // groups) * kernel * kernel
+    params = c_out * (c_in // groups) * kernel * kernel + (2 * c_out if bn else 0) + (c_out if bias else 0)
+    return madds, params
+
+
+def cell_cost(cell: 'Cell', c_in: int, c_out: int, stride: int, height: int, width: int) -> CellCost:
+    c_e = c_in * cell.expand
+    h, w = out_size(height, stride), out_size(width, stride)
+    madds = params = 0
+    if cell.expand != 1:
+        m, p = conv_cost(c_in, c_e, 1, height, width)
+        madds += m
+        params += p
+    for s, d, op in cell.edges:
+        m, p = PRIMITIVES[op].cost(c_e, stride if s == 0 else 1, h, w)
+        madds += m
+        params += p
+    if cell.se:
+        r = se_channels(c_e)
+        madds += 2 * c_e * r
+        params += 2 * c_e * r + r + c_e
+    m, p = conv_cost(c_e, c_out, 1, h, w)
+    return CellCost(madds + m, params + p, h, w)
+
+
+def count_by_hooks(module: nn.Module, input_shape, *, device='cpu') -> tuple[int, int]:
+    """Measure ``(madds, params)`` of a built module by forward hooks on Conv2d and Linear, with a
+    batch of one. The reference that the analytic accounting is tested against."""
+    total = [0]
+
+    def conv_hook(m: nn.Conv2d, inp, out):
+        kh, kw = m.kernel_size
+        total[0] += out[0].numel() * (m.in_channels // m.groups) * kh * kw
+
+    def linear_hook(m: nn.Linear, inp, out):
+        total[0] += out[0].numel() * m.in_features
+
+    handles = []
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d):
+            handles.append(m.register_forward_hook(conv_hook))
+        elif isinstance(m, nn.Linear):
+            handles.append(m.register_forward_hook(linear_hook))
+    was_training = module.training
+    module.eval()
+    try:
+        with torch.no_grad():
+            module(torch.zeros(1, *input_shape, device=device))
+    finally:
+        module.train(was_training)
+        for h in handles:
+            h.remove()
+    params = sum(p.numel() for p in module.parameters())
+    return total[0], params

@@ -1,0 +1,28 @@
+"""The package's documented error types. All are ``ValueError`` subclasses with one-line messages that
+name the problem and what to do; the CLI prints them without a traceback and exits with status 2."""
+
+__all__ = ['AutoSpaceError', 'CellError', 'SkeletonError', 'ArchError', 'DatasetError', 'LearnedSpaceError']
+
+
+class AutoSpaceError(ValueError):
+    """Base class of this package's user-facing errors."""
+
+
+class CellError(AutoSpaceError):
+    """A cell text or structure is invalid. The message names the bad token or edge."""
+
+
+class SkeletonError(AutoSpaceError):
+    """A skeleton is malformed or unknown."""
+
+
+class ArchError(AutoSpaceError):
+    """An architecture (a choice per block) does not fit its skeleton or space."""
+
+
+class DatasetError(AutoSpaceError):
+    """A dataset is unknown or missing; the message says how to get it."""
+
+
+class LearnedSpaceError(AutoSpaceError):
+    """A learned-space document is malformed, of another format version, or of another skeleton."""

@@ -1,0 +1,157 @@
+"""Fixed networks on a skeleton: an *architecture* is one cell (or ``zero``) per searchable block.
+
+The same :class:`SkeletonNet` frame carries fixed networks, NNI model spaces (blocks are LayerChoices)
+and supernets (blocks are mixed layers), so a comparison between spaces changes only the candidates.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Callable, Dict, Mapping, NamedTuple, Union
+
+from torch import nn
+
+from ..cells.cost import conv_cost
+from ..cells.genome import Cell
+from ..cells.ops import ConvBNAct
+from ..errors import ArchError, CellError
+from .skeleton import BlockSpec, Skeleton, ZERO
+
+__all__ = ['SkeletonNet', 'Architecture', 'NetworkCost', 'fixed_cost', 'choice_cost', 'ZeroBlock']
+
+Choice = Union[Cell, str]
+
+
+class NetworkCost(NamedTuple):
+    madds: int
+    params: int
+
+
+class ZeroBlock(nn.Identity):
+    """``zero``: the block is skipped (only where input and output shapes agree)."""
+
+
+class SkeletonNet(nn.Module):
+    """stem conv3x3 → fixed first block → one module per searchable block → head 1x1 → GAP → FC."""
+
+    def __init__(self, skeleton: Skeleton, block_factory: Callable[[BlockSpec], nn.Module]):
+        super().__init__()
+        sk = skeleton
+        self.stem = ConvBNAct(sk.input_shape[0], sk.stem_width, 3, sk.stem_stride, act=sk.act)
+        if sk.first_block is not None:
+            self.first = sk.first_cell.build(sk.stem_width, sk.first_block_width, 1)
+        else:
+            self.first = nn.Identity()
+        specs = sk.blocks()
+        self.blocks = nn.Sequential(*[block_factory(spec) for spec in specs])
+        self.head = ConvBNAct(specs[-1].c_out, sk.head_width, 1, act=sk.act)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.dropout = nn.Dropout(sk.dropout) if sk.dropout > 0 else nn.Identity()
+        self.classifier = nn.Linear(sk.head_width, sk.num_classes)
+
+    def forward(self, x):
+        x = self.blocks(self.first(self.stem(x)))
+        x = self.pool(self.head(x)).flatten(1)
+        return self.classifier(self.dropout(x))
+
+
+def fixed_cost(skeleton: Skeleton) -> NetworkCost:
+    """MAdds and params of everything outside the searchable blocks."""
+    sk = skeleton
+    h, w = sk.stem_out_hw()
+    m, p = conv_cost(sk.input_shape[0], sk.stem_width, 3, h, w)
+    if sk.first_block is not None:
+        c = sk.first_cell.cost(sk.stem_width, sk.first_block_width, 1, h, w)
+        m, p = m + c.madds, p + c.params
+    fh, fw = sk.final_hw()
+    hm, hp = conv_cost(sk.stages[-1].width, sk.head_width, 1, fh, fw)
+    m, p = m + hm, p + hp
+    m += sk.head_width * sk.num_classes
+    p += sk.head_width * sk.num_classes + sk.num_classes
+    return NetworkCost(m, p)
+
+
+def choice_cost(choice: Choice, spec: BlockSpec) -> NetworkCost:
+    if isinstance(choice, str) and choice == ZERO:
+        return NetworkCost(0, 0)
+    c = choice.cost(spec.c_in, spec.c_out, spec.stride, spec.height, spec.width)
+    return NetworkCost(c.madds, c.params)
+
+
+def build_choice(choice: Choice, spec: BlockSpec) -> nn.Module:
+    if isinstance(choice, str) and choice == ZERO:
+        return ZeroBlock()
+    return choice.build(spec.c_in, spec.c_out, spec.stride)
+
+
+def _as_choice(value, spec: BlockSpec) -> Choice:
+    if isinstance(value, Cell):
+        return value
+    if value == ZERO:
+        if not spec.zero_allowed:
+            raise ArchError(f'block {spec.label} cannot be "zero": only non-first blocks of a stage may be '
+                            'skipped (and only when the skeleton allows it)')
+        return ZERO
+    try:
+        return Cell.parse(value)
+    except CellError as e:
+        raise ArchError(f'block {spec.label}: {e}') from None
+
+
+@dataclasses.dataclass
+class Architecture:
+    """A fixed network: a skeleton plus one cell (or ``"zero"``) per searchable block label."""
+    skeleton: Skeleton
+    choices: Dict[str, Choice]
+
+    def __post_init__(self):
+        specs = {b.label: b for b in self.skeleton.blocks()}
+        missing = [l for l in specs if l not in self.choices]
+        extra = [l for l in self.choices if l not in specs]
+        if missing or extra:
+            raise ArchError(f'architecture does not fit skeleton {self.skeleton.name!r}: '
+                            f'missing blocks {missing or "none"}, unknown blocks {extra or "none"}')
+        self.choices = {l: _as_choice(self.choices[l], specs[l]) for l in specs}
+
+    @classmethod
+    def uniform(cls, skeleton: Skeleton, cell: Cell) -> 'Architecture':
+        return cls(skeleton, {b.label: cell for b in skeleton.blocks()})
+
+    def cost(self) -> NetworkCost:
+        total = fixed_cost(self.skeleton)
+        m, p = total
+        for spec in self.skeleton.blocks():
+            c = choice_cost(self.choices[spec.label], spec)
+            m, p = m + c.madds, p + c.params
+        return NetworkCost(m, p)
+
+    def build(self) -> SkeletonNet:
+        return SkeletonNet(self.skeleton, lambda spec: build_choice(self.choices[spec.label], spec))
+
+    @property
+    def sample(self) -> Dict[str, str]:
+        """The NNI ``Sample`` dict of this architecture: label → candidate name (cell text or ``zero``)."""
+        return {l: str(c) for l, c in self.choices.items()}
+
+    def to_dict(self) -> dict:
+        return {'skeleton': self.skeleton.to_dict(), 'sample': self.sample}
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> 'Architecture':
+        if not isinstance(d, Mapping) or 'skeleton' not in d or 'sample' not in d:
+            raise ArchError('an architecture file needs "skeleton" and "sample" keys')
+        sk = d['skeleton']
+        skeleton = Skeleton.preset(sk) if isinstance(sk, str) else Skeleton.from_dict(sk)
+        return cls(skeleton, dict(d['sample']))
+
+    @classmethod
+    def load(cls, path) -> 'Architecture':
+        try:
+            with open(path) as f:
+                d = json.load(f)
+        except FileNotFoundError:
+            raise ArchError(f'architecture file {path} does not exist') from None
+        except json.JSONDecodeError as e:
+            raise ArchError(f'architecture file {path} is not valid JSON: {e}') from None
+        return cls.from_dict(d)

@@ -1,0 +1,192 @@
+"""Skeletons: the part of a network a human fixes (stem, stage widths/depths/strides, head, input), the
+layer groups that share a cell population, and the presets."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Dict, List, Optional, Tuple
+
+from ..cells.genome import Cell
+from ..cells.ops import ACTIVATIONS, out_size
+from ..errors import SkeletonError
+
+__all__ = ['Stage', 'Skeleton', 'BlockSpec', 'SKELETON_PRESETS', 'ZERO', 'reference_cell']
+
+#: the candidate name of "skip this block" (identity), allowed in non-first blocks of a stage
+ZERO = 'zero'
+
+GROUPINGS = ('stage', 'layer')
+
+
+@dataclasses.dataclass(frozen=True)
+class Stage:
+    width: int
+    depth: int
+    stride: int
+
+
+@dataclasses.dataclass(frozen=True)
+class BlockSpec:
+    """One searchable block: its label, shapes and the layer group whose population it draws from."""
+    label: str
+    stage: int
+    index: int
+    c_in: int
+    c_out: int
+    stride: int
+    height: int
+    width: int
+    group: str
+    zero_allowed: bool
+
+    @property
+    def out_hw(self) -> Tuple[int, int]:
+        return out_size(self.height, self.stride), out_size(self.width, self.stride)
+
+
+@dataclasses.dataclass(frozen=True)
+class Skeleton:
+    """A network skeleton. Stages are numbered from 1; block labels are ``s{stage}_b{block}``.
+
+    ``grouping='stage'`` gives each stage two layer groups, ``s{n}_first`` and ``s{n}_rest``, as in the
+    authors' released space; ``grouping='layer'`` gives every block its own group (named like the block).
+    """
+    name: str
+    input_shape: Tuple[int, int, int]
+    num_classes: int
+    stem_width: int
+    stem_stride: int
+    stages: Tuple[Stage, ...]
+    head_width: int
+    first_block: Optional[str] = 'e1_relu6:0-1=dw3x3'
+    first_block_width: int = 16
+    act: str = 'relu6'
+    grouping: str = 'stage'
+    allow_zero: bool = True
+    dropout: float = 0.0
+
+    def __post_init__(self):
+        object.__setattr__(self, 'input_shape', tuple(int(v) for v in self.input_shape))
+        object.__setattr__(self, 'stages', tuple(s if isinstance(s, Stage) else Stage(**s) for s in self.stages))
+        if len(self.input_shape) != 3 or min(self.input_shape) < 1:
+            raise SkeletonError(f'input_shape must be (channels, height, width), got {self.input_shape}')
+        if self.grouping not in GROUPINGS:
+            raise SkeletonError(f'grouping must be one of {GROUPINGS}, got {self.grouping!r}')
+        if self.act not in ACTIVATIONS:
+            raise SkeletonError(f'unknown activation {self.act!r}')
+        if not self.stages:
+            raise SkeletonError('a skeleton needs at least one stage')
+        for i, s in enumerate(self.stages, 1):
+            if s.width < 1 or s.depth < 1 or s.stride not in (1, 2):
+                raise SkeletonError(f'stage {i}: width and depth must be >= 1 and stride 1 or 2, got {s}')
+        if self.num_classes < 1 or self.stem_width < 1 or self.head_width < 1:
+            raise SkeletonError('num_classes, stem_width and head_width must be >= 1')
+        if self.first_block is not None:
+            Cell.parse(self.first_block)
+
+    # ----- structure -----
+    @property
+    def first_cell(self) -> Optional[Cell]:
+        return None if self.first_block is None else Cell.parse(self.first_block)
+
+    def stem_out_hw(self) -> Tuple[int, int]:
+        return out_size(self.input_shape[1], self.stem_stride), out_size(self.input_shape[2], self.stem_stride)
+
+    def blocks(self) -> List[BlockSpec]:
+        h, w = self.stem_out_hw()
+        c = self.first_block_width if self.first_block is not None else self.stem_width
+        specs = []
+        for si, stage in enumerate(self.stages, 1):
+            for bi in range(stage.depth):
+                stride = stage.stride if bi == 0 else 1
+                label = f's{si}_b{bi}'
+                if self.grouping == 'stage':
+                    group = f's{si}_first' if bi == 0 else f's{si}_rest'
+                else:
+                    group = label
+                zero_ok = self.allow_zero and bi > 0
+                specs.append(BlockSpec(label, si, bi, c, stage.width, stride, h, w, group, zero_ok))
+                h, w = out_size(h, stride), out_size(w, stride)
+                c = stage.width
+        return specs
+
+    def groups(self) -> Dict[str, List[BlockSpec]]:
+        out: Dict[str, List[BlockSpec]] = {}
+        for b in self.blocks():
+            out.setdefault(b.group, []).append(b)
+        return out
+
+    @property
+    def labels(self) -> List[str]:
+        return [b.label for b in self.blocks()]
+
+    def final_hw(self) -> Tuple[int, int]:
+        blocks = self.blocks()
+        return blocks[-1].out_hw
+
+    # ----- (de)serialisation -----
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d['input_shape'] = list(self.input_shape)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> 'Skeleton':
+        try:
+            d = dict(d)
+            d['stages'] = tuple(Stage(**s) for s in d['stages'])
+            return cls(**d)
+        except (TypeError, KeyError) as e:
+            raise SkeletonError(f'malformed skeleton: {e}') from None
+
+    def replace(self, **kw) -> 'Skeleton':
+        return dataclasses.replace(self, **kw)
+
+    @classmethod
+    def preset(cls, name: str, **overrides) -> 'Skeleton':
+        try:
+            sk = SKELETON_PRESETS[name]
+        except KeyError:
+            raise SkeletonError(f'unknown skeleton {name!r}; presets: {", ".join(SKELETON_PRESETS)}') from None
+        return dataclasses.replace(sk, **overrides) if overrides else sk
+
+
+def reference_cell(skeleton: Skeleton, *, kernel: int = 3, expand: int = 6) -> Cell:
+    """MobileNetV2/ProxylessNAS MBConv (k3, e6 by default) written in the cell grammar."""
+    return Cell(((0, 1, f'dw{kernel}x{kernel}'),), expand, skeleton.act, False)
+
+
+SKELETON_PRESETS: Dict[str, Skeleton] = {
+    # ProxylessNAS-mobile backbone (METHOD.md): ImageNet 224.
+    'proxylessnas-mobile': Skeleton(
+        name='proxylessnas-mobile', input_shape=(3, 224, 224), num_classes=1000, stem_width=32, stem_stride=2,
+        stages=(Stage(24, 4, 2), Stage(40, 4, 2), Stage(80, 4, 2), Stage(96, 4, 1), Stage(192, 4, 2),
+                Stage(320, 1, 1)),
+        head_width=1280),
+    # The released ProxylessNAS-mobile network (and NNI's hub space) widens stage 1 to 32 channels; the
+    # search skeleton above keeps METHOD.md's 24. Used by the published-network check.
+    'proxylessnas-mobile-released': Skeleton(
+        name='proxylessnas-mobile-released', input_shape=(3, 224, 224), num_classes=1000, stem_width=32,
+        stem_stride=2,
+        stages=(Stage(32, 4, 2), Stage(40, 4, 2), Stage(80, 4, 2), Stage(96, 4, 1), Stage(192, 4, 2),
+                Stage(320, 1, 1)),
+        head_width=1280),
+    # MobileNetV2-1.0 backbone, for the published-network check of the cost model.
+    'mobilenetv2': Skeleton(
+        name='mobilenetv2', input_shape=(3, 224, 224), num_classes=1000, stem_width=32, stem_stride=2,
+        stages=(Stage(24, 2, 2), Stage(32, 3, 2), Stage(64, 4, 2), Stage(96, 3, 1), Stage(160, 3, 2),
+                Stage(320, 1, 1)),
+        head_width=1280, allow_zero=False),
+    # Fashion-MNIST sized: 28x28x1, no stem stride (28 -> 28 -> 14 -> 7 -> 4).
+    'mobile-28': Skeleton(
+        name='mobile-28', input_shape=(1, 28, 28), num_classes=10, stem_width=16, stem_stride=1,
+        first_block_width=16,
+        stages=(Stage(24, 2, 2), Stage(40, 3, 2), Stage(80, 3, 2), Stage(96, 2, 1)),
+        head_width=512),
+    # sklearn digits: 8x8x1, seconds per epoch.
+    'tiny-8': Skeleton(
+        name='tiny-8', input_shape=(1, 8, 8), num_classes=10, stem_width=8, stem_stride=1,
+        first_block_width=8,
+        stages=(Stage(16, 1, 1), Stage(24, 2, 2), Stage(32, 1, 2)),
+        head_width=64),
+}

@@ -1,0 +1,38 @@
+"""Write one benchmark's section into docs/benchmarks.md, with machine, command and date."""
+
+import datetime
+import os
+import platform
+import re
+from pathlib import Path
+
+DOC = Path(__file__).resolve().parents[1] / 'docs' / 'benchmarks.md'
+HEADER = ('# Benchmarks\n\nEach section is rewritten by the script named in it. Timings compare things measured '
+          'on the same machine in one run, as ratios; absolute numbers depend on the machine.\n')
+
+
+def machine() -> str:
+    import torch
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in open('/proc/cpuinfo'):
+            if line.startswith('model name'):
+                cpu = line.split(':', 1)[1].strip()
+                break
+    except OSError:
+        pass
+    dev = torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'no GPU'
+    return f'{os.cpu_count()} cores, {cpu}; {dev}; Python {platform.python_version()}, torch {torch.__version__}'
+
+
+def write_section(title: str, command: str, body: str) -> None:
+    text = DOC.read_text() if DOC.exists() else HEADER
+    stamp = datetime.datetime.now().strftime('%Y-%m-%d %H:%M')
+    section = (f'## {title}\n\n- machine: {machine()}\n- command: `{command}`\n- date: {stamp}\n\n{body.strip()}\n')
+    pattern = re.compile(rf'^## {re.escape(title)}\n.*?(?=^## |\Z)', re.S | re.M)
+    if pattern.search(text):
+        text = pattern.sub(lambda m: section + '\n', text)
+    else:
+        text = text.rstrip() + '\n\n' + section
+    DOC.parent.mkdir(exist_ok=True)
+    DOC.write_text(text.rstrip() + '\n')

@@ -1,0 +1,24 @@
+"""Hypothesis strategies for cells, shared by the property tests."""
+
+import numpy as np
+from hypothesis import strategies as st
+
+from autospace_nni.cells import Cell, DEFAULT_OPS
+
+
+@st.composite
+def cells(draw, max_nodes=5):
+    seed = draw(st.integers(0, 2 ** 31 - 1))
+    n = draw(st.integers(2, max_nodes))
+    p = draw(st.sampled_from([0.0, 0.3, 0.7, 1.0]))
+    return Cell.random(np.random.RandomState(seed), n_nodes=n, edge_prob=p)
+
+
+@st.composite
+def shapes(draw):
+    c_in = draw(st.integers(1, 12))
+    c_out = draw(st.sampled_from([c_in, draw(st.integers(1, 12))]))
+    stride = draw(st.sampled_from([1, 2]))
+    h = draw(st.integers(1, 9))
+    w = draw(st.integers(1, 9))
+    return c_in, c_out, stride, h, w

@@ -1,0 +1,183 @@
+import itertools
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings, strategies as st, HealthCheck
+
+from autospace_nni.cells import Cell, CellError, PRIMITIVES, count_by_hooks, DEFAULT_OPS
+from autospace_nni.cells.ops import register_primitive
+
+from strategies import cells, shapes
+
+SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+# ---------- grammar ----------
+@SETTINGS
+@given(cells())
+def test_text_round_trip(cell):
+    text = str(cell)
+    assert Cell.parse(text) == cell
+    assert str(Cell.parse(text)) == text
+    assert ' ' not in text and '>' not in text and '|' not in text
+
+
+def test_examples_parse():
+    c = Cell.parse('e3_hswish_se:0-1=dw5x5,0-2=skip,1-3=conv1x1,2-3=dw3x3')
+    assert (c.expand, c.act, c.se, c.n_nodes) == (3, 'hswish', True, 4)
+    assert c.edges[0] == (0, 1, 'dw5x5')
+    assert str(Cell.parse('e6_relu6:0-1=dw3x3')) == 'e6_relu6:0-1=dw3x3'
+
+
+@pytest.mark.parametrize('text, needle', [
+    ('e6_relu6:0-1=dw4x4', "'dw4x4'"),                   # unknown op
+    ('e6_relu6:0-1=dw3x3,1-0=skip', '1-0=skip'),        # backward edge (a cycle)
+    ('e6_relu6:0-1=dw3x3,1-1=skip', '1-1=skip'),        # self loop
+    ('e6_relu6:0-2=dw3x3', 'node 1'),                   # disconnected node 1
+    ('e6_relu6:0-1=dw3x3,0-2=skip', 'node 1'),          # node 1 does not reach the output
+    ('e6_relu6:0-1=dw3x3,0-1=skip', '0-1'),             # duplicate edge
+    ('e6_relu7:0-1=dw3x3', "'relu7'"),                  # unknown activation
+    ('x6_relu6:0-1=dw3x3', "'x6_relu6'"),               # bad genes token
+    ('e6_relu6:0->1=dw3x3', "'0->1=dw3x3'"),            # bad edge token
+    ('e6_relu6', 'one ":"'),                            # no edges part
+    ('e6_relu6:', "''"),                                # empty edge token
+])
+def test_errors_name_the_bad_part(text, needle):
+    with pytest.raises(CellError) as info:
+        Cell.parse(text)
+    assert needle in str(info.value), str(info.value)
+    assert isinstance(info.value, ValueError)
+
+
+def test_none_edges_are_absent():
+    assert Cell(((0, 1, 'dw3x3'), (0, 2, 'none'), (1, 2, 'skip'))) == Cell.parse('e6_relu6:0-1=dw3x3,1-2=skip')
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(alphabet='e0123456789_relu6hswsdw3x5:,-=kipnoe', max_size=40))
+def test_fuzz_parse_raises_only_cell_error(text):
+    try:
+        c = Cell.parse(text)
+    except CellError:
+        return
+    assert str(Cell.parse(str(c))) == str(c)
+
+
+# ---------- isomorphism hash ----------
+def _relabel(cell, rng):
+    """A random relabelling of the intermediate nodes along a random topological order."""
+    n = cell.n_nodes
+    preds = {i: {s for s, d, _ in cell.edges if d == i} for i in range(1, n - 1)}
+    order, done = [], {0}
+    remaining = set(range(1, n - 1))
+    while remaining:
+        ready = sorted(i for i in remaining if preds[i] <= done)
+        pick = ready[rng.randint(len(ready))]
+        order.append(pick)
+        done.add(pick)
+        remaining.remove(pick)
+    mapping = {0: 0, n - 1: n - 1, **{old: new for new, old in enumerate(order, 1)}}
+    return Cell(tuple((mapping[s], mapping[d], op) for s, d, op in cell.edges), cell.expand, cell.act, cell.se)
+
+
+@SETTINGS
+@given(cells(max_nodes=6), st.integers(0, 1000))
+def test_key_invariant_under_relabelling(cell, seed):
+    other = _relabel(cell, np.random.RandomState(seed))
+    assert other.key == cell.key
+    assert other.canonical == cell.canonical
+
+
+def test_key_distinguishes():
+    a = Cell.parse('e6_relu6:0-1=dw3x3,0-2=dw5x5,1-3=skip,2-3=conv1x1')
+    b = Cell.parse('e6_relu6:0-1=dw5x5,0-2=dw3x3,1-3=conv1x1,2-3=skip')   # a with nodes 1 and 2 swapped
+    c = Cell.parse('e6_relu6:0-1=dw3x3,0-2=dw5x5,1-3=conv1x1,2-3=skip')   # different wiring of ops
+    assert a != b and a.key == b.key
+    assert a.key != c.key
+    assert a.key != a.with_genes(expand=3).key
+    assert a.key != a.with_genes(se=True).key
+
+
+# ---------- random and mutate ----------
+@SETTINGS
+@given(st.integers(0, 2 ** 31 - 1), st.integers(2, 6), st.sampled_from([0.0, 0.5, 1.0]))
+def test_random_is_valid_and_seeded(seed, n, p):
+    a = Cell.random(np.random.RandomState(seed), n_nodes=n, edge_prob=p)
+    b = Cell.random(np.random.RandomState(seed), n_nodes=n, edge_prob=p)
+    assert a == b and a.n_nodes == n
+    assert Cell.parse(str(a)) == a
+
+
+@SETTINGS
+@given(cells(), st.integers(0, 2 ** 31 - 1))
+def test_mutation_is_local_valid_and_different(cell, seed):
+    child = cell.mutate(np.random.RandomState(seed))
+    assert child != cell
+    assert child.n_nodes == cell.n_nodes
+    Cell.parse(str(child))  # valid
+    genes_changed = sum([child.expand != cell.expand, child.act != cell.act, child.se != cell.se])
+    edge_diff = set(child.edges) ^ set(cell.edges)
+    pairs_diff = {e[:2] for e in child.edges} ^ {e[:2] for e in cell.edges}
+    if genes_changed:
+        assert genes_changed == 1 and not edge_diff
+    else:
+        # op change: same pairs, two entries differ; add/remove: one pair differs
+        assert (len(edge_diff) == 2 and not pairs_diff) or (len(edge_diff) == 1 and len(pairs_diff) == 1)
+
+
+def test_mutation_of_single_edge_cell_never_gets_stuck():
+    rng = np.random.RandomState(1)
+    c = Cell.parse('e6_relu6:0-1=dw3x3')
+    for _ in range(50):
+        c = c.mutate(rng)
+    assert c.n_nodes == 2
+
+
+# ---------- analytic cost == hook count ----------
+def _check_cost(cell, c_in, c_out, stride, h, w):
+    analytic = cell.cost(c_in, c_out, stride, h, w)
+    block = cell.build(c_in, c_out, stride)
+    madds, params = count_by_hooks(block, (c_in, h, w))
+    assert (analytic.madds, analytic.params) == (madds, params), (str(cell), c_in, c_out, stride, h, w)
+    y = block(torch.randn(2, c_in, h, w))
+    assert y.shape == (2, c_out, analytic.height, analytic.width)
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(cells(), shapes())
+def test_cost_matches_hooks_random(cell, shape):
+    _check_cost(cell, *shape)
+
+
+@pytest.mark.parametrize('op', sorted(p for p in PRIMITIVES if p != 'none'))
+@pytest.mark.parametrize('stride', [1, 2])
+@pytest.mark.parametrize('expand, act, se', [(1, 'relu6', False), (3, 'hswish', True), (6, 'relu6', True)])
+def test_cost_matches_hooks_every_primitive(op, stride, expand, act, se):
+    cell = Cell(((0, 1, op), (0, 2, 'dw3x3'), (1, 2, op)), expand, act, se)
+    for h, w in [(7, 7), (8, 5), (1, 1)]:
+        _check_cost(cell, 4, 8, stride, h, w)
+        _check_cost(cell, 8, 8, stride, h, w)
+
+
+def test_shortcut_only_when_shapes_agree():
+    cell = Cell.parse('e1_relu6:0-1=skip')
+    assert cell.build(8, 8, 1).use_shortcut
+    assert not cell.build(8, 8, 2).use_shortcut
+    assert not cell.build(8, 16, 1).use_shortcut
+
+
+def test_register_primitive_is_one_call():
+    from torch import nn
+    name = 'test_dw3x3_twice'
+    if name not in PRIMITIVES:
+        register_primitive(name,
+                           lambda c, s, act: nn.Sequential(nn.Conv2d(c, c, 3, s, 1, groups=c, bias=False),
+                                                           nn.Conv2d(c, c, 3, 1, 1, groups=c, bias=False)),
+                           lambda c, s, h, w: (2 * h * w * c * 9, 2 * c * 9))
+    cell = Cell.parse(f'e3_relu6:0-1={name}')
+    _check_cost(cell, 4, 4, 2, 6, 6)
+    with pytest.raises(ValueError):
+        register_primitive(name, None, None)
+    with pytest.raises(ValueError):
+        register_primitive('bad-name', None, None)
