@@ -24,6 +24,10 @@ def _quiet_nni_warnings() -> None:
                     r'.*does not have many workers.*', r'.*found in sys.modules.*']:
         warnings.filterwarnings('ignore', message=pattern)
     os.environ.setdefault('PYTHONWARNINGS', 'ignore::UserWarning:pkg_resources')
+    import logging
+    for name in ('pytorch_lightning', 'lightning', 'lightning.pytorch', 'lightning_fabric'):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    logging.getLogger('nni').setLevel(logging.ERROR)
 
 
 def _add_data_args(p: argparse.ArgumentParser) -> None:
@@ -79,6 +83,89 @@ def _cmd_data(args) -> int:
     return 0
 
 
+def _add_evolve_args(p: argparse.ArgumentParser, *, demo: bool = False) -> None:
+    _add_data_args(p)
+    p.add_argument('--skeleton', default='tiny-8', help='skeleton preset (tiny-8 for digits, mobile-28 for fashion-mnist)')
+    p.add_argument('--grouping', default='stage', choices=['stage', 'layer'],
+                   help="layer groups: per (stage, first/rest) as in the paper's released space, or per block")
+    p.add_argument('--out', required=not demo, default='runs/demo' if demo else None, help='run folder')
+    p.add_argument('--overwrite', action='store_true', help='replace a run already in --out')
+    p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--iterations', type=int, default=None, help='T (default: the skeleton preset)')
+    p.add_argument('--population', type=int, default=None, help='P, cells per layer group')
+    p.add_argument('--sample-k', type=int, default=None, help='K, cells sampled per group and iteration')
+    p.add_argument('--tournament-size', type=int, default=None, help='s, members per tournament')
+    p.add_argument('--p-mutation', type=float, default=0.5)
+    p.add_argument('--beta', type=float, default=0.7, help='fitness moving average (Eqn 5)')
+    p.add_argument('--top-m', type=int, default=6, help='M, cells per group in the learned space')
+    p.add_argument('--patience', type=int, default=3, help='stop once every top-M set is stable this long (0: never)')
+    p.add_argument('--warmup', type=int, default=2, help='W, weight-only iterations with uniform paths')
+    p.add_argument('--reference', default='default',
+                   help="'default' (MBConv k3 e6), 'none' (the ablation), or a cell text for every group")
+    p.add_argument('--budget-madds', type=float, default=None, help='MAdds target of the whole network')
+    p.add_argument('--penalty', default='mul#log', choices=['mul#log', 'add', 'mul', 'none'])
+    p.add_argument('--no-hard-filter', action='store_true', help='keep over-budget cells in the population')
+    p.add_argument('--n-nodes', type=int, default=4, help='nodes of random cells')
+    p.add_argument('--arc-lr', type=float, default=None, help="Adam learning rate of α (default: the preset's)")
+    p.add_argument('--lr', type=float, default=0.05, help='SGD learning rate of the weights (cosine schedule)')
+    p.add_argument('--batch-size', type=int, default=None)
+    p.add_argument('--limit', type=int, default=None, help='cap the train split (quick runs)')
+    p.add_argument('--device', default='cpu', choices=['cpu', 'cuda'])
+    p.add_argument('--no-progress', action='store_true')
+
+
+def _evolve_config(args):
+    from .pipeline import EvolveConfig, PRESETS
+    preset = PRESETS.get(args.skeleton, {})
+    pick = lambda value, key: value if value is not None else preset.get(key, getattr(EvolveConfig, key))
+    for name in ('iterations', 'population', 'sample_k', 'tournament_size', 'top_m', 'n_nodes'):
+        v = getattr(args, name, None)
+        if v is not None and v < 1:
+            raise _usage(f'--{name.replace("_", "-")} must be >= 1, got {v}')
+    if args.budget_madds is not None and args.budget_madds <= 0:
+        raise _usage(f'--budget-madds must be positive, got {args.budget_madds}')
+    if args.penalty != 'mul#log' and args.budget_madds is None:
+        raise _usage('--penalty only applies with --budget-madds; give a budget or drop --penalty')
+    if args.no_hard_filter and args.budget_madds is None:
+        raise _usage('--no-hard-filter only applies with --budget-madds')
+    reference = None if args.reference in ('none', 'None') else args.reference
+    if reference not in (None, 'default'):
+        from .cells import Cell
+        Cell.parse(reference)
+    return EvolveConfig(dataset=args.dataset, data_dir=args.data_dir, skeleton=args.skeleton, grouping=args.grouping,
+                        iterations=pick(args.iterations, 'iterations'), seed=args.seed,
+                        population=pick(args.population, 'population'), sample_k=pick(args.sample_k, 'sample_k'),
+                        tournament_size=pick(args.tournament_size, 'tournament_size'), p_mutation=args.p_mutation,
+                        beta=args.beta, top_m=args.top_m, patience=args.patience, warmup=args.warmup,
+                        reference=reference, budget_madds=args.budget_madds,
+                        penalty=None if args.penalty == 'none' else args.penalty,
+                        hard_filter=not args.no_hard_filter, n_nodes=args.n_nodes,
+                        arc_lr=pick(args.arc_lr, 'arc_lr'), lr=args.lr,
+                        batch_size=pick(args.batch_size, 'batch_size'), limit=args.limit, device=args.device)
+
+
+def _cmd_evolve(args) -> int:
+    from .pipeline import run_evolve
+    cfg = _evolve_config(args)
+    learned, strategy = run_evolve(cfg, args.out, overwrite=args.overwrite, progress=not args.no_progress)
+    _print_learned(learned, strategy, args.out)
+    return 0
+
+
+def _print_learned(learned, strategy, out) -> None:
+    prov = learned.provenance
+    print(f'\nlearned space ({prov.get("iterations")} iterations, {prov.get("wall_time_s", 0):.1f} s, '
+          f'{"converged" if prov.get("converged") else "stopped at T"}) -> {out}/learned_space.json')
+    print(learned.format_table())
+    if strategy.history:
+        last = strategy.history[-1]
+        print(f'supernet val acc {last["val_acc"]:.3f}, E[MAdds] {last["expected_madds"] / 1e6:.3f} M')
+
+
+def _cmd_demo(args) -> int:
+    return _cmd_evolve(args)
+
+
 class _UsageError(Exception):
     pass
 
@@ -104,6 +191,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_args(p)
     p.add_argument('--seed', type=int, default=0)
     p.set_defaults(func=_cmd_data)
+
+    p = sub.add_parser('evolve', help='evolve a learned space (AutoSpace)')
+    _add_evolve_args(p)
+    p.set_defaults(func=_cmd_evolve)
+
+    p = sub.add_parser('demo', help='the README main job: evolve a learned space on digits and show it')
+    _add_evolve_args(p, demo=True)
+    p.set_defaults(func=_cmd_demo, overwrite=True)
 
     for register in _EXTRA_COMMANDS:
         register(sub)

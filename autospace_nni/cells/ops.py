@@ -37,7 +37,9 @@ ACTIVATIONS: Dict[str, Callable[[], nn.Module]] = {
 }
 
 
-def make_activation(name: str) -> nn.Module:
+def make_activation(name: str | None) -> nn.Module:
+    if name is None:
+        return nn.Identity()
     try:
         return ACTIVATIONS[name]()
     except KeyError:

@@ -1,0 +1,92 @@
+"""The MAdds budget, fed by the analytic cell cost through NNI's own profiler/penalty interfaces.
+
+* :class:`AnalyticCostProfiler` is an ``nni.nas.profiler.Profiler``: ``profile(sample)`` prices an
+  architecture (label → cell text or ``zero``) in microseconds, without building it, so NNI's filters
+  (``RangeProfilerFilter``, ``Filter`` middleware) can use it directly.
+* :class:`BudgetPenalty` is an NNI ``ProfilerPenalty`` on the *expected* MAdds under the mixing
+  probabilities, differentiable in α. Its default form is ProxylessNAS' ``mul#log``:
+  ``CE · (log E[F] / log F_target)^β``; ``'add'`` and ``'mul'`` use NNI's built-in aggregations.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Dict, Optional
+
+import torch
+
+from nni.nas.oneshot.pytorch.profiler import ProfilerPenalty
+from nni.nas.profiler import Profiler
+
+from .cells.genome import Cell
+from .space.network import Architecture, choice_cost, fixed_cost
+from .space.skeleton import Skeleton, ZERO
+
+__all__ = ['AnalyticCostProfiler', 'BudgetPenalty', 'PENALTY_MODES']
+
+PENALTY_MODES = ('mul#log', 'add', 'mul')
+
+
+class AnalyticCostProfiler(Profiler):
+    """MAdds (or params, ``metric='params'``) of a sample on ``skeleton``, priced analytically."""
+
+    def __init__(self, skeleton: Skeleton, metric: str = 'madds'):
+        if metric not in ('madds', 'params'):
+            raise ValueError(f"metric must be 'madds' or 'params', got {metric!r}")
+        self.skeleton = skeleton
+        self.metric = metric
+        self.specs = {b.label: b for b in skeleton.blocks()}
+        self.fixed = getattr(fixed_cost(skeleton), metric)
+        self._cache: Dict[tuple, int] = {}
+
+    def block_cost(self, label: str, choice: str) -> int:
+        key = (label, choice)
+        if key not in self._cache:
+            c = ZERO if choice == ZERO else Cell.parse(choice)
+            self._cache[key] = getattr(choice_cost(c, self.specs[label]), self.metric)
+        return self._cache[key]
+
+    def profile(self, sample) -> float:
+        return float(self.fixed + sum(self.block_cost(l, str(sample[l])) for l in self.specs))
+
+    def expectation(self, probs: Dict[str, Dict[str, torch.Tensor]]):
+        """E[cost] with ``probs`` = ``{label: {choice: prob}}`` (export_probs form); labels absent count as 0."""
+        total = self.fixed
+        for label, dist in probs.items():
+            if label not in self.specs:
+                continue
+            for choice, p in dist.items():
+                total = total + p * self.block_cost(label, choice)
+        return total
+
+    def architecture(self, sample) -> Architecture:
+        return Architecture(self.skeleton, dict(sample))
+
+
+class BudgetPenalty(ProfilerPenalty):
+    """``forward(loss, probs) -> (loss', details)`` with the expected cost under ``probs``."""
+
+    def __init__(self, profiler: AnalyticCostProfiler, target: float, *, mode: str = 'mul#log', beta: float = 0.3,
+                 scale: float = 1.0):
+        if mode not in PENALTY_MODES:
+            raise ValueError(f'budget penalty mode must be one of {PENALTY_MODES}, got {mode!r}')
+        if target <= 1:
+            raise ValueError(f'budget target must be > 1 MAdds, got {target}')
+        agg = 'mul' if mode == 'mul' else 'add'
+        super().__init__(profiler, target, scale, nonlinear='positive', aggregate=agg)
+        self.mode = mode
+        self.beta = beta
+
+    def profile(self, sample) -> torch.Tensor:
+        return self.profiler.expectation(sample)
+
+    def forward(self, loss: torch.Tensor, sample) -> tuple:
+        if self.mode != 'mul#log':
+            return super().forward(loss, sample)
+        expected = self.profile(sample)
+        if not torch.is_tensor(expected):
+            expected = torch.tensor(float(expected))
+        factor = (torch.log(expected) / math.log(self.baseline)) ** self.beta
+        new = loss * factor
+        return new, {'loss_original': loss.detach(), 'expected_madds': expected.detach(),
+                     'factor': factor.detach(), 'loss_final': new.detach()}

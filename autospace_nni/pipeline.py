@@ -1,0 +1,166 @@
+"""The evolve run behind ``autospace-nni evolve``: data → exploration space → AutoSpace → learned space,
+with a run folder a person (and the report) can read:
+
+    RUN_DIR/run.json             what was run (options, dataset, versions) and its status
+    RUN_DIR/history.jsonl        one JSON record per iteration
+    RUN_DIR/learned_space.json   the learned space (written atomically)
+    RUN_DIR/tb/                  TensorBoard logs of the supernet (Lightning's logger)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from pathlib import Path
+from typing import Callable, Optional
+
+from .errors import AutoSpaceError
+
+__all__ = ['EvolveConfig', 'run_evolve', 'PRESETS', 'RunDirError']
+
+
+class RunDirError(AutoSpaceError):
+    """The output folder already holds a run."""
+
+
+@dataclasses.dataclass
+class EvolveConfig:
+    dataset: str = 'digits'
+    data_dir: Optional[str] = None
+    skeleton: str = 'tiny-8'
+    grouping: str = 'stage'
+    iterations: int = 12
+    seed: int = 0
+    population: int = 16
+    sample_k: int = 3
+    tournament_size: int = 4
+    p_mutation: float = 0.5
+    beta: float = 0.7
+    top_m: int = 6
+    patience: int = 3
+    warmup: int = 2
+    reference: Optional[str] = 'default'
+    budget_madds: Optional[float] = None
+    penalty: Optional[str] = 'mul#log'
+    hard_filter: bool = True
+    n_nodes: int = 4
+    arc_lr: float = 1e-3
+    lr: float = 0.05
+    batch_size: int = 64
+    limit: Optional[int] = None
+    device: str = 'cpu'
+    devices: int = 1
+
+    def strategy_kwargs(self) -> dict:
+        return dict(population_size=self.population, sample_k=self.sample_k, tournament_size=self.tournament_size,
+                    p_mutation=self.p_mutation, beta=self.beta, top_m=self.top_m, patience=self.patience,
+                    warmup_iterations=self.warmup, reference=self.reference, budget_madds=self.budget_madds,
+                    budget_penalty=self.penalty, hard_filter=self.hard_filter, n_nodes=self.n_nodes,
+                    arc_learning_rate=self.arc_lr, iterations=self.iterations, seed=self.seed)
+
+
+#: per-skeleton settings for the CLI; the strategy itself keeps METHOD.md's defaults. On tiny data an
+#: iteration is only a few α steps, so α's learning rate is raised to give a readable fitness signal.
+PRESETS = {
+    'tiny-8': dict(arc_lr=0.03, batch_size=32, iterations=12, population=16, sample_k=3, tournament_size=4),
+    'mobile-28': dict(arc_lr=3e-3, batch_size=128, iterations=20, population=32, sample_k=4, tournament_size=8),
+    'proxylessnas-mobile': dict(arc_lr=1e-3, batch_size=64, iterations=50, population=64, sample_k=4,
+                                tournament_size=8),
+}
+
+
+def _write_json(path: Path, obj) -> None:
+    tmp = path.with_name(path.name + f'.tmp{os.getpid()}')
+    tmp.write_text(json.dumps(obj, indent=1, default=str) + '\n')
+    os.replace(tmp, path)
+
+
+def prepare_run_dir(out: Path, *, overwrite: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise RunDirError(f'{out} exists and is not a folder; choose another --out')
+    if out.is_dir() and any((out / n).exists() for n in ('run.json', 'learned_space.json', 'history.jsonl')):
+        if not overwrite:
+            raise RunDirError(f'{out} already holds a run; pass --overwrite to replace it or choose another --out')
+        for n in ('run.json', 'learned_space.json', 'history.jsonl'):
+            if (out / n).exists():
+                (out / n).unlink()
+    out.mkdir(parents=True, exist_ok=True)
+
+
+def run_evolve(cfg: EvolveConfig, out, *, overwrite: bool = False, progress: bool = True,
+               on_iteration: Optional[Callable] = None):
+    """Run one evolution into ``out``; returns ``(learned_space, strategy)``."""
+    import torch
+    from . import __version__
+    from .data import load_dataset
+    from .space.exploration import ExplorationSpace
+    from .space.skeleton import Skeleton
+    from .strategy.autospace import AutoSpace
+    from .training import make_evaluator
+
+    out = Path(out)
+    skeleton = Skeleton.preset(cfg.skeleton, grouping=cfg.grouping)
+    data = load_dataset(cfg.dataset, cfg.data_dir, seed=cfg.seed, limit=cfg.limit)
+    if tuple(data.input_shape) != tuple(skeleton.input_shape):
+        raise AutoSpaceError(f'dataset {cfg.dataset} has input {data.input_shape} but skeleton {cfg.skeleton} expects '
+                             f'{skeleton.input_shape}; pick a matching --skeleton (digits: tiny-8, fashion-mnist: mobile-28)')
+    if cfg.device == 'cuda' and not torch.cuda.is_available():
+        raise AutoSpaceError('--device cuda was given but no CUDA device is available; use --device cpu')
+    strategy = AutoSpace(**cfg.strategy_kwargs())   # validates options before anything is written
+    if cfg.budget_madds is not None:
+        from .space.network import fixed_cost
+        floor = fixed_cost(skeleton).madds
+        if cfg.budget_madds <= floor:
+            raise AutoSpaceError(f'budget {cfg.budget_madds:.4g} MAdds is below the fixed layers alone '
+                                 f'({floor} MAdds for skeleton {cfg.skeleton}); raise --budget-madds')
+    prepare_run_dir(out, overwrite=overwrite)
+
+    torch.manual_seed(cfg.seed)
+    strategy.dataset_name = cfg.dataset
+    space = ExplorationSpace(skeleton)
+    from pytorch_lightning.loggers import TensorBoardLogger
+    logger = TensorBoardLogger(str(out), name='tb', version='')
+    evaluator = make_evaluator(data, max_epochs=cfg.iterations, batch_size=cfg.batch_size, learning_rate=cfg.lr,
+                               accelerator=cfg.device, devices=cfg.devices, logger=logger, seed=cfg.seed,
+                               default_root_dir=str(out))
+    run_info = {'command': 'evolve', 'config': dataclasses.asdict(cfg), 'package_version': __version__,
+                'torch': torch.__version__, 'status': 'running', 'started': time.strftime('%Y-%m-%d %H:%M:%S'),
+                'data': data.summary()}
+    _write_json(out / 'run.json', run_info)
+
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+        bar = tqdm(total=cfg.iterations, desc='evolve', unit='it', dynamic_ncols=True)
+    history_path = out / 'history.jsonl'
+
+    def on_end(strat, record):
+        with open(history_path, 'a') as f:
+            f.write(json.dumps(record, default=float) + '\n')
+        if bar is not None:
+            best = max(v for k, v in record.items() if k.startswith('fitness_max/'))
+            bar.set_postfix(val_acc=f'{record["val_acc"]:.3f}', madds=f'{record["expected_madds"] / 1e6:.2f}M',
+                            best_f=f'{best:.3f}', warm='y' if record['warmup'] else 'n')
+            bar.update(1)
+        if on_iteration is not None:
+            on_iteration(strat, record)
+
+    strategy.on_iteration_end.append(on_end)
+    try:
+        learned = strategy.evolve(space, evaluator)
+    except BaseException as e:
+        run_info.update(status='failed', error=f'{type(e).__name__}: {e}')
+        _write_json(out / 'run.json', run_info)
+        raise
+    finally:
+        if bar is not None:
+            bar.close()
+    learned.provenance['data'] = data.summary()
+    learned.save(out / 'learned_space.json')
+    run_info.update(status='done', finished=time.strftime('%Y-%m-%d %H:%M:%S'), iterations=strategy.iteration,
+                    wall_time_s=learned.provenance.get('wall_time_s'),
+                    converged=learned.provenance.get('converged'))
+    _write_json(out / 'run.json', run_info)
+    return learned, strategy

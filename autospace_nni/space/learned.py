@@ -1,0 +1,200 @@
+"""Learned spaces: the output of AutoSpace, a versioned JSON document, and the NNI model space it loads as.
+
+Document (format version 1)::
+
+    {"format": "autospace-nni/learned-space", "format_version": 1,
+     "skeleton": {...Skeleton.to_dict()...},
+     "groups": {"s1_first": {"cells": [{"cell": "e6_relu6:0-1=dw3x3", "fitness": 1.13, "reference": false}, ...],
+                             "blocks": ["s1_b0"]}, ...},
+     "references": {"s1_first": "e6_relu6:0-1=dw3x3", ...} | null,
+     "budget_madds": 1.2e7 | null, "seed": 0,
+     "provenance": {"package_version": ..., "dataset": ..., "iterations": ..., "wall_time_s": ..., "options": {...}}}
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import Dict, List, Optional
+
+from nni.nas.nn.pytorch import LayerChoice, ModelSpace
+
+from ..cells.genome import Cell
+from ..errors import CellError, LearnedSpaceError, SkeletonError
+from .network import Architecture, NetworkCost, SkeletonNet, build_choice
+from .skeleton import BlockSpec, Skeleton, ZERO
+
+__all__ = ['LearnedSpace', 'LearnedModelSpace', 'FORMAT', 'FORMAT_VERSION', 'LearnedCell']
+
+FORMAT = 'autospace-nni/learned-space'
+FORMAT_VERSION = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class LearnedCell:
+    cell: Cell
+    fitness: float
+    reference: bool = False
+
+
+@dataclasses.dataclass
+class LearnedSpace:
+    skeleton: Skeleton
+    groups: Dict[str, List[LearnedCell]]
+    references: Optional[Dict[str, Cell]] = None
+    budget_madds: Optional[float] = None
+    seed: Optional[int] = None
+    provenance: dict = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self):
+        known = self.skeleton.groups()
+        missing = [g for g in known if g not in self.groups]
+        extra = [g for g in self.groups if g not in known]
+        if missing or extra:
+            raise LearnedSpaceError(f'learned space does not fit skeleton {self.skeleton.name!r}: missing groups '
+                                    f'{missing or "none"}, unknown groups {extra or "none"}')
+        for g, cells in self.groups.items():
+            if not cells:
+                raise LearnedSpaceError(f'group {g} has no cells')
+            keys = [c.cell.key for c in cells]
+            if len(set(keys)) != len(keys):
+                raise LearnedSpaceError(f'group {g} lists the same cell twice')
+
+    # ----- candidates -----
+    def candidates(self, spec: BlockSpec) -> List[str]:
+        """Candidate names of one block: its group's cells (best first), plus ``zero`` where allowed."""
+        names = [str(c.cell) for c in self.groups[spec.group]]
+        return names + ([ZERO] if spec.zero_allowed else [])
+
+    def block_specs(self) -> List[BlockSpec]:
+        return self.skeleton.blocks()
+
+    def model_space(self) -> 'LearnedModelSpace':
+        return LearnedModelSpace(self.to_dict())
+
+    def to_nni_search_space(self) -> dict:
+        """The HPO ``search_space.json`` form: ``{label: {"_type": "choice", "_value": [...]}}``."""
+        return {spec.label: {'_type': 'choice', '_value': self.candidates(spec)} for spec in self.block_specs()}
+
+    def architecture(self, sample: Dict[str, str]) -> Architecture:
+        for spec in self.block_specs():
+            if spec.label in sample and sample[spec.label] not in self.candidates(spec):
+                raise LearnedSpaceError(f'{sample[spec.label]!r} is not a candidate of block {spec.label}')
+        return Architecture(self.skeleton, dict(sample))
+
+    def cost(self, sample: Dict[str, str]) -> NetworkCost:
+        """Analytic MAdds and params of any architecture in this space."""
+        return self.architecture(sample).cost()
+
+    def best_sample(self) -> Dict[str, str]:
+        """Each block takes its group's fittest cell."""
+        return {spec.label: str(self.groups[spec.group][0].cell) for spec in self.block_specs()}
+
+    def table(self) -> List[dict]:
+        rows = []
+        for g, cells in self.groups.items():
+            spec = self.skeleton.groups()[g][0]
+            for c in cells:
+                cost = c.cell.cost(spec.c_in, spec.c_out, spec.stride, spec.height, spec.width)
+                rows.append({'group': g, 'cell': str(c.cell), 'fitness': c.fitness, 'madds': cost.madds,
+                             'params': cost.params, 'reference': c.reference})
+        return rows
+
+    def format_table(self) -> str:
+        rows = self.table()
+        w = max(len(r['cell']) for r in rows)
+        out = [f'{"group":10s} {"cell":{w}s} {"fitness":>8s} {"MAdds":>10s} {"params":>8s}']
+        for r in rows:
+            out.append(f'{r["group"]:10s} {r["cell"]:{w}s} {r["fitness"]:8.3f} {r["madds"]:10d} {r["params"]:8d}'
+                       + ('  (reference)' if r['reference'] else ''))
+        return '\n'.join(out)
+
+    # ----- (de)serialisation -----
+    def to_dict(self) -> dict:
+        sk_groups = self.skeleton.groups()
+        return {
+            'format': FORMAT,
+            'format_version': FORMAT_VERSION,
+            'skeleton': self.skeleton.to_dict(),
+            'groups': {g: {'blocks': [b.label for b in sk_groups[g]],
+                           'cells': [{'cell': str(c.cell), 'fitness': c.fitness, 'reference': c.reference}
+                                     for c in cells]}
+                       for g, cells in self.groups.items()},
+            'references': None if self.references is None else {g: str(c) for g, c in self.references.items()},
+            'budget_madds': self.budget_madds,
+            'seed': self.seed,
+            'provenance': self.provenance,
+        }
+
+    @classmethod
+    def from_dict(cls, d, *, skeleton: Optional[Skeleton] = None) -> 'LearnedSpace':
+        if not isinstance(d, dict):
+            raise LearnedSpaceError('a learned space must be a JSON object')
+        if d.get('format') != FORMAT:
+            raise LearnedSpaceError(f'not a learned space (format is {d.get("format")!r}, expected {FORMAT!r})')
+        version = d.get('format_version')
+        if version != FORMAT_VERSION:
+            raise LearnedSpaceError(f'learned space format version {version!r} is not supported (this is version '
+                                    f'{FORMAT_VERSION}); re-export it with a matching autospace-nni')
+        try:
+            sk = Skeleton.from_dict(d['skeleton'])
+        except (SkeletonError, CellError, KeyError, TypeError, ValueError) as e:
+            raise LearnedSpaceError(f'learned space has a malformed skeleton: {e}') from None
+        if skeleton is not None and skeleton != sk:
+            raise LearnedSpaceError(f'learned space was made for skeleton {sk.name!r}, which differs from the given '
+                                    f'skeleton {skeleton.name!r}; evolve a space for that skeleton')
+        try:
+            groups = {g: [LearnedCell(Cell.parse(c['cell']), float(c['fitness']), bool(c.get('reference', False)))
+                          for c in spec['cells']]
+                      for g, spec in d['groups'].items()}
+            refs = d.get('references')
+            refs = None if refs is None else {g: Cell.parse(t) for g, t in refs.items()}
+            budget = d.get('budget_madds')
+            budget = None if budget is None else float(budget)
+            seed = d.get('seed')
+            seed = None if seed is None else int(seed)
+            prov = d.get('provenance') or {}
+            if not isinstance(prov, dict):
+                raise TypeError('provenance must be an object')
+        except CellError as e:
+            raise LearnedSpaceError(f'learned space holds an invalid cell: {e}') from None
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            raise LearnedSpaceError(f'learned space is malformed: {type(e).__name__}: {e}') from None
+        return cls(sk, groups, refs, budget, seed, prov)
+
+    def save(self, path) -> None:
+        """Atomic write: a temporary file, then rename, so an existing file is never left half-written."""
+        tmp = f'{path}.tmp{os.getpid()}'
+        with open(tmp, 'w') as f:
+            json.dump(self.to_dict(), f, indent=1)
+            f.write('\n')
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, path, *, skeleton: Optional[Skeleton] = None) -> 'LearnedSpace':
+        try:
+            with open(path) as f:
+                d = json.load(f)
+        except FileNotFoundError:
+            raise LearnedSpaceError(f'learned space file {path} does not exist') from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise LearnedSpaceError(f'learned space file {path} is not valid JSON: {e}') from None
+        return cls.from_dict(d, skeleton=skeleton)
+
+
+class LearnedModelSpace(ModelSpace):
+    """A learned space as an NNI model space: one ``LayerChoice`` per block, labelled ``s{stage}_b{block}``,
+    keyed by cell text (plus ``zero``). Its only init argument is the JSON document, so it serialises for
+    multi-trial NNI experiments."""
+
+    def __init__(self, document: dict):
+        super().__init__()
+        learned = LearnedSpace.from_dict(document)
+        self.learned = learned
+        self.net = SkeletonNet(learned.skeleton, lambda spec: LayerChoice(
+            {name: build_choice(ZERO if name == ZERO else Cell.parse(name), spec)
+             for name in learned.candidates(spec)}, label=spec.label))
+
+    def forward(self, x):
+        return self.net(x)

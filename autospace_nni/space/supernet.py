@@ -1,0 +1,216 @@
+"""The AutoSpace supernet layer (METHOD.md Eqn 3) and its static weight pool.
+
+Lightning builds its optimizers once, but the sampled cells change every iteration. So each searchable
+block gets a :class:`SuperCell` that registers, up front, one module per (edge position, op, expand
+ratio), plus one expand conv, SE and projection per expand ratio. A sampled cell is only a *selection*
+of those modules: the parameter set never changes, a re-sampled or mutated cell inherits every weight it
+shares with its parent (same edge position, op and expand ratio), and parameters that no sampled cell
+uses get no gradient, so optimizers skip them.
+
+Memory bound: per block, ``edges(max_nodes) x parametric ops x expand ratios`` modules, independent of
+the population size and of the number of iterations. Activation genes are parameter-free and so share
+weights; SE modules are keyed by (expand, act) because their gate depends on the activation.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, List, Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from nni.nas.oneshot.pytorch.supermodule.base import BaseSuperNetModule
+
+from ..cells.block import SqueezeExcite
+from ..cells.genome import Cell
+from ..cells.ops import ConvBNAct, PRIMITIVES
+from .skeleton import BlockSpec
+
+__all__ = ['SuperCell', 'AutoSpaceMixedLayer', 'pool_size']
+
+_ACT_FN = {'relu6': F.relu6, 'hswish': F.hardswish}
+
+
+def _edge_key(s: int, d: int, op: str, e: int) -> str:
+    return f'{s}_{d}_{op}_e{e}'
+
+
+class SuperCell(nn.Module):
+    """The weight pool of one block; ``forward(x, cell)`` runs ``cell`` on the pooled weights."""
+
+    def __init__(self, spec: BlockSpec, *, max_nodes: int, ops: Sequence[str], expand_choices: Sequence[int],
+                 acts: Sequence[str] = ('relu6', 'hswish'), se: bool = True):
+        super().__init__()
+        self.spec = spec
+        self.max_nodes = max_nodes
+        self.ops = tuple(sorted(set(ops)))
+        self.expand_choices = tuple(sorted(set(expand_choices)))
+        c_in, c_out, stride = spec.c_in, spec.c_out, spec.stride
+        self.expand = nn.ModuleDict({f'e{e}': ConvBNAct(c_in, c_in * e, 1, act=None)
+                                     for e in self.expand_choices if e != 1})
+        self.edges = nn.ModuleDict()
+        self.free = nn.ModuleDict()   # parameter-free ops (skip, pools), built once per stride
+        for e in self.expand_choices:
+            c_e = c_in * e
+            for d in range(1, max_nodes):
+                for s in range(d):
+                    for op in self.ops:
+                        prim = PRIMITIVES[op]
+                        st = stride if s == 0 else 1
+                        if prim.parametric:
+                            self.edges[_edge_key(s, d, op, e)] = prim.build(c_e, st, None)
+                        elif f'{op}_s{st}' not in self.free:
+                            self.free[f'{op}_s{st}'] = prim.build(c_e, st, None)
+        self.se = nn.ModuleDict({f'e{e}_{a}': SqueezeExcite(c_in * e, a) for e in self.expand_choices for a in acts}
+                                if se else {})
+        self.project = nn.ModuleDict({f'e{e}': ConvBNAct(c_in * e, c_out, 1, act=None) for e in self.expand_choices})
+        self.use_shortcut = stride == 1 and c_in == c_out
+
+    def supports(self, cell: Cell) -> Optional[str]:
+        """``None`` if the pool can run ``cell``, else the reason it cannot."""
+        if cell.expand not in self.expand_choices:
+            return f'expand ratio {cell.expand} not in the pool {self.expand_choices}'
+        if cell.n_nodes > self.max_nodes:
+            return f'{cell.n_nodes} nodes > pool max_nodes {self.max_nodes}'
+        for _, _, op in cell.edges:
+            if op not in self.ops:
+                return f'op {op} not in the pool'
+        if cell.se and not len(self.se):
+            return 'SE is off in the pool'
+        return None
+
+    def used_parameters(self, cell: Cell) -> List[nn.Parameter]:
+        mods = [self.project[f'e{cell.expand}']]
+        if cell.expand != 1:
+            mods.append(self.expand[f'e{cell.expand}'])
+        if cell.se:
+            mods.append(self.se[f'e{cell.expand}_{cell.act}'])
+        for s, d, op in cell.edges:
+            key = _edge_key(s, d, op, cell.expand)
+            if key in self.edges:
+                mods.append(self.edges[key])
+        return [p for m in mods for p in m.parameters()]
+
+    def forward(self, x: torch.Tensor, cell: Cell) -> torch.Tensor:
+        act = _ACT_FN[cell.act]
+        e = cell.expand
+        h = x if e == 1 else act(self.expand[f'e{e}'](x))
+        nodes = [h]
+        stride = self.spec.stride
+        for d in range(1, cell.n_nodes):
+            total = None
+            for s, dd, op in cell.edges:
+                if dd != d:
+                    continue
+                if PRIMITIVES[op].parametric:
+                    y = act(self.edges[_edge_key(s, d, op, e)](nodes[s]))
+                else:
+                    y = self.free[f'{op}_s{stride if s == 0 else 1}'](nodes[s])
+                total = y if total is None else total + y
+            nodes.append(total)
+        out = nodes[-1]
+        if cell.se:
+            out = self.se[f'e{e}_{cell.act}'](out)
+        out = self.project[f'e{e}'](out)
+        return out + x if self.use_shortcut else out
+
+
+def pool_size(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+class AutoSpaceMixedLayer(BaseSuperNetModule):
+    """y = Σ_k softmax(α)_k · cell_k(x) over the sampled cells (+ the reference branch, last).
+
+    The branch list changes at iteration boundaries (:meth:`set_branches`); α has a fixed length
+    ``max_branches`` so the optimizer never sees a new parameter, and only the first ``n`` entries are used.
+    """
+
+    def __init__(self, spec: BlockSpec, supercell: SuperCell, max_branches: int, label: str, group: str):
+        super().__init__()
+        self.spec = spec
+        self.label = label
+        self.group = group
+        self.supercell = supercell
+        self._arch_alpha = nn.Parameter(torch.zeros(max_branches))
+        self.branches: List[Cell] = []
+        self.has_reference = False
+        self.uniform = False   # warm-up: uniformly weighted paths, α untouched
+
+    # ----- branches -----
+    def set_branches(self, cells: Sequence[Cell], reference: Optional[Cell]) -> None:
+        cells = list(cells) + ([reference] if reference is not None else [])
+        if not 1 <= len(cells) <= self._arch_alpha.numel():
+            raise ValueError(f'{self.label}: {len(cells)} branches, room for {self.numel_alpha}')
+        for c in cells:
+            why = self.supercell.supports(c)
+            if why:
+                raise ValueError(f'{self.label}: cell {c} cannot run on the weight pool: {why}')
+        self.branches = cells
+        self.has_reference = reference is not None
+        with torch.no_grad():
+            self._arch_alpha.zero_()
+
+    @property
+    def numel_alpha(self) -> int:
+        return self._arch_alpha.numel()
+
+    def probs(self) -> torch.Tensor:
+        n = len(self.branches)
+        if self.uniform:
+            return torch.full((n,), 1.0 / n, device=self._arch_alpha.device)
+        return torch.softmax(self._arch_alpha[:n], -1)
+
+    def forward(self, x):
+        if not self.branches:
+            raise RuntimeError(f'{self.label}: no branches set; the strategy sets them before training')
+        w = self.probs()
+        out = None
+        for k, cell in enumerate(self.branches):
+            y = self.supercell(x, cell) * w[k]
+            out = y if out is None else out + y
+        return out
+
+    def scores(self) -> Dict[str, float]:
+        """Eqn 5's r for each sampled cell: p_c / p_ref with a reference, else K · p_c."""
+        p = torch.softmax(self._arch_alpha[:len(self.branches)].detach(), -1)
+        if self.has_reference:
+            ref = p[-1]
+            return {c.key: float(p[i] / ref) for i, c in enumerate(self.branches[:-1])}
+        k = len(self.branches)
+        return {c.key: float(k * p[i]) for i, c in enumerate(self.branches)}
+
+    # ----- NNI supernet contract -----
+    def arch_parameters(self):
+        return [self._arch_alpha]
+
+    def resample(self, memo):
+        return {}
+
+    def export(self, memo):
+        if self.label in memo or not self.branches:
+            return {}
+        return {self.label: str(self.branches[int(self.probs().argmax())])}
+
+    def export_probs(self, memo):
+        if self.label in memo or not self.branches:
+            return {}
+        p = self.probs()
+        return {self.label: {str(c): p[i] for i, c in enumerate(self.branches)}}
+
+    def freeze(self, sample):
+        return Cell.parse(sample[self.label]).build(self.spec.c_in, self.spec.c_out, self.spec.stride)
+
+    @classmethod
+    def mutate(cls, module, name, memo, mutate_kwargs):
+        from .exploration import CellChoice
+        if isinstance(module, CellChoice) and 'autospace' in mutate_kwargs:
+            opts = mutate_kwargs['autospace']
+            pool = SuperCell(module.spec, max_nodes=opts['max_nodes'], ops=opts['ops'],
+                             expand_choices=opts['expand_choices'], acts=opts['acts'], se=opts['se'])
+            return cls(module.spec, pool, opts['max_branches'], module.label, module.spec.group)
+        return None
+
+    def extra_repr(self) -> str:
+        return f'label={self.label}, group={self.group}, branches={len(self.branches)}'

@@ -1,0 +1,640 @@
+"""AutoSpace as an NNI one-shot strategy.
+
+What happens, in Lightning terms:
+
+* ``mutate_model``: a mutation hook swaps every :class:`CellChoice` of the exploration space for an
+  :class:`AutoSpaceMixedLayer` (K sampled cells + the reference branch, weighted by softmax(α), Eqn 3),
+  each with a static weight pool.
+* One **iteration** is one Lightning training epoch (or ``steps_per_iteration`` optimizer steps). The
+  epoch iterates the train and held-out loaders together and stops at the shorter one, so by default an
+  iteration is one pass over the held-out split. Each step first updates α on a held-out batch (Adam,
+  with the budget penalty), then the weights on a train batch (the evaluator's optimizer), as in DARTS'
+  first-order update (Eqn 4). During the first ``warmup_iterations`` paths are weighted uniformly and α is
+  not trained.
+* At the **iteration boundary** (``on_train_epoch_end``): Eqn 5 updates the fitness of each sampled cell
+  from its α, then each group draws its next K cells by tournament with local mutation (children join
+  the population, the oldest member leaves), α is reset to zero and its Adam state cleared. Training stops
+  after ``iterations`` or once every group's top-M set is unchanged for ``patience`` iterations.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from typing import Any, Dict, List, Optional, Sequence
+
+import numpy as np
+import torch
+from torch import nn, optim
+
+from nni.nas.oneshot.pytorch.base_lightning import BaseOneShotLightningModule
+from nni.nas.oneshot.pytorch.strategy import OneShotStrategy, no_default_hook
+from nni.nas.space import RawFormatModelSpace
+
+from ..budget import AnalyticCostProfiler, BudgetPenalty, PENALTY_MODES
+from ..cells.genome import ACT_CHOICES, Cell, DEFAULT_OPS, EXPAND_CHOICES, SE_CHOICES
+from ..space.exploration import ExplorationSpace
+from ..space.learned import LearnedCell, LearnedSpace
+from ..space.network import Architecture
+from ..space.skeleton import Skeleton, reference_cell
+from ..space.supernet import AutoSpaceMixedLayer
+from .evolution import CellSampler, GroupPopulation
+
+__all__ = ['AutoSpace', 'AutoSpaceLightningModule']
+
+_logger = logging.getLogger(__name__)
+
+
+class AutoSpaceLightningModule(BaseOneShotLightningModule):
+    """The search part: α step on held-out data, weight step on train data, iteration boundaries."""
+
+    def __init__(self, training_module, *, strategy: 'AutoSpace'):
+        super().__init__(training_module)
+        self._strategy_ref = [strategy]   # a list, so Lightning/nn.Module do not treat it as a child
+        self._val_correct = 0
+        self._val_total = 0
+        self._val_loss_sum = 0.0
+        self._steps_in_iteration = 0
+
+    @property
+    def strategy(self) -> 'AutoSpace':
+        return self._strategy_ref[0]
+
+    def mixed_layers(self) -> List[AutoSpaceMixedLayer]:
+        return [m for m in self.supernet_modules() if isinstance(m, AutoSpaceMixedLayer)]
+
+    def arch_parameters(self) -> List[nn.Parameter]:
+        return [p for m in self.mixed_layers() for p in m.arch_parameters()]
+
+    def configure_architecture_optimizers(self):
+        s = self.strategy
+        return optim.Adam(self.arch_parameters(), lr=s.arc_learning_rate, betas=s.arc_betas,
+                          weight_decay=s.arc_weight_decay)
+
+    def postprocess_weight_optimizers(self, optimizer):
+        blacklist = set(self.arch_parameters())
+
+        def strip(opt):
+            if isinstance(opt, optim.Optimizer):
+                for group in opt.param_groups:
+                    group['params'] = [p for p in group['params'] if p not in blacklist]
+                return opt
+            if isinstance(opt, (list, tuple)):
+                return type(opt)(strip(o) for o in opt)
+            if isinstance(opt, dict):
+                return {k: strip(v) for k, v in opt.items()}
+            return opt
+        return strip(optimizer)
+
+    def reset_arch_optimizer_state(self) -> None:
+        opt = self.architecture_optimizers()
+        if opt is None:
+            return
+        inner = getattr(opt, 'optimizer', opt)
+        for p in self.arch_parameters():
+            inner.state.pop(p, None)
+
+    # ----- one step -----
+    def _val_forward(self, batch):
+        x, y = batch
+        module = self.training_module
+        logits = module(x)
+        criterion = getattr(module, 'criterion', None)
+        loss = criterion(logits, y) if criterion is not None else nn.functional.cross_entropy(logits, y)
+        self._val_correct += int((logits.detach().argmax(-1) == y).sum())
+        self._val_total += int(y.numel())
+        self._val_loss_sum += float(loss.detach()) * int(y.numel())
+        return loss
+
+    def training_step(self, batch, batch_idx):
+        s = self.strategy
+        trn_batch, val_batch = batch['train'], batch['val']
+        if s.in_warmup:
+            with torch.no_grad():
+                self._val_forward(val_batch)
+        else:
+            arc_optim = self.architecture_optimizers()
+            arc_optim.zero_grad()
+            loss = self._val_forward(val_batch)
+            if s.penalty is not None:
+                loss, details = s.penalty(loss, self.export_probs())
+                self.log_dict({f'penalty/{k}': float(v) for k, v in details.items()})
+            self.manual_backward(loss)
+            arc_optim.step()
+
+        out = self.training_module.training_step(trn_batch, batch_idx)
+        w_loss = out['loss'] if isinstance(out, dict) else out
+        if not torch.isfinite(w_loss):
+            raise FloatingPointError(f'non-finite training loss {float(w_loss)} at iteration {s.iteration}')
+        self.advance_optimization(w_loss, batch_idx, s.gradient_clip_val)
+        self.advance_lr_schedulers(batch_idx)
+
+        self._steps_in_iteration += 1
+        if s.steps_per_iteration is not None and self._steps_in_iteration >= s.steps_per_iteration:
+            self._end_iteration()
+        return out
+
+    def on_train_epoch_start(self):
+        self.strategy._apply_warmup(self)
+        return super().on_train_epoch_start()
+
+    def on_train_epoch_end(self):
+        if self.strategy.steps_per_iteration is None:
+            self._end_iteration()
+        return super().on_train_epoch_end()
+
+    def _end_iteration(self):
+        val_acc = self._val_correct / max(1, self._val_total)
+        val_loss = self._val_loss_sum / max(1, self._val_total)
+        self._val_correct = self._val_total = 0
+        self._val_loss_sum = 0.0
+        self._steps_in_iteration = 0
+        record = self.strategy._end_iteration(self, val_acc=val_acc, val_loss=val_loss)
+        self.log_dict({k: float(v) for k, v in record.items() if isinstance(v, (int, float)) and not isinstance(v, bool)})
+        if self.strategy.finished:
+            self.trainer.should_stop = True
+        else:
+            self.strategy._apply_warmup(self)
+
+
+class AutoSpace(OneShotStrategy):
+    """Learn a search space by evolving cell populations with a differentiable fitness (AutoSpace).
+
+    Use on an :class:`~autospace_nni.space.exploration.ExplorationSpace` with an NNI ``Lightning``
+    evaluator that has train and validation loaders (the validation loader is the held-out split for α)::
+
+        strategy = AutoSpace(population_size=16, sample_k=3, seed=0)
+        NasExperiment(ExplorationSpace(Skeleton.preset('tiny-8')), evaluator, strategy).run()
+        strategy.learned_space().save('learned_space.json')
+
+    Every METHOD.md choice is a keyword argument with METHOD.md's default.
+
+    Parameters
+    ----------
+    population_size
+        P, cells per layer group.
+    sample_k
+        K, cells sampled per group per iteration.
+    tournament_size
+        s, members drawn per tournament.
+    p_mutation
+        Probability that a tournament winner is replaced by a local mutation of itself.
+    replacement
+        ``'oldest'`` (regularized evolution) or ``'worst'``: who leaves when a child joins.
+    beta
+        Fitness moving-average factor of Eqn 5.
+    initial_fitness
+        Fitness of the initial random cells (1.0 = "as good as the reference").
+    n_nodes, ops, expand_choices, act_choices, se_choices, edge_prob
+        What random cells and mutations draw from.
+    reference
+        ``'default'`` (MBConv k3 e6 in every group), ``None`` (the ablation: no seeding, no reference
+        branch, fitness r = K · p), a cell (text) for every group, or ``{group: cell}``.
+    keep_reference
+        Also list the reference cells in the learned space.
+    seed_cells
+        Cells that join every initial population before the random ones (a list of cell texts), or
+        ``{group: [cells]}``; e.g. the candidates of a hand-made space.
+    top_m
+        M, cells per group in the learned space.
+    patience
+        Stop early once every group's top-M set is unchanged for this many iterations (0 = never).
+    iterations
+        T; ``None`` = the trainer's ``max_epochs`` (one iteration per epoch).
+    warmup_iterations
+        W iterations of weight-only training with uniform path weights.
+    steps_per_iteration
+        Optimizer steps per iteration; ``None`` = one pass over the held-out split (one epoch).
+    arc_learning_rate, arc_betas, arc_weight_decay
+        Adam for α.
+    budget_madds
+        MAdds target of the whole network; ``None`` = no budget.
+    budget_penalty
+        ``'mul#log'`` (ProxylessNAS), ``'add'`` or ``'mul'`` (NNI's aggregations), or ``None`` for the
+        hard filter only.
+    budget_beta, budget_scale
+        β of ``mul#log``; scale of ``add``/``mul``.
+    hard_filter
+        Reject cells whose MAdds alone exceed their block's share of the budget.
+    filter_slack
+        Multiplier on that share. A block's share is ``(budget - fixed layers) x`` its fraction of the
+        reference network's block MAdds.
+    gradient_clip_val
+        Gradient clipping of the weight step.
+    seed
+        Seed of the evolution's ``numpy.random.RandomState``.
+    """
+
+    def __init__(self, *, population_size: int = 64, sample_k: int = 4, tournament_size: int = 8,
+                 p_mutation: float = 0.5, replacement: str = 'oldest', beta: float = 0.7,
+                 initial_fitness: float = 1.0, n_nodes: int = 4, ops: Sequence[str] = DEFAULT_OPS,
+                 expand_choices: Sequence[int] = EXPAND_CHOICES, act_choices: Sequence[str] = ACT_CHOICES,
+                 se_choices: Sequence[bool] = SE_CHOICES, edge_prob: float = 0.3,
+                 reference: Any = 'default', keep_reference: bool = True, seed_cells: Any = None, top_m: int = 6, patience: int = 3,
+                 iterations: Optional[int] = None, warmup_iterations: int = 2,
+                 steps_per_iteration: Optional[int] = None, arc_learning_rate: float = 1e-3,
+                 arc_betas: tuple = (0.0, 0.999), arc_weight_decay: float = 0.0,
+                 budget_madds: Optional[float] = None, budget_penalty: Optional[str] = 'mul#log',
+                 budget_beta: float = 0.3, budget_scale: float = 1.0, hard_filter: bool = True,
+                 filter_slack: float = 1.0, gradient_clip_val: Optional[float] = None,
+                 seed: Optional[int] = None, mutation_hooks=None, **kwargs):
+        super().__init__(mutation_hooks=mutation_hooks, **kwargs)
+        for name, value, low in [('population_size', population_size, 1), ('sample_k', sample_k, 1),
+                                 ('tournament_size', tournament_size, 1), ('top_m', top_m, 1),
+                                 ('n_nodes', n_nodes, 2), ('patience', patience, 0),
+                                 ('warmup_iterations', warmup_iterations, 0)]:
+            if not isinstance(value, int) or value < low:
+                raise ValueError(f'{name} must be an integer >= {low}, got {value!r}')
+        if sample_k > population_size:
+            raise ValueError(f'sample_k ({sample_k}) cannot exceed population_size ({population_size})')
+        if not 0.0 <= p_mutation <= 1.0:
+            raise ValueError(f'p_mutation must be in [0, 1], got {p_mutation}')
+        if not 0.0 <= beta < 1.0:
+            raise ValueError(f'beta must be in [0, 1), got {beta}')
+        if replacement not in ('oldest', 'worst'):
+            raise ValueError(f"replacement must be 'oldest' or 'worst', got {replacement!r}")
+        if iterations is not None and (not isinstance(iterations, int) or iterations < 1):
+            raise ValueError(f'iterations must be a positive integer or None, got {iterations!r}')
+        if steps_per_iteration is not None and (not isinstance(steps_per_iteration, int) or steps_per_iteration < 1):
+            raise ValueError(f'steps_per_iteration must be a positive integer or None, got {steps_per_iteration!r}')
+        if budget_madds is not None and budget_madds <= 0:
+            raise ValueError(f'budget_madds must be positive, got {budget_madds}')
+        if budget_penalty is not None and budget_penalty not in PENALTY_MODES:
+            raise ValueError(f'budget_penalty must be one of {PENALTY_MODES} or None, got {budget_penalty!r}')
+        if filter_slack <= 0:
+            raise ValueError(f'filter_slack must be positive, got {filter_slack}')
+        unknown_ops = [o for o in ops if o == 'none']
+        if unknown_ops or not ops:
+            raise ValueError('ops must be a non-empty list of primitives without "none" (absent edges are none)')
+        Cell.random(np.random.RandomState(0), n_nodes=n_nodes, ops=ops, expand_choices=expand_choices,
+                    act_choices=act_choices, se_choices=se_choices)  # validates the choices early
+
+        self.population_size = population_size
+        self.sample_k = sample_k
+        self.tournament_size = tournament_size
+        self.p_mutation = p_mutation
+        self.replacement = replacement
+        self.beta = beta
+        self.initial_fitness = initial_fitness
+        self.sampler = CellSampler(n_nodes, tuple(ops), tuple(expand_choices), tuple(act_choices),
+                                   tuple(se_choices), edge_prob)
+        self.reference_option = reference
+        self.seed_cells = seed_cells
+        self.keep_reference = keep_reference
+        self.top_m = top_m
+        self.patience = patience
+        self.iterations = iterations
+        self.warmup_iterations = warmup_iterations
+        self.steps_per_iteration = steps_per_iteration
+        self.arc_learning_rate = arc_learning_rate
+        self.arc_betas = tuple(arc_betas)
+        self.arc_weight_decay = arc_weight_decay
+        self.budget_madds = budget_madds
+        self.budget_penalty = budget_penalty
+        self.budget_beta = budget_beta
+        self.budget_scale = budget_scale
+        self.hard_filter = hard_filter
+        self.filter_slack = filter_slack
+        self.gradient_clip_val = gradient_clip_val
+        self.seed = seed
+
+        self.rng = np.random.RandomState(seed)
+        self.iteration = 0
+        self.finished = False
+        self.history: List[dict] = []
+        self.populations: Dict[str, GroupPopulation] = {}
+        self.sampled: Dict[str, List[str]] = {}       # group -> keys of the K sampled cells
+        self.references: Optional[Dict[str, Cell]] = None
+        self.skeleton: Optional[Skeleton] = None
+        self.profiler: Optional[AnalyticCostProfiler] = None
+        self.penalty: Optional[BudgetPenalty] = None
+        self._stable_iterations = 0
+        self._last_top: Optional[Dict[str, tuple]] = None
+        self._layers: Dict[str, List[AutoSpaceMixedLayer]] = {}
+        self._started = None
+        self._wall_time = 0.0
+        self.dataset_name: Optional[str] = None
+        self.on_iteration_end = []   # callbacks(strategy, record)
+
+    # ----- setup -----
+    def extra_repr(self) -> str:
+        return (f'population_size={self.population_size}, sample_k={self.sample_k}, top_m={self.top_m}, '
+                f'reference={self.reference_option!r}, budget_madds={self.budget_madds}, seed={self.seed}')
+
+    def _resolve_references(self, space: ExplorationSpace) -> Optional[Dict[str, Cell]]:
+        opt = self.reference_option
+        if opt is None:
+            return None
+        if isinstance(opt, str) and opt == 'default':
+            return dict(space.references)
+        if isinstance(opt, (str, Cell)):
+            cell = opt if isinstance(opt, Cell) else Cell.parse(opt)
+            return {g: cell for g in space.skeleton.groups()}
+        if isinstance(opt, dict):
+            refs = dict(space.references)
+            for g, c in opt.items():
+                if g not in refs:
+                    raise ValueError(f'reference for unknown group {g!r}; groups: {", ".join(refs)}')
+                refs[g] = c if isinstance(c, Cell) else Cell.parse(c)
+            return refs
+        raise ValueError(f"reference must be 'default', None, a cell or a {{group: cell}} dict, got {opt!r}")
+
+    def _block_shares(self) -> Dict[str, float]:
+        """Each block's share of the budget, proportional to the reference network's block MAdds."""
+        sk = self.skeleton
+        yardstick = reference_cell(sk)
+        ref_arch = Architecture.uniform(sk, yardstick)
+        costs = {b.label: yardstick.cost(b.c_in, b.c_out, b.stride, b.height, b.width).madds for b in sk.blocks()}
+        free = self.budget_madds - self.profiler.fixed
+        total = sum(costs.values())
+        del ref_arch
+        return {l: max(0.0, free) * c / total for l, c in costs.items()}
+
+    def _seed_cells_for(self, group: str) -> List[Cell]:
+        opt = self.seed_cells
+        if opt is None:
+            return []
+        if isinstance(opt, dict):
+            unknown = [g for g in opt if g not in self.skeleton.groups()]
+            if unknown:
+                raise ValueError(f'seed_cells for unknown groups {unknown}; groups: {", ".join(self.skeleton.groups())}')
+            opt = opt.get(group, [])
+        return [c if isinstance(c, Cell) else Cell.parse(c) for c in opt]
+
+    def _admissible_fn(self, group: str):
+        if self.budget_madds is None or not self.hard_filter:
+            return lambda cell: True
+        shares = self._block_shares()
+        specs = self.skeleton.groups()[group]
+
+        def admissible(cell: Cell) -> bool:
+            return all(cell.cost(b.c_in, b.c_out, b.stride, b.height, b.width).madds <= shares[b.label] * self.filter_slack
+                       for b in specs)
+        return admissible
+
+    def default_mutation_hooks(self):
+        return [AutoSpaceMixedLayer.mutate, no_default_hook]
+
+    def run_hook(self, hook, name, module, memo):
+        cells = [m.cell for p in self.populations.values() for m in p.members]
+        refs = list((self.references or {}).values())
+        everything = cells + refs
+        opts = {
+            'max_nodes': max([self.sampler.n_nodes] + [c.n_nodes for c in everything]),
+            'ops': sorted(set(self.sampler.ops) | {op for c in everything for _, _, op in c.edges}),
+            'expand_choices': sorted(set(self.sampler.expand_choices) | {c.expand for c in everything}),
+            'acts': sorted(set(self.sampler.act_choices) | {c.act for c in everything}),
+            'se': bool(any(self.sampler.se_choices) or any(c.se for c in everything)),
+            'max_branches': self.sample_k + (1 if self.references is not None else 0),
+        }
+        return hook(module, name, memo, {'autospace': opts})
+
+    def prepare(self, space: ExplorationSpace) -> None:
+        """Build the populations for ``space`` (called by ``_initialize``; public for custom loops)."""
+        if not isinstance(space, ExplorationSpace):
+            raise TypeError(f'AutoSpace searches an ExplorationSpace, got {type(space).__name__}')
+        self.skeleton = space.skeleton
+        self.references = self._resolve_references(space)
+        self.profiler = AnalyticCostProfiler(self.skeleton)
+        if self.budget_madds is not None and self.budget_penalty is not None:
+            self.penalty = BudgetPenalty(self.profiler, self.budget_madds, mode=self.budget_penalty,
+                                         beta=self.budget_beta, scale=self.budget_scale)
+        if not self.populations:
+            for g in self.skeleton.groups():
+                pop = GroupPopulation(g, size=self.population_size, sampler=self.sampler,
+                                      admissible=self._admissible_fn(g), replacement=self.replacement,
+                                      initial_fitness=self.initial_fitness)
+                planted = self._seed_cells_for(g)
+                pop.seed(self.rng, [self.references[g]] if self.references else [], planted=planted)
+                if len(pop.members) < min(self.sample_k, self.population_size):
+                    raise ValueError(f'group {g}: only {len(pop.members)} cells fit the budget '
+                                     f'({self.budget_madds:.3g} MAdds); raise --budget-madds or filter_slack')
+                self.populations[g] = pop
+
+    def _initialize(self, model_space: RawFormatModelSpace, engine):
+        space = model_space.model_space if isinstance(model_space, RawFormatModelSpace) else model_space
+        self.prepare(space)
+        result = super()._initialize(model_space, engine)
+        self.attach(self.supernet)
+        return result
+
+    def attach(self, supernet: nn.Module) -> None:
+        """Find the mixed layers of ``supernet`` and give them their first branches."""
+        self._layers = {}
+        for m in supernet.modules():
+            if isinstance(m, AutoSpaceMixedLayer):
+                self._layers.setdefault(m.group, []).append(m)
+        if set(self._layers) != set(self.populations):
+            raise RuntimeError(f'supernet groups {sorted(self._layers)} differ from populations {sorted(self.populations)}')
+        if self.sampled:
+            self._apply_branches()
+        else:
+            self._sample_next()
+
+    def configure_oneshot_module(self, training_module):
+        return AutoSpaceLightningModule(training_module, strategy=self)
+
+    def train_dataloader(self, train_dataloader_fn, val_dataloader_fn):
+        from pytorch_lightning.utilities.combined_loader import CombinedLoader
+        # 'min_size': an epoch ends with the shorter loader, i.e. one pass over the held-out split.
+        return CombinedLoader({'train': train_dataloader_fn(), 'val': val_dataloader_fn()}, mode='min_size')
+
+    def val_dataloader(self, train_dataloader_fn, val_dataloader_fn):
+        return None
+
+    def _run(self):
+        self._started = time.time()
+        ev = self._mutated_model_space.evaluator
+        if self.iterations is not None:
+            ev.trainer.fit_loop.max_epochs = max(ev.trainer.fit_loop.max_epochs or 0, self.iterations)
+        try:
+            super()._run()
+        finally:
+            self._wall_time += time.time() - self._started
+
+    def evolve(self, space: ExplorationSpace, evaluator) -> LearnedSpace:
+        """Run the evolution in this process without a ``NasExperiment`` (no NNI manager, nothing
+        written to ``~/nni-experiments``): what the CLI and NNI trials use. Returns the learned space."""
+        self.prepare(space)
+        supernet = self.mutate_model(space)
+        oneshot_evaluator = self.mutate_evaluator(evaluator)
+        self._mutated_model_space = RawFormatModelSpace(supernet, oneshot_evaluator)
+        self.attach(supernet)
+        if self.iterations is not None:
+            trainer = oneshot_evaluator.trainer
+            trainer.fit_loop.max_epochs = max(trainer.fit_loop.max_epochs or 0, self.iterations)
+        self._started = time.time()
+        try:
+            oneshot_evaluator.evaluate(supernet)
+        finally:
+            self._wall_time += time.time() - self._started
+        return self.learned_space()
+
+    # ----- evolution -----
+    @property
+    def in_warmup(self) -> bool:
+        return self.iteration < self.warmup_iterations
+
+    def _apply_warmup(self, module: AutoSpaceLightningModule) -> None:
+        warm = self.in_warmup
+        for layers in self._layers.values():
+            for layer in layers:
+                layer.uniform = warm
+                layer._arch_alpha.requires_grad_(not warm)
+
+    def _sample_next(self) -> None:
+        exclude = set()
+        if self.references is not None:
+            exclude = {self.references[g].key for g in self.populations}
+        for g, pop in self.populations.items():
+            chosen = pop.select(self.rng, self.sample_k, sample_size=self.tournament_size,
+                                p_mutation=self.p_mutation, exclude=exclude)
+            self.sampled[g] = [m.key for m in chosen]
+        self._apply_branches()
+
+    def _apply_branches(self) -> None:
+        for g, layers in self._layers.items():
+            pop = self.populations[g]
+            cells = [pop.find(k).cell for k in self.sampled[g] if pop.find(k) is not None]
+            ref = self.references[g] if self.references is not None else None
+            for layer in layers:
+                layer.set_branches(cells, ref)
+
+    def _expected_madds(self) -> float:
+        probs = {}
+        for layers in self._layers.values():
+            for layer in layers:
+                probs.update({layer.label: {k: float(v.detach()) for k, v in layer.export_probs({})[layer.label].items()}})
+        return float(self.profiler.expectation(probs))
+
+    def _end_iteration(self, module: Optional[AutoSpaceLightningModule], *, val_acc: float = float('nan'),
+                       val_loss: float = float('nan')) -> dict:
+        trained = not self.in_warmup
+        record: Dict[str, Any] = {'iteration': self.iteration, 'val_acc': val_acc, 'val_loss': val_loss,
+                                  'warmup': not trained}
+        record['expected_madds'] = self._expected_madds()
+        if trained:
+            for g, layers in self._layers.items():
+                per_block = [layer.scores() for layer in layers]
+                scores = {k: float(np.mean([s[k] for s in per_block])) for k in per_block[0]}
+                if self.references is not None:
+                    scores[self.references[g].key] = 1.0
+                self.populations[g].update_fitness(scores, self.beta)
+                record[f'scores/{g}'] = scores
+        top_now = {}
+        for g, pop in self.populations.items():
+            fits = [m.fitness for m in pop.members]
+            record[f'fitness_mean/{g}'] = float(np.mean(fits))
+            record[f'fitness_max/{g}'] = float(np.max(fits))
+            record[f'diversity/{g}'] = pop.diversity()
+            top_now[g] = tuple(m.key for m in pop.top(self.top_m))
+            prev = self._last_top[g] if self._last_top else ()
+            record[f'churn/{g}'] = len(set(top_now[g]) - set(prev)) if prev else self.top_m
+        if trained:
+            if self._last_top is not None and all(set(top_now[g]) == set(self._last_top[g]) for g in top_now):
+                self._stable_iterations += 1
+            else:
+                self._stable_iterations = 0
+        self._last_top = top_now
+        record['stable_iterations'] = self._stable_iterations
+        record['sampled'] = {g: [str(self.populations[g].find(k).cell) for k in keys if self.populations[g].find(k)]
+                             for g, keys in self.sampled.items()}
+        record['fitness'] = {g: {str(m.cell): m.fitness for m in pop.members if m.evals > 0}
+                             for g, pop in self.populations.items()}
+        self.history.append(record)
+        self.iteration += 1
+        done_by_count = self.iterations is not None and self.iteration >= self.iterations
+        converged = trained and self.patience > 0 and self._stable_iterations >= self.patience
+        self.finished = bool(done_by_count or converged)
+        record['converged'] = bool(converged)
+        if not self.finished:
+            self._sample_next()
+            if module is not None:
+                module.reset_arch_optimizer_state()
+        for cb in self.on_iteration_end:
+            cb(self, record)
+        return record
+
+    # ----- results -----
+    def learned_space(self) -> LearnedSpace:
+        """The top-M cells per group (plus the reference cells with ``keep_reference``)."""
+        if not self.populations:
+            raise RuntimeError('AutoSpace has not been run yet')
+        groups = {}
+        for g, pop in self.populations.items():
+            top = [m for m in pop.top(self.top_m + len(self.references or {}), include_reference=True)
+                   if not m.reference][:self.top_m]
+            cells = [LearnedCell(m.cell, m.fitness, False) for m in top]
+            if self.keep_reference and self.references is not None:
+                ref = self.references[g]
+                if ref.key not in {c.cell.key for c in cells}:
+                    member = pop.find(ref.key)
+                    cells.append(LearnedCell(ref, member.fitness if member else 1.0, True))
+            groups[g] = cells
+        from .. import __version__
+        options = {k: v for k, v in vars(self).items() if k in _OPTION_NAMES}
+        options['sampler'] = {'n_nodes': self.sampler.n_nodes, 'ops': list(self.sampler.ops),
+                              'expand_choices': list(self.sampler.expand_choices),
+                              'act_choices': list(self.sampler.act_choices),
+                              'se_choices': list(self.sampler.se_choices), 'edge_prob': self.sampler.edge_prob}
+        options['reference'] = (None if self.references is None else
+                                self.reference_option if isinstance(self.reference_option, str) else 'custom')
+        prov = {'package_version': __version__, 'iterations': self.iteration,
+                'converged': bool(self.history and self.history[-1].get('converged')),
+                'wall_time_s': round(self._wall_time, 3), 'dataset': self.dataset_name, 'options': options}
+        return LearnedSpace(self.skeleton, groups, None if self.references is None else dict(self.references),
+                            self.budget_madds, self.seed, prov)
+
+    def list_models(self, sort: bool = True, limit: Optional[int] = 1):
+        """The best architecture inside the learned space: each block takes its group's fittest cell."""
+        learned = self.learned_space()
+        space = learned.model_space()
+        raw = RawFormatModelSpace(space, None)
+        yield raw.freeze(learned.best_sample())
+
+    # ----- checkpoint -----
+    def state_dict(self) -> dict:
+        state = {
+            'iteration': self.iteration, 'finished': self.finished,
+            'rng': self.rng.get_state(),
+            'populations': {g: p.state_dict() for g, p in self.populations.items()},
+            'sampled': copy.deepcopy(self.sampled),
+            'stable_iterations': self._stable_iterations,
+            'last_top': copy.deepcopy(self._last_top),
+            'history': copy.deepcopy(self.history),
+            'wall_time': self._wall_time,
+        }
+        if self._mutated_model_space is not None:
+            state['supernet'] = {k: v.detach().clone() for k, v in self.supernet.state_dict().items()}
+            state.update(super().state_dict())
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        self.iteration = int(state['iteration'])
+        self.finished = bool(state['finished'])
+        self.rng.set_state(state['rng'])
+        for g, ps in state['populations'].items():
+            if g not in self.populations:
+                self.populations[g] = GroupPopulation(g, size=self.population_size, sampler=self.sampler,
+                                                      admissible=lambda c: True, replacement=self.replacement,
+                                                      initial_fitness=self.initial_fitness)
+            self.populations[g].load_state_dict(ps)
+        self.sampled = copy.deepcopy(state['sampled'])
+        self._stable_iterations = int(state['stable_iterations'])
+        self._last_top = copy.deepcopy(state['last_top'])
+        self.history = copy.deepcopy(state['history'])
+        self._wall_time = float(state.get('wall_time', 0.0))
+        if self._mutated_model_space is not None:
+            if self._layers:
+                self._apply_branches()
+            if 'supernet' in state:
+                self.supernet.load_state_dict(state['supernet'])
+            super().load_state_dict(state)
+
+
+_OPTION_NAMES = {'population_size', 'sample_k', 'tournament_size', 'p_mutation', 'replacement', 'beta',
+                 'initial_fitness', 'keep_reference', 'top_m', 'patience', 'iterations', 'warmup_iterations',
+                 'steps_per_iteration', 'arc_learning_rate', 'arc_betas', 'arc_weight_decay', 'budget_madds',
+                 'budget_penalty', 'budget_beta', 'budget_scale', 'hard_filter', 'filter_slack',
+                 'gradient_clip_val', 'seed'}

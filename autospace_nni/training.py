@@ -1,0 +1,62 @@
+"""Lightning evaluators with the standard recipe: SGD with momentum, cosine learning rate, label smoothing.
+
+They are NNI evaluators (``nni.nas.evaluator.pytorch.Lightning``), so they plug into ``NasExperiment``
+and into one-shot strategies unchanged.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import nni
+import torch
+from torch import nn, optim
+
+from nni.nas.evaluator.pytorch import DataLoader, Lightning, Trainer
+from nni.nas.evaluator.pytorch.lightning import ClassificationModule
+
+from .data import DataSplits
+
+__all__ = ['RecipeClassificationModule', 'make_evaluator']
+
+
+@nni.trace
+class RecipeClassificationModule(ClassificationModule):
+    """NNI's ``ClassificationModule`` with SGD + momentum, a per-epoch cosine schedule and label smoothing."""
+
+    def __init__(self, learning_rate: float = 0.05, momentum: float = 0.9, weight_decay: float = 4e-5,
+                 label_smoothing: float = 0.0, num_classes: int = 10, nesterov: bool = True):
+        super().__init__(criterion=nn.CrossEntropyLoss, learning_rate=learning_rate, weight_decay=weight_decay,
+                         optimizer=optim.SGD, export_onnx=False, num_classes=num_classes)
+        self.criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
+        self.momentum = momentum
+        self.nesterov = nesterov
+
+    def configure_optimizers(self):
+        opt = optim.SGD(self.parameters(), lr=self.hparams.learning_rate, momentum=self.momentum,
+                        weight_decay=self.hparams.weight_decay, nesterov=self.nesterov)
+        t_max = max(1, int(self.trainer.max_epochs or 1))
+        sched = optim.lr_scheduler.CosineAnnealingLR(opt, T_max=t_max)
+        return [opt], [{'scheduler': sched, 'interval': 'epoch'}]
+
+
+def make_evaluator(data: DataSplits, *, max_epochs: int, batch_size: int = 64, learning_rate: float = 0.05,
+                   momentum: float = 0.9, weight_decay: float = 4e-5, label_smoothing: float = 0.0,
+                   accelerator: str = 'cpu', devices=1, strategy: str = 'auto', logger=False,
+                   callbacks: Optional[list] = None, default_root_dir: Optional[str] = None,
+                   enable_progress_bar: bool = False, seed: int = 0, num_workers: int = 0,
+                   **trainer_kwargs) -> Lightning:
+    """An NNI ``Lightning`` evaluator that trains on ``data.train`` and validates on ``data.val``."""
+    gen = torch.Generator().manual_seed(seed)
+    train = DataLoader(data.train, batch_size=batch_size, shuffle=True, drop_last=len(data.train) > batch_size,
+                       generator=gen, num_workers=num_workers)
+    val = DataLoader(data.val, batch_size=batch_size, shuffle=True, generator=torch.Generator().manual_seed(seed + 1),
+                     num_workers=num_workers)
+    module = RecipeClassificationModule(learning_rate=learning_rate, momentum=momentum, weight_decay=weight_decay,
+                                        label_smoothing=label_smoothing, num_classes=data.num_classes)
+    trainer = Trainer(max_epochs=max_epochs, accelerator=accelerator, devices=devices, strategy=strategy,
+                      logger=logger, callbacks=callbacks or [], enable_checkpointing=False,
+                      enable_progress_bar=enable_progress_bar, enable_model_summary=False,
+                      default_root_dir=default_root_dir, num_sanity_val_steps=0, log_every_n_steps=1,
+                      **trainer_kwargs)
+    return Lightning(module, trainer, train_dataloaders=train, val_dataloaders=val)
