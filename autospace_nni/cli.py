@@ -106,6 +106,8 @@ def _add_evolve_args(p: argparse.ArgumentParser, *, demo: bool = False) -> None:
     p.add_argument('--penalty', default='mul#log', choices=['mul#log', 'add', 'mul', 'none'])
     p.add_argument('--no-hard-filter', action='store_true', help='keep over-budget cells in the population')
     p.add_argument('--n-nodes', type=int, default=4, help='nodes of random cells')
+    p.add_argument('--path-mode', default='sample', choices=['sample', 'sum'],
+                   help="'sample': ProxylessNAS binary gates (default here); 'sum': Eqn 3's weighted sum")
     p.add_argument('--arc-lr', type=float, default=None, help="Adam learning rate of α (default: the preset's)")
     p.add_argument('--lr', type=float, default=0.05, help='SGD learning rate of the weights (cosine schedule)')
     p.add_argument('--batch-size', type=int, default=None)
@@ -139,7 +141,7 @@ def _evolve_config(args):
                         beta=args.beta, top_m=args.top_m, patience=args.patience, warmup=args.warmup,
                         reference=reference, budget_madds=args.budget_madds,
                         penalty=None if args.penalty == 'none' else args.penalty,
-                        hard_filter=not args.no_hard_filter, n_nodes=args.n_nodes,
+                        hard_filter=not args.no_hard_filter, n_nodes=args.n_nodes, path_mode=args.path_mode,
                         arc_lr=pick(args.arc_lr, 'arc_lr'), lr=args.lr,
                         batch_size=pick(args.batch_size, 'batch_size'), limit=args.limit, device=args.device)
 

@@ -46,6 +46,7 @@ class EvolveConfig:
     penalty: Optional[str] = 'mul#log'
     hard_filter: bool = True
     n_nodes: int = 4
+    path_mode: str = 'sample'
     arc_lr: float = 1e-3
     lr: float = 0.05
     batch_size: int = 64
@@ -58,11 +59,15 @@ class EvolveConfig:
                     p_mutation=self.p_mutation, beta=self.beta, top_m=self.top_m, patience=self.patience,
                     warmup_iterations=self.warmup, reference=self.reference, budget_madds=self.budget_madds,
                     budget_penalty=self.penalty, hard_filter=self.hard_filter, n_nodes=self.n_nodes,
-                    arc_learning_rate=self.arc_lr, iterations=self.iterations, seed=self.seed)
+                    arc_learning_rate=self.arc_lr, iterations=self.iterations, seed=self.seed,
+                    path_mode=self.path_mode)
 
 
 #: per-skeleton settings for the CLI; the strategy itself keeps METHOD.md's defaults. On tiny data an
 #: iteration is only a few α steps, so α's learning rate is raised to give a readable fitness signal.
+#: The CLI trains paths with binary gates (``path_mode='sample'``): on digits the weighted sum of Eqn 3
+#: ranked identity-only cells above MBConv cells (a DARTS-style collapse), binary gates did not
+#: (tests/test_strategy.py::test_sanity_useless_cells_never_reach_the_top; docs/method-notes.md).
 PRESETS = {
     'tiny-8': dict(arc_lr=0.03, batch_size=32, iterations=12, population=16, sample_k=3, tournament_size=4),
     'mobile-28': dict(arc_lr=3e-3, batch_size=128, iterations=20, population=32, sample_k=4, tournament_size=8),

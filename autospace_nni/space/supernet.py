@@ -137,6 +137,8 @@ class AutoSpaceMixedLayer(BaseSuperNetModule):
         self.branches: List[Cell] = []
         self.has_reference = False
         self.uniform = False   # warm-up: uniformly weighted paths, α untouched
+        self.path_mode = 'sum'   # 'sum': Eqn 3; 'sample': ProxylessNAS binary gates (one active path)
+        self.generator: Optional[torch.Generator] = None
 
     # ----- branches -----
     def set_branches(self, cells: Sequence[Cell], reference: Optional[Cell]) -> None:
@@ -166,11 +168,28 @@ class AutoSpaceMixedLayer(BaseSuperNetModule):
         if not self.branches:
             raise RuntimeError(f'{self.label}: no branches set; the strategy sets them before training')
         w = self.probs()
+        if self.path_mode == 'sample':
+            return self._forward_binary_gate(x, w)
         out = None
         for k, cell in enumerate(self.branches):
             y = self.supercell(x, cell) * w[k]
             out = y if out is None else out + y
         return out
+
+    def _forward_binary_gate(self, x, w):
+        # One path, drawn from softmax(α), carries the value and the weight gradients. α gets the
+        # ProxylessNAS binary-gate gradient dL/dp_k = <dL/dy, y_k>, with every y_k evaluated at the
+        # single-path network (the other branches run without building a weight graph).
+        i = int(torch.multinomial(w.detach(), 1, generator=self.generator))
+        out = self.supercell(x, self.branches[i])
+        if not (torch.is_grad_enabled() and self._arch_alpha.requires_grad and not self.uniform):
+            return out
+        ys = []
+        with torch.no_grad():
+            for k, cell in enumerate(self.branches):
+                ys.append(out.detach() if k == i else self.supercell(x, cell))
+        gate = sum((w[k] - w[k].detach()) * ys[k] for k in range(len(ys)))
+        return out + gate
 
     def scores(self) -> Dict[str, float]:
         """Eqn 5's r for each sampled cell: p_c / p_ref with a reference, else K · p_c."""

@@ -20,6 +20,7 @@ What happens, in Lightning terms:
 from __future__ import annotations
 
 import copy
+import json
 import logging
 import time
 from typing import Any, Dict, List, Optional, Sequence
@@ -237,7 +238,7 @@ class AutoSpace(OneShotStrategy):
                  arc_betas: tuple = (0.0, 0.999), arc_weight_decay: float = 0.0,
                  budget_madds: Optional[float] = None, budget_penalty: Optional[str] = 'mul#log',
                  budget_beta: float = 0.3, budget_scale: float = 1.0, hard_filter: bool = True,
-                 filter_slack: float = 1.0, gradient_clip_val: Optional[float] = None,
+                 filter_slack: float = 1.0, path_mode: str = 'sum', gradient_clip_val: Optional[float] = None,
                  seed: Optional[int] = None, mutation_hooks=None, **kwargs):
         super().__init__(mutation_hooks=mutation_hooks, **kwargs)
         for name, value, low in [('population_size', population_size, 1), ('sample_k', sample_k, 1),
@@ -298,6 +299,10 @@ class AutoSpace(OneShotStrategy):
         self.filter_slack = filter_slack
         self.gradient_clip_val = gradient_clip_val
         self.seed = seed
+        if path_mode not in ('sum', 'sample'):
+            raise ValueError(f"path_mode must be 'sum' (Eqn 3) or 'sample' (binary gates), got {path_mode!r}")
+        self.path_mode = path_mode
+        self._torch_gen = torch.Generator().manual_seed(0 if seed is None else seed)
 
         self.rng = np.random.RandomState(seed)
         self.iteration = 0
@@ -500,6 +505,8 @@ class AutoSpace(OneShotStrategy):
             ref = self.references[g] if self.references is not None else None
             for layer in layers:
                 layer.set_branches(cells, ref)
+                layer.path_mode = self.path_mode
+                layer.generator = self._torch_gen
 
     def _expected_madds(self) -> float:
         probs = {}
@@ -583,6 +590,7 @@ class AutoSpace(OneShotStrategy):
         prov = {'package_version': __version__, 'iterations': self.iteration,
                 'converged': bool(self.history and self.history[-1].get('converged')),
                 'wall_time_s': round(self._wall_time, 3), 'dataset': self.dataset_name, 'options': options}
+        prov = json.loads(json.dumps(prov, default=str))   # plain JSON types, so save/load round-trips
         return LearnedSpace(self.skeleton, groups, None if self.references is None else dict(self.references),
                             self.budget_madds, self.seed, prov)
 

@@ -1,0 +1,101 @@
+"""The supernet layer: Eqn 3, Eqn 5's score, binary gates, and the static weight pool."""
+
+import numpy as np
+import pytest
+import torch
+
+from autospace_nni.cells import Cell
+from autospace_nni.space.skeleton import Skeleton
+from autospace_nni.space.supernet import AutoSpaceMixedLayer, SuperCell, pool_size
+
+SPEC = Skeleton.preset('tiny-8').blocks()[2]        # s2_b1: 24 -> 24, stride 1, shortcut
+CELLS = [Cell.parse(t) for t in ['e3_relu6:0-1=dw3x3,0-2=skip,1-2=conv1x1', 'e6_hswish_se:0-1=dw5x5',
+                                 'e1_relu6:0-1=avg_pool3x3,1-3=dw3x3,0-2=max_pool3x3,2-3=sep_dw1x3_3x1']]
+REF = Cell.parse('e6_relu6:0-1=dw3x3')
+
+
+def _layer(max_branches=4):
+    pool = SuperCell(SPEC, max_nodes=4, ops=['skip', 'dw3x3', 'dw5x5', 'conv1x1', 'avg_pool3x3', 'max_pool3x3',
+                                              'sep_dw1x3_3x1'], expand_choices=[1, 3, 6])
+    return AutoSpaceMixedLayer(SPEC, pool, max_branches, SPEC.label, SPEC.group)
+
+
+def test_eqn3_is_the_softmax_weighted_sum():
+    torch.manual_seed(0)
+    layer = _layer()
+    layer.set_branches(CELLS, REF)
+    with torch.no_grad():
+        layer._arch_alpha.copy_(torch.tensor([0.3, -1.0, 0.5, 0.1]))
+    layer.eval()
+    x = torch.randn(2, SPEC.c_in, SPEC.height, SPEC.width)
+    w = torch.softmax(layer._arch_alpha, -1)
+    expected = sum(w[k] * layer.supercell(x, c) for k, c in enumerate(CELLS + [REF]))
+    assert torch.allclose(layer(x), expected, atol=1e-6)
+
+
+def test_scores_relative_to_reference_and_without():
+    layer = _layer()
+    layer.set_branches(CELLS, REF)
+    with torch.no_grad():
+        layer._arch_alpha.copy_(torch.tensor([np.log(2.0), 0.0, np.log(0.5), 0.0]))
+    s = layer.scores()
+    assert s[CELLS[0].key] == pytest.approx(2.0) and s[CELLS[1].key] == pytest.approx(1.0)
+    assert s[CELLS[2].key] == pytest.approx(0.5) and REF.key not in s
+    layer.set_branches(CELLS, None)
+    assert torch.count_nonzero(layer._arch_alpha) == 0          # α resets when the set changes
+    assert all(v == pytest.approx(1.0) for v in layer.scores().values())   # K * p with uniform p
+
+
+def test_binary_gates_value_is_one_path_and_alpha_gets_gradient():
+    torch.manual_seed(1)
+    layer = _layer()
+    layer.set_branches(CELLS, REF)
+    layer.path_mode = 'sample'
+    layer.generator = torch.Generator().manual_seed(0)
+    layer.eval()
+    x = torch.randn(2, SPEC.c_in, SPEC.height, SPEC.width)
+    out = layer(x)
+    assert any(torch.allclose(out, layer.supercell(x, c), atol=1e-6) for c in CELLS + [REF])
+    out.square().mean().backward()
+    assert layer._arch_alpha.grad is not None and layer._arch_alpha.grad[:4].abs().sum() > 0
+
+
+def test_pool_is_static_and_only_used_weights_get_gradients():
+    torch.manual_seed(2)
+    layer = _layer()
+    n_params = pool_size(layer)
+    layer.set_branches(CELLS[:1], None)
+    x = torch.randn(2, SPEC.c_in, SPEC.height, SPEC.width)
+    layer(x).sum().backward()
+    used = {id(p) for p in layer.supercell.used_parameters(CELLS[0])}
+    for name, p in layer.supercell.named_parameters():
+        if id(p) in used:
+            assert p.grad is not None, name
+        else:
+            assert p.grad is None, name
+    layer.set_branches(CELLS, REF)
+    assert pool_size(layer) == n_params            # new cells, same parameter set
+
+
+def test_mutated_child_inherits_the_weights_it_shares():
+    rng = np.random.RandomState(0)
+    pool = _layer().supercell
+    parent = CELLS[0]
+    for _ in range(30):
+        child = parent.mutate(rng, ops=pool.ops, expand_choices=pool.expand_choices)
+        shared = {id(p) for p in pool.used_parameters(parent)} & {id(p) for p in pool.used_parameters(child)}
+        if child.expand == parent.expand:
+            e = child.expand
+            expected = list(pool.project[f'e{e}'].parameters())
+            if e != 1:
+                expected += list(pool.expand[f'e{e}'].parameters())
+            if child.se and parent.se and child.act == parent.act:
+                expected += list(pool.se[f'e{e}_{child.act}'].parameters())
+            for s_, d, op in set(child.edges) & set(parent.edges):
+                key = f'{s_}_{d}_{op}_e{e}'
+                if key in pool.edges:
+                    expected += list(pool.edges[key].parameters())
+            assert shared == {id(p) for p in expected}
+        else:
+            assert not shared          # another expand ratio: its own pool entries
+        parent = child
