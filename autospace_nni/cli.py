@@ -24,10 +24,7 @@ def _quiet_nni_warnings() -> None:
                     r'.*does not have many workers.*', r'.*found in sys.modules.*']:
         warnings.filterwarnings('ignore', message=pattern)
     os.environ.setdefault('PYTHONWARNINGS', 'ignore::UserWarning:pkg_resources')
-    import logging
-    for name in ('pytorch_lightning', 'lightning', 'lightning.pytorch', 'lightning_fabric'):
-        logging.getLogger(name).setLevel(logging.WARNING)
-    logging.getLogger('nni').setLevel(logging.ERROR)
+    os.environ['AUTOSPACE_QUIET'] = '1'
 
 
 def _add_data_args(p: argparse.ArgumentParser) -> None:
@@ -106,8 +103,9 @@ def _add_evolve_args(p: argparse.ArgumentParser, *, demo: bool = False) -> None:
     p.add_argument('--penalty', default='mul#log', choices=['mul#log', 'add', 'mul', 'none'])
     p.add_argument('--no-hard-filter', action='store_true', help='keep over-budget cells in the population')
     p.add_argument('--n-nodes', type=int, default=4, help='nodes of random cells')
-    p.add_argument('--path-mode', default='sample', choices=['sample', 'sum'],
-                   help="'sample': ProxylessNAS binary gates (default here); 'sum': Eqn 3's weighted sum")
+    p.add_argument('--path-mode', default='sum', choices=['sum', 'sample'],
+                   help="'sum': Eqn 3's weighted sum (default); 'sample': ProxylessNAS binary gates, one active "
+                        "path, which ranked identity cells correctly where 'sum' did not (docs/method-notes.md)")
     p.add_argument('--arc-lr', type=float, default=None, help="Adam learning rate of α (default: the preset's)")
     p.add_argument('--lr', type=float, default=0.05, help='SGD learning rate of the weights (cosine schedule)')
     p.add_argument('--batch-size', type=int, default=None)

@@ -46,7 +46,7 @@ class EvolveConfig:
     penalty: Optional[str] = 'mul#log'
     hard_filter: bool = True
     n_nodes: int = 4
-    path_mode: str = 'sample'
+    path_mode: str = 'sum'
     arc_lr: float = 1e-3
     lr: float = 0.05
     batch_size: int = 64
@@ -65,15 +65,27 @@ class EvolveConfig:
 
 #: per-skeleton settings for the CLI; the strategy itself keeps METHOD.md's defaults. On tiny data an
 #: iteration is only a few α steps, so α's learning rate is raised to give a readable fitness signal.
-#: The CLI trains paths with binary gates (``path_mode='sample'``): on digits the weighted sum of Eqn 3
-#: ranked identity-only cells above MBConv cells (a DARTS-style collapse), binary gates did not
-#: (tests/test_strategy.py::test_sanity_useless_cells_never_reach_the_top; docs/method-notes.md).
+#: ``--path-mode sample`` (ProxylessNAS binary gates) is the remedy for the weighted sum's preference
+#: for parameter-free cells seen on digits; see docs/method-notes.md.
 PRESETS = {
     'tiny-8': dict(arc_lr=0.03, batch_size=32, iterations=12, population=16, sample_k=3, tournament_size=4),
     'mobile-28': dict(arc_lr=3e-3, batch_size=128, iterations=20, population=32, sample_k=4, tournament_size=8),
     'proxylessnas-mobile': dict(arc_lr=1e-3, batch_size=64, iterations=50, population=64, sample_k=4,
                                 tournament_size=8),
 }
+
+
+def quiet_libraries() -> None:
+    """Silence Lightning's and NNI's chatter (set after they are imported: both set levels at import)."""
+    import logging
+    import pytorch_lightning  # noqa: F401
+    import nni.nas.oneshot.pytorch  # noqa: F401
+    for name in ('pytorch_lightning', 'lightning', 'lightning.pytorch', 'lightning_fabric',
+                 'pytorch_lightning.utilities.rank_zero', 'pytorch_lightning.accelerators.cuda'):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    for name in list(logging.root.manager.loggerDict):
+        if name == 'nni' or name.startswith('nni.'):
+            logging.getLogger(name).setLevel(logging.ERROR)
 
 
 def _write_json(path: Path, obj) -> None:
@@ -105,6 +117,8 @@ def run_evolve(cfg: EvolveConfig, out, *, overwrite: bool = False, progress: boo
     from .strategy.autospace import AutoSpace
     from .training import make_evaluator
 
+    if os.environ.get('AUTOSPACE_QUIET'):
+        quiet_libraries()
     out = Path(out)
     skeleton = Skeleton.preset(cfg.skeleton, grouping=cfg.grouping)
     data = load_dataset(cfg.dataset, cfg.data_dir, seed=cfg.seed, limit=cfg.limit)

@@ -138,6 +138,8 @@ class AutoSpaceMixedLayer(BaseSuperNetModule):
         self.has_reference = False
         self.uniform = False   # warm-up: uniformly weighted paths, α untouched
         self.path_mode = 'sum'   # 'sum': Eqn 3; 'sample': ProxylessNAS binary gates (one active path)
+        self.weight_path_mode = 'sum'   # the same choice for the weight step
+        self.arch_step = False   # set by the Lightning module around the α step
         self.generator: Optional[torch.Generator] = None
 
     # ----- branches -----
@@ -168,7 +170,8 @@ class AutoSpaceMixedLayer(BaseSuperNetModule):
         if not self.branches:
             raise RuntimeError(f'{self.label}: no branches set; the strategy sets them before training')
         w = self.probs()
-        if self.path_mode == 'sample':
+        mode = self.path_mode if self.arch_step else self.weight_path_mode
+        if mode == 'sample':
             return self._forward_binary_gate(x, w)
         out = None
         for k, cell in enumerate(self.branches):
@@ -182,7 +185,7 @@ class AutoSpaceMixedLayer(BaseSuperNetModule):
         # single-path network (the other branches run without building a weight graph).
         i = int(torch.multinomial(w.detach(), 1, generator=self.generator))
         out = self.supercell(x, self.branches[i])
-        if not (torch.is_grad_enabled() and self._arch_alpha.requires_grad and not self.uniform):
+        if not (self.arch_step and torch.is_grad_enabled() and self._arch_alpha.requires_grad and not self.uniform):
             return out
         ys = []
         with torch.no_grad():

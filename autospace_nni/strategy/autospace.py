@@ -117,7 +117,14 @@ class AutoSpaceLightningModule(BaseOneShotLightningModule):
         else:
             arc_optim = self.architecture_optimizers()
             arc_optim.zero_grad()
-            loss = self._val_forward(val_batch)
+            layers = self.mixed_layers()
+            for layer in layers:
+                layer.arch_step = True
+            try:
+                loss = self._val_forward(val_batch)
+            finally:
+                for layer in layers:
+                    layer.arch_step = False
             if s.penalty is not None:
                 loss, details = s.penalty(loss, self.export_probs())
                 self.log_dict({f'penalty/{k}': float(v) for k, v in details.items()})
@@ -238,7 +245,8 @@ class AutoSpace(OneShotStrategy):
                  arc_betas: tuple = (0.0, 0.999), arc_weight_decay: float = 0.0,
                  budget_madds: Optional[float] = None, budget_penalty: Optional[str] = 'mul#log',
                  budget_beta: float = 0.3, budget_scale: float = 1.0, hard_filter: bool = True,
-                 filter_slack: float = 1.0, path_mode: str = 'sum', gradient_clip_val: Optional[float] = None,
+                 filter_slack: float = 1.0, path_mode: str = 'sum', weight_path_mode: Optional[str] = None,
+                 gradient_clip_val: Optional[float] = None,
                  seed: Optional[int] = None, mutation_hooks=None, **kwargs):
         super().__init__(mutation_hooks=mutation_hooks, **kwargs)
         for name, value, low in [('population_size', population_size, 1), ('sample_k', sample_k, 1),
@@ -302,6 +310,10 @@ class AutoSpace(OneShotStrategy):
         if path_mode not in ('sum', 'sample'):
             raise ValueError(f"path_mode must be 'sum' (Eqn 3) or 'sample' (binary gates), got {path_mode!r}")
         self.path_mode = path_mode
+        weight_path_mode = path_mode if weight_path_mode is None else weight_path_mode
+        if weight_path_mode not in ('sum', 'sample'):
+            raise ValueError(f"weight_path_mode must be 'sum' or 'sample', got {weight_path_mode!r}")
+        self.weight_path_mode = weight_path_mode
         self._torch_gen = torch.Generator().manual_seed(0 if seed is None else seed)
 
         self.rng = np.random.RandomState(seed)
@@ -506,6 +518,7 @@ class AutoSpace(OneShotStrategy):
             for layer in layers:
                 layer.set_branches(cells, ref)
                 layer.path_mode = self.path_mode
+                layer.weight_path_mode = self.weight_path_mode
                 layer.generator = self._torch_gen
 
     def _expected_madds(self) -> float:
