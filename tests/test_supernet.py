@@ -50,10 +50,17 @@ def test_binary_gates_value_is_one_path_and_alpha_gets_gradient():
     torch.manual_seed(1)
     layer = _layer()
     layer.set_branches(CELLS, REF)
-    layer.path_mode = 'sample'
+    layer.path_mode = layer.weight_path_mode = 'sample'
     layer.generator = torch.Generator().manual_seed(0)
     layer.eval()
     x = torch.randn(2, SPEC.c_in, SPEC.height, SPEC.width)
+    # weight step: one path, and α gets nothing
+    out = layer(x)
+    assert any(torch.allclose(out, layer.supercell(x, c), atol=1e-6) for c in CELLS + [REF])
+    out.square().mean().backward()
+    assert layer._arch_alpha.grad is None
+    # α step: same value, and α gets the binary-gate gradient
+    layer.arch_step = True
     out = layer(x)
     assert any(torch.allclose(out, layer.supercell(x, c), atol=1e-6) for c in CELLS + [REF])
     out.square().mean().backward()
