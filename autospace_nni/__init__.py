@@ -17,6 +17,8 @@ _LAZY = {
     'CellChoice': 'autospace_nni.space.exploration',
     'LearnedSpace': 'autospace_nni.space.learned',
     'LearnedModelSpace': 'autospace_nni.space.learned',
+    'ManualSpace': 'autospace_nni.space.learned',
+    'manual_space': 'autospace_nni.space.learned',
     'AnalyticCostProfiler': 'autospace_nni.budget',
     'BudgetPenalty': 'autospace_nni.budget',
     'make_evaluator': 'autospace_nni.training',

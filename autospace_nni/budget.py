@@ -3,9 +3,14 @@
 * :class:`AnalyticCostProfiler` is an ``nni.nas.profiler.Profiler``: ``profile(sample)`` prices an
   architecture (label → cell text or ``zero``) in microseconds, without building it, so NNI's filters
   (``RangeProfilerFilter``, ``Filter`` middleware) can use it directly.
-* :class:`BudgetPenalty` is an NNI ``ProfilerPenalty`` on the *expected* MAdds under the mixing
-  probabilities, differentiable in α. Its default form is ProxylessNAS' ``mul#log``:
+* :class:`BudgetPenalty` is an NNI ``ExpectationProfilerPenalty`` (so NNI's DARTS, GumbelDARTS and
+  Proxyless accept it as ``penalty=``) on the *expected* MAdds under the mixing probabilities,
+  differentiable in α. Its default form is ProxylessNAS' ``mul#log``:
   ``CE · (log E[F] / log F_target)^β``; ``'add'`` and ``'mul'`` use NNI's built-in aggregations.
+
+NNI 3.0's differentiable layers export their probabilities with ``.tolist()``, so a penalty computed from
+``export_probs()`` is a constant that gives α no gradient. :meth:`BudgetPenalty.bind` points the
+penalty at the α parameters themselves (``DARTS._arch_parameters``) to keep it differentiable.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from typing import Dict, Optional
 
 import torch
 
-from nni.nas.oneshot.pytorch.profiler import ProfilerPenalty
+from nni.nas.oneshot.pytorch.profiler import ExpectationProfilerPenalty
 from nni.nas.profiler import Profiler
 
 from .cells.genome import Cell
@@ -63,8 +68,9 @@ class AnalyticCostProfiler(Profiler):
         return Architecture(self.skeleton, dict(sample))
 
 
-class BudgetPenalty(ProfilerPenalty):
-    """``forward(loss, probs) -> (loss', details)`` with the expected cost under ``probs``."""
+class BudgetPenalty(ExpectationProfilerPenalty):
+    """``forward(loss, probs) -> (loss', details)`` with the expected cost under ``probs`` (or under
+    softmax of the bound α)."""
 
     def __init__(self, profiler: AnalyticCostProfiler, target: float, *, mode: str = 'mul#log', beta: float = 0.3,
                  scale: float = 1.0):
@@ -76,8 +82,19 @@ class BudgetPenalty(ProfilerPenalty):
         super().__init__(profiler, target, scale, nonlinear='positive', aggregate=agg)
         self.mode = mode
         self.beta = beta
+        self._alphas: Optional[Dict[str, torch.Tensor]] = None
+        self._values: Optional[Dict[str, list]] = None
+
+    def bind(self, alphas: Dict[str, torch.Tensor], values: Dict[str, list]) -> 'BudgetPenalty':
+        """Price ``softmax(alphas[label])`` over ``values[label]`` instead of the exported sample."""
+        self._alphas = dict(alphas)
+        self._values = {k: list(v) for k, v in values.items()}
+        return self
 
     def profile(self, sample) -> torch.Tensor:
+        if self._alphas is not None:
+            sample = {label: dict(zip(self._values[label], torch.softmax(alpha, -1)))
+                      for label, alpha in self._alphas.items()}
         return self.profiler.expectation(sample)
 
     def forward(self, loss: torch.Tensor, sample) -> tuple:

@@ -162,6 +162,75 @@ def _print_learned(learned, strategy, out) -> None:
         print(f'supernet val acc {last["val_acc"]:.3f}, E[MAdds] {last["expected_madds"] / 1e6:.3f} M')
 
 
+def _check_out(out, overwrite: bool, marker: str):
+    from pathlib import Path
+    out = Path(out)
+    if (out / marker).exists() and not overwrite:
+        raise _usage(f'{out} already holds {marker}; pass --overwrite to replace it or choose another --out')
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def _cmd_search(args) -> int:
+    import json as _json
+    from .data import load_dataset
+    from .pipeline import quiet_libraries, _write_json
+    from .search import load_search_space, run_search
+    if args.trials < 1 or args.epochs < 1:
+        raise _usage('--trials and --epochs must be >= 1')
+    if args.concurrency < 1:
+        raise _usage('--concurrency must be >= 1')
+    if os.environ.get('AUTOSPACE_QUIET'):
+        quiet_libraries()
+    learned = load_search_space(args.space, args.skeleton)
+    data = load_dataset(args.dataset, args.data_dir, seed=args.seed, limit=args.limit)
+    if tuple(data.input_shape) != tuple(learned.skeleton.input_shape):
+        raise _usage(f'dataset {args.dataset} has input {data.input_shape}, the space expects '
+                     f'{learned.skeleton.input_shape}')
+    out = _check_out(args.out, args.overwrite, 'arch.json')
+    record = run_search(learned, args.strategy, data, budget_madds=args.budget_madds, epochs=args.epochs,
+                        batch_size=args.batch_size, lr=args.lr, seed=args.seed, trials=args.trials,
+                        concurrency=args.concurrency, port=args.port, out_dir=out, dataset_name=args.dataset,
+                        data_dir=args.data_dir, trial_epochs=args.trial_epochs, limit=args.limit, device=args.device)
+    record['space_file'] = args.space
+    record['dataset'] = args.dataset
+    _write_json(out / 'arch.json', record)
+    budget = f' (budget {args.budget_madds / 1e6:.3f} M)' if args.budget_madds else ''
+    print(f'{args.strategy} on {args.space}: MAdds {record["madds"] / 1e6:.3f} M{budget}, params '
+          f'{record["params"] / 1e6:.3f} M, search metric {record["search_metric"]}')
+    for label, choice in record['sample'].items():
+        print(f'  {label:8s} {choice}')
+    print(f'-> {out}/arch.json')
+    return 0
+
+
+def _cmd_train(args) -> int:
+    from .data import load_dataset
+    from .retrain import retrain
+    from .space.network import Architecture
+    import torch
+    if args.epochs < 1:
+        raise _usage('--epochs must be >= 1')
+    if args.device == 'cuda' and not torch.cuda.is_available():
+        raise _usage('--device cuda was given but no CUDA device is available; use --device cpu')
+    arch = Architecture.load(args.arch)
+    data = load_dataset(args.dataset, args.data_dir, seed=args.seed, limit=args.limit)
+    if tuple(data.input_shape) != tuple(arch.skeleton.input_shape):
+        raise _usage(f'dataset {args.dataset} has input {data.input_shape}, the architecture expects '
+                     f'{arch.skeleton.input_shape}')
+    out = _check_out(args.out, args.overwrite, 'metrics.json')
+    m = retrain(arch, data, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                label_smoothing=args.label_smoothing, augment=args.augment, seed=args.seed, device=args.device,
+                out_dir=out, progress=not args.no_progress)
+    print(f'test accuracy {m["test_acc"]:.4f}, MAdds {m["madds"] / 1e6:.3f} M, params {m["params"] / 1e6:.3f} M, '
+          f'{m["epochs"]} epochs in {m["wall_time_s"]:.1f} s -> {out}/metrics.json')
+    ex = m['exports']
+    print(f'exports: model_state.pt + load_model.py, model.ts, '
+          + ('model.onnx' + (f' (onnxruntime max |diff| {ex["onnx_max_abs_diff"]:.2e})'
+                             if 'onnx_max_abs_diff' in ex else '') if 'onnx' in ex else f'no ONNX: {ex.get("onnx_error")}'))
+    return 0
+
+
 def _cmd_demo(args) -> int:
     return _cmd_evolve(args)
 
@@ -200,10 +269,49 @@ def build_parser() -> argparse.ArgumentParser:
     _add_evolve_args(p, demo=True)
     p.set_defaults(func=_cmd_demo, overwrite=True)
 
+    p = sub.add_parser('search', help='run an NNI NAS strategy on a learned or the manual space')
+    _add_data_args(p)
+    p.add_argument('--space', required=True, help='learned_space.json, or "manual" (MBConv k3/5/7 x e3/6 + zero)')
+    p.add_argument('--skeleton', default=None, help='skeleton preset (required for --space manual)')
+    p.add_argument('--strategy', required=True, choices=STRATEGIES)
+    p.add_argument('--budget-madds', type=float, default=None)
+    p.add_argument('--epochs', type=int, default=4, help='supernet epochs (one-shot strategies)')
+    p.add_argument('--trials', type=int, default=8, help='architectures tried (spos stage 2, evolution, random)')
+    p.add_argument('--trial-epochs', type=int, default=1, help='training epochs per multi-trial trial')
+    p.add_argument('--concurrency', type=int, default=1, help='trialConcurrency of multi-trial strategies')
+    p.add_argument('--port', type=int, default=8745, help='NNI manager port of multi-trial strategies')
+    p.add_argument('--batch-size', type=int, default=64)
+    p.add_argument('--lr', type=float, default=0.05)
+    p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--limit', type=int, default=None, help='cap the train split (quick runs)')
+    p.add_argument('--device', default='cpu', choices=['cpu', 'cuda'])
+    p.add_argument('--out', required=True)
+    p.add_argument('--overwrite', action='store_true')
+    p.set_defaults(func=_cmd_search)
+
+    p = sub.add_parser('train', help='retrain an arch.json from scratch and export it')
+    _add_data_args(p)
+    p.add_argument('--arch', required=True, help='arch.json from search (or any skeleton + sample file)')
+    p.add_argument('--epochs', type=int, default=10)
+    p.add_argument('--batch-size', type=int, default=64)
+    p.add_argument('--lr', type=float, default=0.05)
+    p.add_argument('--label-smoothing', type=float, default=0.1)
+    p.add_argument('--augment', action='store_true', help='random translations of up to 2 pixels')
+    p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--limit', type=int, default=None)
+    p.add_argument('--device', default='cpu', choices=['cpu', 'cuda'])
+    p.add_argument('--out', required=True)
+    p.add_argument('--overwrite', action='store_true')
+    p.add_argument('--no-progress', action='store_true')
+    p.set_defaults(func=_cmd_train)
+
     for register in _EXTRA_COMMANDS:
         register(sub)
     return parser
 
+
+#: mirrors autospace_nni.search.STRATEGIES (kept here so that building the parser does not import NNI)
+STRATEGIES = ('darts', 'gumbel', 'proxyless', 'spos', 'evolution', 'random')
 
 #: later modules append ``register(subparsers)`` callables here
 _EXTRA_COMMANDS: list = []
@@ -211,10 +319,11 @@ _EXTRA_COMMANDS: list = []
 
 def main(argv=None) -> int:
     from .errors import AutoSpaceError
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if '--debug' not in argv:
+        _quiet_nni_warnings()
     parser = build_parser()
     args = parser.parse_args(argv)
-    if not args.debug:
-        _quiet_nni_warnings()
     try:
         return args.func(args) or 0
     except (AutoSpaceError, _UsageError) as e:

@@ -78,8 +78,14 @@ PRESETS = {
 def quiet_libraries() -> None:
     """Silence Lightning's and NNI's chatter (set after they are imported: both set levels at import)."""
     import logging
-    import pytorch_lightning  # noqa: F401
-    import nni.nas.oneshot.pytorch  # noqa: F401
+    import warnings
+    for pattern in (r'.*is found to be not a nn\.Module.*', r'.*LeafSpec.*', r'.*does not have many workers.*'):
+        warnings.filterwarnings('ignore', message=pattern)
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')   # NNI warns once, at import, about torch 2.14's new modules
+        import pytorch_lightning  # noqa: F401
+        import nni.nas.nn.pytorch  # noqa: F401
+        import nni.nas.oneshot.pytorch  # noqa: F401
     for name in ('pytorch_lightning', 'lightning', 'lightning.pytorch', 'lightning_fabric',
                  'pytorch_lightning.utilities.rank_zero', 'pytorch_lightning.accelerators.cuda'):
         logging.getLogger(name).setLevel(logging.ERROR)

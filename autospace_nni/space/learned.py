@@ -25,7 +25,11 @@ from ..errors import CellError, LearnedSpaceError, SkeletonError
 from .network import Architecture, NetworkCost, SkeletonNet, build_choice
 from .skeleton import BlockSpec, Skeleton, ZERO
 
-__all__ = ['LearnedSpace', 'LearnedModelSpace', 'FORMAT', 'FORMAT_VERSION', 'LearnedCell']
+__all__ = ['LearnedSpace', 'LearnedModelSpace', 'FORMAT', 'FORMAT_VERSION', 'LearnedCell', 'manual_space',
+           'ManualSpace', 'MANUAL_CANDIDATES']
+
+#: the hand-designed ProxylessNAS space: MBConv {k3, k5, k7} x {e3, e6} (+ zero in non-first blocks)
+MANUAL_CANDIDATES = [(k, e) for e in (3, 6) for k in (3, 5, 7)]
 
 FORMAT = 'autospace-nni/learned-space'
 FORMAT_VERSION = 1
@@ -71,7 +75,12 @@ class LearnedSpace:
         return self.skeleton.blocks()
 
     def model_space(self) -> 'LearnedModelSpace':
-        return LearnedModelSpace(self.to_dict())
+        # Only what the space needs travels as the init argument (it is serialised into every NNI trial's
+        # parameters). Provenance stays out: NNI's json_tricks strips '#...' as a comment, so a value like
+        # the penalty mode 'mul#log' would truncate the message and crash NNI's dispatcher.
+        doc = self.to_dict()
+        doc['provenance'] = {k: v for k, v in self.provenance.items() if k == 'kind'}
+        return LearnedModelSpace(doc)
 
     def to_nni_search_space(self) -> dict:
         """The HPO ``search_space.json`` form: ``{label: {"_type": "choice", "_value": [...]}}``."""
@@ -190,11 +199,33 @@ class LearnedModelSpace(ModelSpace):
 
     def __init__(self, document: dict):
         super().__init__()
+        from nni.nas.space import current_model
         learned = LearnedSpace.from_dict(document)
         self.learned = learned
+        # when NNI rebuilds a chosen architecture (model_context), remember which one it is, so a trial can
+        # put the architecture inside its metric (NNI 3.0 mispairs trials and parameters, #5726)
+        active = current_model()
+        labels = set(learned.skeleton.labels)
+        self.autospace_sample = None if active is None else {k: v for k, v in active.items() if k in labels}
         self.net = SkeletonNet(learned.skeleton, lambda spec: LayerChoice(
             {name: build_choice(ZERO if name == ZERO else Cell.parse(name), spec)
              for name in learned.candidates(spec)}, label=spec.label))
 
     def forward(self, x):
         return self.net(x)
+
+
+def manual_space(skeleton: Skeleton) -> LearnedSpace:
+    """The manual baseline as a :class:`LearnedSpace` document: every group gets the six MBConv cells
+    (in the skeleton's activation), so it uses the same labels, builder and cost model as learned spaces."""
+    cells = [LearnedCell(Cell(((0, 1, f'dw{k}x{k}'),), e, skeleton.act, False), 0.0, False)
+             for k, e in MANUAL_CANDIDATES]
+    return LearnedSpace(skeleton, {g: list(cells) for g in skeleton.groups()}, None, None, None,
+                        {'kind': 'manual', 'candidates': 'MBConv {k3,k5,k7} x {e3,e6} + zero'})
+
+
+def ManualSpace(skeleton) -> LearnedModelSpace:
+    """``ManualSpace(skeleton)``: the ProxylessNAS space on ``skeleton`` as an NNI model space."""
+    if isinstance(skeleton, str):
+        skeleton = Skeleton.preset(skeleton)
+    return manual_space(skeleton).model_space()

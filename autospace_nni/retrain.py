@@ -1,0 +1,159 @@
+"""Retrain an architecture from scratch with the standard recipe and export it three ways
+(``autospace-nni train``):
+
+    OUT/metrics.json       test accuracy, MAdds, params, epochs, wall time
+    OUT/arch.json          the architecture (skeleton + sample)
+    OUT/model_state.pt     state dict; OUT/load_model.py rebuilds the network without NNI
+    OUT/model.ts           TorchScript (traced), needs only torch
+    OUT/model.onnx         ONNX (checked with onnxruntime when it is installed)
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Optional
+
+import torch
+from torch import nn
+
+from .data import DataSplits
+from .space.network import Architecture
+
+__all__ = ['retrain', 'export_model', 'LOADER_SOURCE']
+
+LOADER_SOURCE = '''"""Rebuild the retrained network: needs torch and autospace_nni's network code, not NNI.
+
+    from load_model import load
+    net = load('path/to/this/folder')      # eval mode, CPU
+"""
+import json
+from pathlib import Path
+
+import torch
+
+from autospace_nni.space.network import Architecture
+
+
+def load(folder='.'):
+    folder = Path(folder)
+    arch = Architecture.from_dict(json.loads((folder / 'arch.json').read_text()))
+    net = arch.build()
+    net.load_state_dict(torch.load(folder / 'model_state.pt', map_location='cpu'))
+    return net.eval()
+
+
+if __name__ == '__main__':
+    import sys
+    net = load(Path(__file__).parent if len(sys.argv) < 2 else sys.argv[1])
+    print(net)
+'''
+
+
+def _augment(x: torch.Tensor, gen: torch.Generator, pad: int = 2) -> torch.Tensor:
+    """Random translation by up to ``pad`` pixels (pad, then crop back)."""
+    n, c, h, w = x.shape
+    padded = nn.functional.pad(x, (pad, pad, pad, pad))
+    dx = torch.randint(0, 2 * pad + 1, (n,), generator=gen)
+    dy = torch.randint(0, 2 * pad + 1, (n,), generator=gen)
+    out = torch.empty_like(x)
+    for i in range(n):
+        out[i] = padded[i, :, dy[i]:dy[i] + h, dx[i]:dx[i] + w]
+    return out
+
+
+def retrain(arch: Architecture, data: DataSplits, *, epochs: int = 10, batch_size: int = 64, lr: float = 0.05,
+            label_smoothing: float = 0.1, weight_decay: float = 4e-5, augment: bool = False, seed: int = 0,
+            device: str = 'cpu', out_dir=None, progress: bool = False) -> dict:
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    model = arch.build().to(device)
+    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=weight_decay)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(1, epochs))
+    crit = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
+    x, y = data.train.tensors
+    t0 = time.time()
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+        bar = tqdm(total=epochs, desc='train', unit='epoch', dynamic_ncols=True)
+    history = []
+    for epoch in range(epochs):
+        model.train()
+        perm = torch.randperm(len(x), generator=gen)
+        total = 0.0
+        for i in range(0, len(x), batch_size):
+            idx = perm[i:i + batch_size]
+            if len(idx) < 2:
+                continue
+            xb = x[idx]
+            if augment:
+                xb = _augment(xb, gen)
+            loss = crit(model(xb.to(device)), y[idx].to(device))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total += float(loss) * len(idx)
+        sched.step()
+        from .search import evaluate_accuracy
+        val = evaluate_accuracy(model, data.val, device=device)
+        history.append({'epoch': epoch, 'train_loss': total / len(x), 'val_acc': val})
+        if bar is not None:
+            bar.set_postfix(loss=f'{total / len(x):.3f}', val_acc=f'{val:.3f}')
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+    from .search import evaluate_accuracy
+    wall = time.time() - t0
+    cost = arch.cost()
+    metrics = {'test_acc': evaluate_accuracy(model, data.test, device=device), 'val_acc': history[-1]['val_acc'],
+               'madds': cost.madds, 'params': cost.params, 'epochs': epochs, 'wall_time_s': round(wall, 2),
+               'dataset': data.name, 'recipe': {'optimizer': 'SGD nesterov momentum 0.9', 'lr': lr,
+                                                'schedule': 'cosine', 'label_smoothing': label_smoothing,
+                                                'weight_decay': weight_decay, 'augment': augment,
+                                                'batch_size': batch_size, 'seed': seed},
+               'history': history}
+    model = model.cpu().eval()
+    if out_dir is not None:
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        metrics['exports'] = export_model(model, arch, out)
+        (out / 'metrics.json').write_text(json.dumps(metrics, indent=1) + '\n')
+    return metrics
+
+
+def export_model(model: nn.Module, arch: Architecture, out: Path) -> dict:
+    """Write the state dict + loader, TorchScript and ONNX; check each reloads to the same outputs."""
+    out = Path(out)
+    model = model.cpu().eval()
+    example = torch.randn(2, *arch.skeleton.input_shape)
+    with torch.no_grad():
+        ref = model(example)
+    (out / 'arch.json').write_text(json.dumps(arch.to_dict(), indent=1) + '\n')
+    torch.save(model.state_dict(), out / 'model_state.pt')
+    (out / 'load_model.py').write_text(LOADER_SOURCE)
+    report = {'state_dict': 'model_state.pt'}
+    import warnings
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        traced = torch.jit.trace(model, example)
+    traced.save(str(out / 'model.ts'))
+    report['torchscript'] = 'model.ts'
+    try:
+        import warnings
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore')
+            torch.onnx.export(model, example, str(out / 'model.onnx'), input_names=['input'], output_names=['logits'],
+                              dynamic_axes={'input': {0: 'batch'}, 'logits': {0: 'batch'}}, dynamo=False)
+        report['onnx'] = 'model.onnx'
+        try:
+            import onnxruntime as ort
+            sess = ort.InferenceSession(str(out / 'model.onnx'), providers=['CPUExecutionProvider'])
+            got = torch.from_numpy(sess.run(None, {'input': example.numpy()})[0])
+            report['onnx_max_abs_diff'] = float((got - ref).abs().max())
+        except ImportError:
+            report['onnx_check'] = 'onnxruntime not installed'
+    except Exception as e:   # ONNX is optional: the other two exports still stand
+        report['onnx_error'] = f'{type(e).__name__}: {e}'
+    return report
