@@ -85,7 +85,9 @@ def _add_evolve_args(p: argparse.ArgumentParser, *, demo: bool = False) -> None:
     p.add_argument('--skeleton', default='tiny-8', help='skeleton preset (tiny-8 for digits, mobile-28 for fashion-mnist)')
     p.add_argument('--grouping', default='stage', choices=['stage', 'layer'],
                    help="layer groups: per (stage, first/rest) as in the paper's released space, or per block")
-    p.add_argument('--out', required=not demo, default='runs/demo' if demo else None, help='run folder')
+    p.add_argument('--out', default='runs/demo' if demo else None, help='run folder')
+    p.add_argument('--resume', default=None, metavar='RUN_DIR',
+                   help='continue the run in RUN_DIR from its last complete checkpoint (same options)')
     p.add_argument('--overwrite', action='store_true', help='replace a run already in --out')
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--iterations', type=int, default=None, help='T (default: the skeleton preset)')
@@ -145,7 +147,18 @@ def _evolve_config(args):
 
 
 def _cmd_evolve(args) -> int:
-    from .pipeline import run_evolve
+    from .pipeline import load_run_config, run_evolve
+    if args.resume:
+        if args.overwrite:
+            raise _usage('--resume and --overwrite contradict each other: --resume continues the run in the folder, '
+                          '--overwrite replaces it')
+        out = args.resume if args.out is None else args.out
+        cfg = load_run_config(out)
+        learned, strategy = run_evolve(cfg, out, progress=not args.no_progress, resume=True)
+        _print_learned(learned, strategy, out)
+        return 0
+    if args.out is None:
+        raise _usage('evolve needs --out (or --resume RUN_DIR)')
     cfg = _evolve_config(args)
     learned, strategy = run_evolve(cfg, args.out, overwrite=args.overwrite, progress=not args.no_progress)
     _print_learned(learned, strategy, args.out)

@@ -106,15 +106,30 @@ def prepare_run_dir(out: Path, *, overwrite: bool) -> None:
     if out.is_dir() and any((out / n).exists() for n in ('run.json', 'learned_space.json', 'history.jsonl')):
         if not overwrite:
             raise RunDirError(f'{out} already holds a run; pass --overwrite to replace it or choose another --out')
+            import shutil
         for n in ('run.json', 'learned_space.json', 'history.jsonl'):
             if (out / n).exists():
                 (out / n).unlink()
+        if (out / 'checkpoints').is_dir():
+            shutil.rmtree(out / 'checkpoints')
     out.mkdir(parents=True, exist_ok=True)
 
 
+def load_run_config(out) -> EvolveConfig:
+    out = Path(out)
+    try:
+        run = json.loads((out / 'run.json').read_text())
+    except FileNotFoundError:
+        raise RunDirError(f'{out} holds no run to resume (no run.json); start one with evolve --out') from None
+    except json.JSONDecodeError as e:
+        raise RunDirError(f'{out}/run.json is corrupt ({e}); start a new run with --overwrite') from None
+    return EvolveConfig(**run['config'])
+
+
 def run_evolve(cfg: EvolveConfig, out, *, overwrite: bool = False, progress: bool = True,
-               on_iteration: Optional[Callable] = None):
-    """Run one evolution into ``out``; returns ``(learned_space, strategy)``."""
+               on_iteration: Optional[Callable] = None, resume: bool = False):
+    """Run one evolution into ``out``; returns ``(learned_space, strategy)``. With ``resume``, continue the
+    run in ``out`` from its newest complete checkpoint (``out/checkpoints``)."""
     import torch
     from . import __version__
     from .data import load_dataset
@@ -133,14 +148,25 @@ def run_evolve(cfg: EvolveConfig, out, *, overwrite: bool = False, progress: boo
                              f'{skeleton.input_shape}; pick a matching --skeleton (digits: tiny-8, fashion-mnist: mobile-28)')
     if cfg.device == 'cuda' and not torch.cuda.is_available():
         raise AutoSpaceError('--device cuda was given but no CUDA device is available; use --device cpu')
-    strategy = AutoSpace(**cfg.strategy_kwargs())   # validates options before anything is written
+    strategy = AutoSpace(**cfg.strategy_kwargs(), checkpoint_dir=str(out / 'checkpoints'))  # validates options
     if cfg.budget_madds is not None:
         from .space.network import fixed_cost
         floor = fixed_cost(skeleton).madds
         if cfg.budget_madds <= floor:
             raise AutoSpaceError(f'budget {cfg.budget_madds:.4g} MAdds is below the fixed layers alone '
                                  f'({floor} MAdds for skeleton {cfg.skeleton}); raise --budget-madds')
-    prepare_run_dir(out, overwrite=overwrite)
+    ckpt = None
+    if resume:
+        ckpt = AutoSpace.find_checkpoint(out / 'checkpoints')
+        if ckpt is None:
+            raise RunDirError(f'{out} has no complete checkpoint to resume from; start again with --overwrite')
+        done = torch.load(ckpt, map_location='cpu', weights_only=False)['autospace']['evolution']['iteration']
+        hist = out / 'history.jsonl'
+        if hist.exists():   # iterations after the checkpoint are redone: drop their records
+            keep = [l for l in hist.read_text().splitlines() if l.strip() and json.loads(l)['iteration'] < done]
+            hist.write_text(''.join(l + '\n' for l in keep))
+    else:
+        prepare_run_dir(out, overwrite=overwrite)
 
     torch.manual_seed(cfg.seed)
     strategy.dataset_name = cfg.dataset
@@ -150,7 +176,7 @@ def run_evolve(cfg: EvolveConfig, out, *, overwrite: bool = False, progress: boo
     evaluator = make_evaluator(data, max_epochs=cfg.iterations, batch_size=cfg.batch_size, learning_rate=cfg.lr,
                                accelerator=cfg.device, devices=cfg.devices, logger=logger, seed=cfg.seed,
                                default_root_dir=str(out))
-    run_info = {'command': 'evolve', 'config': dataclasses.asdict(cfg), 'package_version': __version__,
+    run_info = {'command': 'evolve', 'config': dataclasses.asdict(cfg), 'resumed_from': ckpt, 'package_version': __version__,
                 'torch': torch.__version__, 'status': 'running', 'started': time.strftime('%Y-%m-%d %H:%M:%S'),
                 'data': data.summary()}
     _write_json(out / 'run.json', run_info)
@@ -159,6 +185,8 @@ def run_evolve(cfg: EvolveConfig, out, *, overwrite: bool = False, progress: boo
     if progress:
         from tqdm.auto import tqdm
         bar = tqdm(total=cfg.iterations, desc='evolve', unit='it', dynamic_ncols=True)
+        if ckpt is not None:
+            bar.update(done)
     history_path = out / 'history.jsonl'
 
     def on_end(strat, record):
@@ -174,7 +202,7 @@ def run_evolve(cfg: EvolveConfig, out, *, overwrite: bool = False, progress: boo
 
     strategy.on_iteration_end.append(on_end)
     try:
-        learned = strategy.evolve(space, evaluator)
+        learned = strategy.evolve(space, evaluator, resume_from=ckpt)
     except BaseException as e:
         run_info.update(status='failed', error=f'{type(e).__name__}: {e}')
         _write_json(out / 'run.json', run_info)

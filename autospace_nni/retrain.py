@@ -94,7 +94,7 @@ def retrain(arch: Architecture, data: DataSplits, *, epochs: int = 10, batch_siz
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            total += float(loss) * len(idx)
+            total += loss.item() * len(idx)
         sched.step()
         from .search import evaluate_accuracy
         val = evaluate_accuracy(model, data.val, device=device)

@@ -164,6 +164,46 @@ class AutoSpaceLightningModule(BaseOneShotLightningModule):
             self.trainer.should_stop = True
         else:
             self.strategy._apply_warmup(self)
+        if self.strategy.checkpoint_dir is not None:
+            self.strategy.save_checkpoint(self.trainer)
+
+    # ----- Lightning checkpoints carry the evolution, the RNGs and the loaders' shuffling state -----
+    def _loader_generators(self):
+        # the CombinedLoader that AutoSpace.train_dataloader built (the same DataLoader objects Lightning
+        # iterates); reachable before Lightning sets up its fit loop, which matters on restore
+        gens = []
+        try:
+            loaders = self.strategy._mutated_model_space.evaluator.train_dataloaders.flattened
+        except AttributeError:
+            return gens
+        for dl in loaders:
+            g = getattr(dl, 'generator', None)
+            sampler = getattr(dl, 'sampler', None)
+            g = g if g is not None else getattr(sampler, 'generator', None)
+            gens.append(g)
+        return gens
+
+    def on_save_checkpoint(self, checkpoint):
+        s = self.strategy
+        checkpoint['autospace'] = {
+            'evolution': s.evolution_state(),
+            'torch_gen': s._torch_gen.get_state(),
+            'loader_gens': [None if g is None else g.get_state() for g in self._loader_generators()],
+            'torch_rng': torch.get_rng_state(),
+        }
+
+    def on_load_checkpoint(self, checkpoint):
+        state = checkpoint.get('autospace')
+        if state is None:
+            return
+        s = self.strategy
+        s.load_evolution_state(state['evolution'])   # sets the branches before α is loaded
+        s._torch_gen.set_state(state['torch_gen'])
+        torch.set_rng_state(state['torch_rng'])
+        # before Lightning creates this epoch's iterators, which draw their shuffling seeds from these
+        for g, st in zip(self._loader_generators(), state['loader_gens']):
+            if g is not None and st is not None:
+                g.set_state(st)
 
 
 class AutoSpace(OneShotStrategy):
@@ -246,7 +286,7 @@ class AutoSpace(OneShotStrategy):
                  budget_madds: Optional[float] = None, budget_penalty: Optional[str] = 'mul#log',
                  budget_beta: float = 0.3, budget_scale: float = 1.0, hard_filter: bool = True,
                  filter_slack: float = 1.0, path_mode: str = 'sum', weight_path_mode: Optional[str] = None,
-                 gradient_clip_val: Optional[float] = None,
+                 checkpoint_dir: Optional[str] = None, gradient_clip_val: Optional[float] = None,
                  seed: Optional[int] = None, mutation_hooks=None, **kwargs):
         super().__init__(mutation_hooks=mutation_hooks, **kwargs)
         for name, value, low in [('population_size', population_size, 1), ('sample_k', sample_k, 1),
@@ -310,6 +350,7 @@ class AutoSpace(OneShotStrategy):
         if path_mode not in ('sum', 'sample'):
             raise ValueError(f"path_mode must be 'sum' (Eqn 3) or 'sample' (binary gates), got {path_mode!r}")
         self.path_mode = path_mode
+        self.checkpoint_dir = checkpoint_dir
         weight_path_mode = path_mode if weight_path_mode is None else weight_path_mode
         if weight_path_mode not in ('sum', 'sample'):
             raise ValueError(f"weight_path_mode must be 'sum' or 'sample', got {weight_path_mode!r}")
@@ -470,9 +511,10 @@ class AutoSpace(OneShotStrategy):
         finally:
             self._wall_time += time.time() - self._started
 
-    def evolve(self, space: ExplorationSpace, evaluator) -> LearnedSpace:
+    def evolve(self, space: ExplorationSpace, evaluator, *, resume_from: Optional[str] = None) -> LearnedSpace:
         """Run the evolution in this process without a ``NasExperiment`` (no NNI manager, nothing
-        written to ``~/nni-experiments``): what the CLI and NNI trials use. Returns the learned space."""
+        written to ``~/nni-experiments``): what the CLI and NNI trials use. Returns the learned space.
+        ``resume_from`` is a checkpoint written with ``checkpoint_dir`` (see :meth:`find_checkpoint`)."""
         self.prepare(space)
         supernet = self.mutate_model(space)
         oneshot_evaluator = self.mutate_evaluator(evaluator)
@@ -481,6 +523,8 @@ class AutoSpace(OneShotStrategy):
         if self.iterations is not None:
             trainer = oneshot_evaluator.trainer
             trainer.fit_loop.max_epochs = max(trainer.fit_loop.max_epochs or 0, self.iterations)
+        if resume_from is not None:
+            oneshot_evaluator.fit_kwargs['ckpt_path'] = str(resume_from)
         self._started = time.time()
         try:
             oneshot_evaluator.evaluate(supernet)
@@ -615,6 +659,73 @@ class AutoSpace(OneShotStrategy):
         yield raw.freeze(learned.best_sample())
 
     # ----- checkpoint -----
+    CHECKPOINT = 'last.ckpt'
+    PREVIOUS = 'prev.ckpt'
+
+    def save_checkpoint(self, trainer) -> str:
+        """Write a Lightning checkpoint (weights, α, optimizer and scheduler states, loops, the evolution,
+        every RNG) atomically: a temporary file, renamed over ``last.ckpt`` after the previous one is kept
+        as ``prev.ckpt``. A kill at any point leaves at least one complete checkpoint."""
+        import os
+        d = self.checkpoint_dir
+        os.makedirs(d, exist_ok=True)
+        tmp = os.path.join(d, f'.tmp-{os.getpid()}.ckpt')
+        trainer.save_checkpoint(tmp)
+        last, prev = os.path.join(d, self.CHECKPOINT), os.path.join(d, self.PREVIOUS)
+        if os.path.exists(last):
+            os.replace(last, prev)
+        os.replace(tmp, last)
+        return last
+
+    @classmethod
+    def find_checkpoint(cls, directory) -> Optional[str]:
+        """The newest checkpoint in ``directory`` that loads completely (a half-written one is skipped)."""
+        import os
+        for name in (cls.CHECKPOINT, cls.PREVIOUS):
+            path = os.path.join(directory, name)
+            if not os.path.exists(path):
+                continue
+            try:
+                ckpt = torch.load(path, map_location='cpu', weights_only=False)
+                if 'autospace' in ckpt and 'state_dict' in ckpt:
+                    return path
+            except Exception:   # truncated or corrupt: fall back to the previous one
+                _logger.warning('checkpoint %s is unreadable (half-written?); trying the previous one', path)
+        return None
+
+    def evolution_state(self) -> dict:
+        # plain Python types only, so Lightning's weights_only checkpoint loading accepts it
+        name, keys, pos, has_gauss, cached = self.rng.get_state()
+        return {
+            'iteration': self.iteration, 'finished': self.finished,
+            'rng': [name, [int(k) for k in keys], int(pos), int(has_gauss), float(cached)],
+            'populations': {g: p.state_dict() for g, p in self.populations.items()},
+            'sampled': copy.deepcopy(self.sampled),
+            'stable_iterations': self._stable_iterations,
+            'last_top': copy.deepcopy(self._last_top),
+            'history': copy.deepcopy(self.history),
+            'wall_time': self._wall_time,
+        }
+
+    def load_evolution_state(self, state: dict) -> None:
+        self.iteration = int(state['iteration'])
+        self.finished = bool(state['finished'])
+        name, keys, pos, has_gauss, cached = state['rng']
+        self.rng.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
+        for g, ps in state['populations'].items():
+            if g not in self.populations:
+                self.populations[g] = GroupPopulation(g, size=self.population_size, sampler=self.sampler,
+                                                      admissible=lambda c: True, replacement=self.replacement,
+                                                      initial_fitness=self.initial_fitness)
+            self.populations[g].load_state_dict(ps)
+        self.sampled = copy.deepcopy(state['sampled'])
+        self._stable_iterations = int(state['stable_iterations'])
+        self._last_top = copy.deepcopy(state['last_top'])
+        self.history = copy.deepcopy(state['history'])
+        self._wall_time = float(state.get('wall_time', 0.0))
+        if self._layers:
+            self._apply_branches()
+
     def state_dict(self) -> dict:
         state = {
             'iteration': self.iteration, 'finished': self.finished,
