@@ -52,14 +52,17 @@ if __name__ == '__main__':
 
 
 def _augment(x: torch.Tensor, gen: torch.Generator, pad: int = 2) -> torch.Tensor:
-    """Random translation by up to ``pad`` pixels (pad, then crop back)."""
+    """Random translation by up to ``pad`` pixels (pad, then crop back), one slice per distinct shift."""
     n, c, h, w = x.shape
     padded = nn.functional.pad(x, (pad, pad, pad, pad))
     dx = torch.randint(0, 2 * pad + 1, (n,), generator=gen)
     dy = torch.randint(0, 2 * pad + 1, (n,), generator=gen)
     out = torch.empty_like(x)
-    for i in range(n):
-        out[i] = padded[i, :, dy[i]:dy[i] + h, dx[i]:dx[i] + w]
+    for sx in range(2 * pad + 1):
+        for sy in range(2 * pad + 1):
+            idx = ((dx == sx) & (dy == sy)).nonzero(as_tuple=True)[0]
+            if len(idx):
+                out[idx] = padded[idx, :, sy:sy + h, sx:sx + w]
     return out
 
 
