@@ -727,39 +727,16 @@ class AutoSpace(OneShotStrategy):
             self._apply_branches()
 
     def state_dict(self) -> dict:
-        state = {
-            'iteration': self.iteration, 'finished': self.finished,
-            'rng': self.rng.get_state(),
-            'populations': {g: p.state_dict() for g, p in self.populations.items()},
-            'sampled': copy.deepcopy(self.sampled),
-            'stable_iterations': self._stable_iterations,
-            'last_top': copy.deepcopy(self._last_top),
-            'history': copy.deepcopy(self.history),
-            'wall_time': self._wall_time,
-        }
+        """The evolution state (:meth:`evolution_state`) plus the supernet's weights, α and buffers."""
+        state = self.evolution_state()
         if self._mutated_model_space is not None:
             state['supernet'] = {k: v.detach().clone() for k, v in self.supernet.state_dict().items()}
             state.update(super().state_dict())
         return state
 
     def load_state_dict(self, state: dict) -> None:
-        self.iteration = int(state['iteration'])
-        self.finished = bool(state['finished'])
-        self.rng.set_state(state['rng'])
-        for g, ps in state['populations'].items():
-            if g not in self.populations:
-                self.populations[g] = GroupPopulation(g, size=self.population_size, sampler=self.sampler,
-                                                      admissible=lambda c: True, replacement=self.replacement,
-                                                      initial_fitness=self.initial_fitness)
-            self.populations[g].load_state_dict(ps)
-        self.sampled = copy.deepcopy(state['sampled'])
-        self._stable_iterations = int(state['stable_iterations'])
-        self._last_top = copy.deepcopy(state['last_top'])
-        self.history = copy.deepcopy(state['history'])
-        self._wall_time = float(state.get('wall_time', 0.0))
+        self.load_evolution_state(state)   # also re-applies the branches, before α is loaded
         if self._mutated_model_space is not None:
-            if self._layers:
-                self._apply_branches()
             if 'supernet' in state:
                 self.supernet.load_state_dict(state['supernet'])
             super().load_state_dict(state)
