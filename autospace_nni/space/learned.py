@@ -154,15 +154,19 @@ class LearnedSpace:
             raise LearnedSpaceError(f'learned space was made for skeleton {sk.name!r}, which differs from the given '
                                     f'skeleton {skeleton.name!r}; evolve a space for that skeleton')
         try:
-            groups = {g: [LearnedCell(Cell.parse(c['cell']), float(c['fitness']), bool(c.get('reference', False)))
+            groups = {g: [LearnedCell(Cell.parse(_text(c['cell'])), _number(c['fitness'], 'fitness'),
+                                      _flag(c.get('reference', False)))
                           for c in spec['cells']]
                       for g, spec in d['groups'].items()}
             refs = d.get('references')
-            refs = None if refs is None else {g: Cell.parse(t) for g, t in refs.items()}
+            refs = None if refs is None else {g: Cell.parse(_text(t)) for g, t in refs.items()}
             budget = d.get('budget_madds')
-            budget = None if budget is None else float(budget)
+            budget = None if budget is None else _number(budget, 'budget_madds')
+            if budget is not None and budget <= 0:
+                raise ValueError(f'budget_madds must be positive or null, got {budget}')
             seed = d.get('seed')
-            seed = None if seed is None else int(seed)
+            if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
+                raise TypeError(f'seed must be an integer or null, got {seed!r}')
             prov = d.get('provenance') or {}
             if not isinstance(prov, dict):
                 raise TypeError('provenance must be an object')
@@ -190,6 +194,25 @@ class LearnedSpace:
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise LearnedSpaceError(f'learned space file {path} is not valid JSON: {e}') from None
         return cls.from_dict(d, skeleton=skeleton)
+
+
+def _text(v) -> str:
+    if not isinstance(v, str):
+        raise TypeError(f'a cell must be text, got {v!r}')
+    return v
+
+
+def _number(v, what: str) -> float:
+    import math
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        raise TypeError(f'{what} must be a finite number, got {v!r}')
+    return float(v)
+
+
+def _flag(v) -> bool:
+    if not isinstance(v, bool):
+        raise TypeError(f'reference must be true or false, got {v!r}')
+    return v
 
 
 class LearnedModelSpace(ModelSpace):

@@ -18,6 +18,10 @@ ZERO = 'zero'
 GROUPINGS = ('stage', 'layer')
 
 
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
 @dataclasses.dataclass(frozen=True)
 class Stage:
     width: int
@@ -66,8 +70,26 @@ class Skeleton:
     dropout: float = 0.0
 
     def __post_init__(self):
+        # strict types: a skeleton usually arrives from JSON, where 2.5 or "16" must not pass as a width
+        if not isinstance(self.name, str) or not self.name:
+            raise SkeletonError(f'skeleton name must be a non-empty string, got {self.name!r}')
+        if not isinstance(self.input_shape, (list, tuple)) or not all(_is_int(v) for v in self.input_shape):
+            raise SkeletonError(f'input_shape must be three integers (channels, height, width), got {self.input_shape!r}')
         object.__setattr__(self, 'input_shape', tuple(int(v) for v in self.input_shape))
         object.__setattr__(self, 'stages', tuple(s if isinstance(s, Stage) else Stage(**s) for s in self.stages))
+        for field in ('num_classes', 'stem_width', 'stem_stride', 'head_width', 'first_block_width'):
+            if not _is_int(getattr(self, field)):
+                raise SkeletonError(f'{field} must be an integer, got {getattr(self, field)!r}')
+        if self.stem_stride not in (1, 2):
+            raise SkeletonError(f'stem_stride must be 1 or 2, got {self.stem_stride}')
+        if self.first_block_width < 1:
+            raise SkeletonError(f'first_block_width must be >= 1, got {self.first_block_width}')
+        if not isinstance(self.allow_zero, bool):
+            raise SkeletonError(f'allow_zero must be true or false, got {self.allow_zero!r}')
+        if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)) or not 0 <= self.dropout < 1:
+            raise SkeletonError(f'dropout must be a number in [0, 1), got {self.dropout!r}')
+        if self.first_block is not None and not isinstance(self.first_block, str):
+            raise SkeletonError(f'first_block must be a cell text or null, got {self.first_block!r}')
         if len(self.input_shape) != 3 or min(self.input_shape) < 1:
             raise SkeletonError(f'input_shape must be (channels, height, width), got {self.input_shape}')
         if self.grouping not in GROUPINGS:
@@ -77,6 +99,8 @@ class Skeleton:
         if not self.stages:
             raise SkeletonError('a skeleton needs at least one stage')
         for i, s in enumerate(self.stages, 1):
+            if not all(_is_int(v) for v in (s.width, s.depth, s.stride)):
+                raise SkeletonError(f'stage {i}: width, depth and stride must be integers, got {s}')
             if s.width < 1 or s.depth < 1 or s.stride not in (1, 2):
                 raise SkeletonError(f'stage {i}: width and depth must be >= 1 and stride 1 or 2, got {s}')
         if self.num_classes < 1 or self.stem_width < 1 or self.head_width < 1:
