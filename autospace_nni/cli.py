@@ -113,6 +113,9 @@ def _add_evolve_args(p: argparse.ArgumentParser, *, demo: bool = False) -> None:
     p.add_argument('--batch-size', type=int, default=None)
     p.add_argument('--limit', type=int, default=None, help='cap the train split (quick runs)')
     p.add_argument('--device', default='cpu', choices=['cpu', 'cuda'])
+    p.add_argument('--max-rollbacks', type=int, default=3,
+                   help='NaN/inf faults survived by rolling back to the last checkpoint with lower learning rates')
+    p.add_argument('--rollback-lr-factor', type=float, default=0.5, help='learning-rate multiplier per rollback')
     p.add_argument('--no-progress', action='store_true')
 
 
@@ -124,6 +127,10 @@ def _evolve_config(args):
         v = getattr(args, name, None)
         if v is not None and v < 1:
             raise _usage(f'--{name.replace("_", "-")} must be >= 1, got {v}')
+    if args.max_rollbacks < 0:
+        raise _usage(f'--max-rollbacks must be >= 0, got {args.max_rollbacks}')
+    if not 0 < args.rollback_lr_factor < 1:
+        raise _usage(f'--rollback-lr-factor must be in (0, 1), got {args.rollback_lr_factor}')
     if args.budget_madds is not None and args.budget_madds <= 0:
         raise _usage(f'--budget-madds must be positive, got {args.budget_madds}')
     if args.penalty != 'mul#log' and args.budget_madds is None:
@@ -143,7 +150,8 @@ def _evolve_config(args):
                         penalty=None if args.penalty == 'none' else args.penalty,
                         hard_filter=not args.no_hard_filter, n_nodes=args.n_nodes, path_mode=args.path_mode,
                         arc_lr=pick(args.arc_lr, 'arc_lr'), lr=args.lr,
-                        batch_size=pick(args.batch_size, 'batch_size'), limit=args.limit, device=args.device)
+                        batch_size=pick(args.batch_size, 'batch_size'), limit=args.limit, device=args.device,
+                        max_rollbacks=args.max_rollbacks, rollback_lr_factor=args.rollback_lr_factor)
 
 
 def _cmd_evolve(args) -> int:

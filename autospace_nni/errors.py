@@ -1,7 +1,8 @@
 """The package's documented error types. All are ``ValueError`` subclasses with one-line messages that
 name the problem and what to do; the CLI prints them without a traceback and exits with status 2."""
 
-__all__ = ['AutoSpaceError', 'CellError', 'SkeletonError', 'ArchError', 'DatasetError', 'LearnedSpaceError']
+__all__ = ['AutoSpaceError', 'CellError', 'SkeletonError', 'ArchError', 'DatasetError', 'LearnedSpaceError',
+           'NumericalFaultError']
 
 
 class AutoSpaceError(ValueError):
@@ -26,3 +27,7 @@ class DatasetError(AutoSpaceError):
 
 class LearnedSpaceError(AutoSpaceError):
     """A learned-space document is malformed, of another format version, or of another skeleton."""
+
+
+class NumericalFaultError(AutoSpaceError):
+    """Training kept producing NaN/inf after the allowed rollbacks (or could not roll back)."""

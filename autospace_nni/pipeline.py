@@ -53,6 +53,8 @@ class EvolveConfig:
     limit: Optional[int] = None
     device: str = 'cpu'
     devices: int = 1
+    max_rollbacks: int = 3
+    rollback_lr_factor: float = 0.5
 
     def strategy_kwargs(self) -> dict:
         return dict(population_size=self.population, sample_k=self.sample_k, tournament_size=self.tournament_size,
@@ -60,7 +62,8 @@ class EvolveConfig:
                     warmup_iterations=self.warmup, reference=self.reference, budget_madds=self.budget_madds,
                     budget_penalty=self.penalty, hard_filter=self.hard_filter, n_nodes=self.n_nodes,
                     arc_learning_rate=self.arc_lr, iterations=self.iterations, seed=self.seed,
-                    path_mode=self.path_mode)
+                    path_mode=self.path_mode, max_rollbacks=self.max_rollbacks,
+                    rollback_lr_factor=self.rollback_lr_factor)
 
 
 #: per-skeleton settings for the CLI; the strategy itself keeps METHOD.md's defaults. On tiny data an
@@ -106,7 +109,7 @@ def prepare_run_dir(out: Path, *, overwrite: bool) -> None:
     if out.is_dir() and any((out / n).exists() for n in ('run.json', 'learned_space.json', 'history.jsonl')):
         if not overwrite:
             raise RunDirError(f'{out} already holds a run; pass --overwrite to replace it or choose another --out')
-            import shutil
+        import shutil
         for n in ('run.json', 'learned_space.json', 'history.jsonl'):
             if (out / n).exists():
                 (out / n).unlink()
@@ -126,10 +129,24 @@ def load_run_config(out) -> EvolveConfig:
     return EvolveConfig(**run['config'])
 
 
+def _truncate_history(path: Path, iterations_done: int) -> None:
+    """Drop the records of iterations that a resume or rollback will redo."""
+    if path.exists():
+        keep = [l for l in path.read_text().splitlines() if l.strip() and json.loads(l)['iteration'] < iterations_done]
+        _write_text(path, ''.join(l + '\n' for l in keep))
+
+
+def _write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + f'.tmp{os.getpid()}')
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
 def run_evolve(cfg: EvolveConfig, out, *, overwrite: bool = False, progress: bool = True,
-               on_iteration: Optional[Callable] = None, resume: bool = False):
+               on_iteration: Optional[Callable] = None, resume: bool = False, callbacks: Optional[list] = None):
     """Run one evolution into ``out``; returns ``(learned_space, strategy)``. With ``resume``, continue the
-    run in ``out`` from its newest complete checkpoint (``out/checkpoints``)."""
+    run in ``out`` from its newest complete checkpoint (``out/checkpoints``). ``callbacks`` are extra
+    Lightning callbacks for the supernet trainer."""
     import torch
     from . import __version__
     from .data import load_dataset
@@ -161,10 +178,7 @@ def run_evolve(cfg: EvolveConfig, out, *, overwrite: bool = False, progress: boo
         if ckpt is None:
             raise RunDirError(f'{out} has no complete checkpoint to resume from; start again with --overwrite')
         done = torch.load(ckpt, map_location='cpu', weights_only=False)['autospace']['evolution']['iteration']
-        hist = out / 'history.jsonl'
-        if hist.exists():   # iterations after the checkpoint are redone: drop their records
-            keep = [l for l in hist.read_text().splitlines() if l.strip() and json.loads(l)['iteration'] < done]
-            hist.write_text(''.join(l + '\n' for l in keep))
+        _truncate_history(out / 'history.jsonl', done)
     else:
         prepare_run_dir(out, overwrite=overwrite)
 
@@ -175,7 +189,7 @@ def run_evolve(cfg: EvolveConfig, out, *, overwrite: bool = False, progress: boo
     logger = TensorBoardLogger(str(out), name='tb', version='')
     evaluator = make_evaluator(data, max_epochs=cfg.iterations, batch_size=cfg.batch_size, learning_rate=cfg.lr,
                                accelerator=cfg.device, devices=cfg.devices, logger=logger, seed=cfg.seed,
-                               default_root_dir=str(out))
+                               default_root_dir=str(out), callbacks=callbacks)
     run_info = {'command': 'evolve', 'config': dataclasses.asdict(cfg), 'resumed_from': ckpt, 'package_version': __version__,
                 'torch': torch.__version__, 'status': 'running', 'started': time.strftime('%Y-%m-%d %H:%M:%S'),
                 'data': data.summary()}
@@ -200,7 +214,23 @@ def run_evolve(cfg: EvolveConfig, out, *, overwrite: bool = False, progress: boo
         if on_iteration is not None:
             on_iteration(strat, record)
 
+    def on_rollback(strat, fault):
+        done_at = torch.load(fault['checkpoint'], map_location='cpu', weights_only=False)['autospace']['evolution']['iteration']
+        _truncate_history(history_path, done_at)
+        run_info.setdefault('rollbacks', []).append(fault)
+        _write_json(out / 'run.json', run_info)
+        msg = (f'numerical fault at iteration {fault["iteration"]}: {fault["error"]}; rolled back to iteration '
+               f'{done_at} with learning rates x{fault["lr_scale"]:g}')
+        if bar is not None:
+            bar.write(msg)
+            bar.n = done_at
+            bar.refresh()
+        else:
+            import sys
+            print(msg, file=sys.stderr)
+
     strategy.on_iteration_end.append(on_end)
+    strategy.on_rollback.append(on_rollback)
     try:
         learned = strategy.evolve(space, evaluator, resume_from=ckpt)
     except BaseException as e:

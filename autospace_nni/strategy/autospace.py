@@ -34,6 +34,7 @@ from nni.nas.oneshot.pytorch.strategy import OneShotStrategy, no_default_hook
 from nni.nas.space import RawFormatModelSpace
 
 from ..budget import AnalyticCostProfiler, BudgetPenalty, PENALTY_MODES
+from ..errors import NumericalFaultError
 from ..cells.genome import ACT_CHOICES, Cell, DEFAULT_OPS, EXPAND_CHOICES, SE_CHOICES
 from ..space.exploration import ExplorationSpace
 from ..space.learned import LearnedCell, LearnedSpace
@@ -42,7 +43,11 @@ from ..space.skeleton import Skeleton, reference_cell
 from ..space.supernet import AutoSpaceMixedLayer
 from .evolution import CellSampler, GroupPopulation
 
-__all__ = ['AutoSpace', 'AutoSpaceLightningModule']
+__all__ = ['AutoSpace', 'AutoSpaceLightningModule', 'NonFiniteError']
+
+
+class NonFiniteError(FloatingPointError):
+    """A NaN or inf in a loss, a weight or α (caught by :meth:`AutoSpace.evolve`, which rolls back)."""
 
 _logger = logging.getLogger(__name__)
 
@@ -128,13 +133,15 @@ class AutoSpaceLightningModule(BaseOneShotLightningModule):
             if s.penalty is not None:
                 loss, details = s.penalty(loss, self.export_probs())
                 self.log_dict({f'penalty/{k}': float(v) for k, v in details.items()})
+            if not torch.isfinite(loss):
+                raise NonFiniteError(f'non-finite α loss {float(loss)} at iteration {s.iteration}')
             self.manual_backward(loss)
             arc_optim.step()
 
         out = self.training_module.training_step(trn_batch, batch_idx)
         w_loss = out['loss'] if isinstance(out, dict) else out
         if not torch.isfinite(w_loss):
-            raise FloatingPointError(f'non-finite training loss {float(w_loss)} at iteration {s.iteration}')
+            raise NonFiniteError(f'non-finite training loss {float(w_loss)} at iteration {s.iteration}')
         self.advance_optimization(w_loss, batch_idx, s.gradient_clip_val)
         self.advance_lr_schedulers(batch_idx)
 
@@ -152,7 +159,36 @@ class AutoSpaceLightningModule(BaseOneShotLightningModule):
             self._end_iteration()
         return super().on_train_epoch_end()
 
+    def _check_finite(self) -> None:
+        # weights and α: a NaN that has not reached a loss yet must not reach a checkpoint either
+        for name, p in self.training_module.named_parameters():
+            if not torch.isfinite(p).all():
+                kind = 'α' if 'alpha' in name else 'weight'
+                raise NonFiniteError(f'non-finite {kind} {name} at iteration {self.strategy.iteration}')
+
+    def on_train_start(self):
+        s = self.strategy
+        if s._pending_lr_scale is not None:
+            # after a rollback: the checkpoint restored its learning rates (scaled by s.lr_scale); bring them
+            # to the target scale, rollback_lr_factor ** rollbacks, so repeated faults keep lowering them
+            target, s._pending_lr_scale = s._pending_lr_scale, None
+            factor = target / s.lr_scale
+            for opt in self.trainer.optimizers:
+                for group in opt.param_groups:
+                    group['lr'] *= factor
+                    if 'initial_lr' in group:
+                        group['initial_lr'] *= factor
+            for config in self.trainer.lr_scheduler_configs:
+                sched = config.scheduler
+                if hasattr(sched, 'base_lrs'):
+                    sched.base_lrs = [lr * factor for lr in sched.base_lrs]
+            s.lr_scale = target
+        if s.checkpoint_dir is not None and s.find_checkpoint(s.checkpoint_dir) is None:
+            s.save_checkpoint(self.trainer)   # the iteration-0 boundary, so even a first-iteration fault rolls back
+        return super().on_train_start()
+
     def _end_iteration(self):
+        self._check_finite()
         val_acc = self._val_correct / max(1, self._val_total)
         val_loss = self._val_loss_sum / max(1, self._val_total)
         self._val_correct = self._val_total = 0
@@ -268,6 +304,13 @@ class AutoSpace(OneShotStrategy):
     filter_slack
         Multiplier on that share. A block's share is ``(budget - fixed layers) x`` its fraction of the
         reference network's block MAdds.
+    checkpoint_dir
+        Where an atomic checkpoint is written at every iteration boundary (``None``: no checkpoints, and a
+        numerical fault ends the run).
+    max_rollbacks, rollback_lr_factor
+        On a NaN/inf loss, weight or α, :meth:`evolve` rolls back to the last checkpoint and multiplies the
+        learning rates of the weights and α by ``rollback_lr_factor``; after ``max_rollbacks`` faults it
+        stops with :class:`~autospace_nni.errors.NumericalFaultError`.
     gradient_clip_val
         Gradient clipping of the weight step.
     seed
@@ -286,12 +329,13 @@ class AutoSpace(OneShotStrategy):
                  budget_madds: Optional[float] = None, budget_penalty: Optional[str] = 'mul#log',
                  budget_beta: float = 0.3, budget_scale: float = 1.0, hard_filter: bool = True,
                  filter_slack: float = 1.0, path_mode: str = 'sum', weight_path_mode: Optional[str] = None,
-                 checkpoint_dir: Optional[str] = None, gradient_clip_val: Optional[float] = None,
+                 checkpoint_dir: Optional[str] = None, max_rollbacks: int = 3, rollback_lr_factor: float = 0.5,
+                 gradient_clip_val: Optional[float] = None,
                  seed: Optional[int] = None, mutation_hooks=None, **kwargs):
         super().__init__(mutation_hooks=mutation_hooks, **kwargs)
         for name, value, low in [('population_size', population_size, 1), ('sample_k', sample_k, 1),
                                  ('tournament_size', tournament_size, 1), ('top_m', top_m, 1),
-                                 ('n_nodes', n_nodes, 2), ('patience', patience, 0),
+                                 ('n_nodes', n_nodes, 2), ('patience', patience, 0), ('max_rollbacks', max_rollbacks, 0),
                                  ('warmup_iterations', warmup_iterations, 0)]:
             if not isinstance(value, int) or value < low:
                 raise ValueError(f'{name} must be an integer >= {low}, got {value!r}')
@@ -311,6 +355,8 @@ class AutoSpace(OneShotStrategy):
             raise ValueError(f'budget_madds must be positive, got {budget_madds}')
         if budget_penalty is not None and budget_penalty not in PENALTY_MODES:
             raise ValueError(f'budget_penalty must be one of {PENALTY_MODES} or None, got {budget_penalty!r}')
+        if not 0.0 < rollback_lr_factor < 1.0:
+            raise ValueError(f'rollback_lr_factor must be in (0, 1), got {rollback_lr_factor}')
         if filter_slack <= 0:
             raise ValueError(f'filter_slack must be positive, got {filter_slack}')
         unknown_ops = [o for o in ops if o == 'none']
@@ -351,6 +397,12 @@ class AutoSpace(OneShotStrategy):
             raise ValueError(f"path_mode must be 'sum' (Eqn 3) or 'sample' (binary gates), got {path_mode!r}")
         self.path_mode = path_mode
         self.checkpoint_dir = checkpoint_dir
+        self.max_rollbacks = max_rollbacks
+        self.rollback_lr_factor = rollback_lr_factor
+        self.rollbacks: List[dict] = []      # one record per numerical fault survived
+        self.lr_scale = 1.0                  # product of the rollback factors applied so far
+        self._pending_lr_scale: Optional[float] = None
+        self.on_rollback = []                # callbacks(strategy, fault_record)
         weight_path_mode = path_mode if weight_path_mode is None else weight_path_mode
         if weight_path_mode not in ('sum', 'sample'):
             raise ValueError(f"weight_path_mode must be 'sum' or 'sample', got {weight_path_mode!r}")
@@ -525,12 +577,41 @@ class AutoSpace(OneShotStrategy):
             trainer.fit_loop.max_epochs = max(trainer.fit_loop.max_epochs or 0, self.iterations)
         if resume_from is not None:
             oneshot_evaluator.fit_kwargs['ckpt_path'] = str(resume_from)
-        self._started = time.time()
-        try:
-            oneshot_evaluator.evaluate(supernet)
-        finally:
-            self._wall_time += time.time() - self._started
+        while True:
+            self._started = time.time()
+            try:
+                oneshot_evaluator.evaluate(supernet)
+                break
+            except NonFiniteError as fault:
+                ckpt = self._rollback(fault)
+                oneshot_evaluator.fit_kwargs['ckpt_path'] = ckpt
+            finally:
+                self._wall_time += time.time() - self._started
         return self.learned_space()
+
+    def _rollback(self, fault: Exception) -> str:
+        """Record a numerical fault and pick the checkpoint to restart from, or give up."""
+        record = {'iteration': self.iteration, 'error': str(fault),
+                  'lr_scale': self.rollback_lr_factor ** (len(self.rollbacks) + 1)}
+        if self.checkpoint_dir is None:
+            raise NumericalFaultError(f'{fault}; without a checkpoint_dir there is nothing to roll back to '
+                                      f'(the CLI always keeps checkpoints)') from None
+        if len(self.rollbacks) >= self.max_rollbacks:
+            raise NumericalFaultError(
+                f'training diverged {len(self.rollbacks) + 1} times (last: {fault}); rolled back '
+                f'{len(self.rollbacks)} times already with learning rates x{self.lr_scale:g}. Lower --lr / '
+                f'--arc-lr or raise --max-rollbacks') from None
+        ckpt = self.find_checkpoint(self.checkpoint_dir)
+        if ckpt is None:
+            raise NumericalFaultError(f'{fault}; no complete checkpoint to roll back to') from None
+        record['checkpoint'] = ckpt
+        self.rollbacks.append(record)
+        self._pending_lr_scale = record['lr_scale']
+        _logger.warning('numerical fault (%s): rolling back to %s with learning rates x%g (rollback %d of at most %d)',
+                        fault, ckpt, record['lr_scale'], len(self.rollbacks), self.max_rollbacks)
+        for cb in self.on_rollback:
+            cb(self, record)
+        return ckpt
 
     # ----- evolution -----
     @property
@@ -646,7 +727,8 @@ class AutoSpace(OneShotStrategy):
                                 self.reference_option if isinstance(self.reference_option, str) else 'custom')
         prov = {'package_version': __version__, 'iterations': self.iteration,
                 'converged': bool(self.history and self.history[-1].get('converged')),
-                'wall_time_s': round(self._wall_time, 3), 'dataset': self.dataset_name, 'options': options}
+                'wall_time_s': round(self._wall_time, 3), 'dataset': self.dataset_name, 'options': options,
+                'rollbacks': self.rollbacks}
         prov = json.loads(json.dumps(prov, default=str))   # plain JSON types, so save/load round-trips
         return LearnedSpace(self.skeleton, groups, None if self.references is None else dict(self.references),
                             self.budget_madds, self.seed, prov)
@@ -705,6 +787,8 @@ class AutoSpace(OneShotStrategy):
             'last_top': copy.deepcopy(self._last_top),
             'history': copy.deepcopy(self.history),
             'wall_time': self._wall_time,
+            'lr_scale': self.lr_scale,
+            'rollbacks': copy.deepcopy(self.rollbacks),
         }
 
     def load_evolution_state(self, state: dict) -> None:
@@ -723,6 +807,11 @@ class AutoSpace(OneShotStrategy):
         self._last_top = copy.deepcopy(state['last_top'])
         self.history = copy.deepcopy(state['history'])
         self._wall_time = float(state.get('wall_time', 0.0))
+        # a rollback restores an older checkpoint: keep the faults and learning-rate scale seen since
+        saved = list(state.get('rollbacks', []))
+        if len(saved) >= len(self.rollbacks):
+            self.rollbacks = copy.deepcopy(saved)
+        self.lr_scale = float(state.get('lr_scale', 1.0))   # what the checkpoint's optimizers hold
         if self._layers:
             self._apply_branches()
 
@@ -746,4 +835,4 @@ _OPTION_NAMES = {'population_size', 'sample_k', 'tournament_size', 'p_mutation',
                  'initial_fitness', 'keep_reference', 'top_m', 'patience', 'iterations', 'warmup_iterations',
                  'steps_per_iteration', 'arc_learning_rate', 'arc_betas', 'arc_weight_decay', 'budget_madds',
                  'budget_penalty', 'budget_beta', 'budget_scale', 'hard_filter', 'filter_slack',
-                 'gradient_clip_val', 'seed'}
+                 'gradient_clip_val', 'seed', 'max_rollbacks', 'rollback_lr_factor'}
