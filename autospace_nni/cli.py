@@ -86,6 +86,9 @@ def _add_evolve_args(p: argparse.ArgumentParser, *, demo: bool = False) -> None:
     p.add_argument('--grouping', default='stage', choices=['stage', 'layer'],
                    help="layer groups: per (stage, first/rest) as in the paper's released space, or per block")
     p.add_argument('--out', default='runs/demo' if demo else None, help='run folder')
+    p.add_argument('--config', default=None, metavar='FILE.yml',
+                   help='options from a YAML file (keys as the long options, e.g. sample_k: 4); flags given '
+                        'on the command line win')
     p.add_argument('--resume', default=None, metavar='RUN_DIR',
                    help='continue the run in RUN_DIR from its last complete checkpoint (same options)')
     p.add_argument('--overwrite', action='store_true', help='replace a run already in --out')
@@ -338,17 +341,65 @@ STRATEGIES = ('darts', 'gumbel', 'proxyless', 'spos', 'evolution', 'random')
 _EXTRA_COMMANDS: list = []
 
 
+def _apply_config_file(parser: argparse.ArgumentParser, argv: list):
+    """Parse ``argv``; where it names ``--config FILE.yml``, that file's keys become the defaults of the
+    sub-command's options and ``argv`` is parsed again, so explicit flags override the file."""
+    args = parser.parse_args(argv)
+    path = getattr(args, 'config', None)
+    if not path:
+        return args
+    import yaml
+    try:
+        with open(path) as f:
+            doc = yaml.safe_load(f)
+    except FileNotFoundError:
+        raise _usage(f'config file {path} does not exist') from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, 'problem_mark', None)
+        where = f' at line {mark.line + 1}, column {mark.column + 1}' if mark is not None else ''
+        problem = getattr(e, 'problem', None) or str(e).splitlines()[0]
+        raise _usage(f'config file {path} is not valid YAML{where}: {problem}; fix the file') from None
+    if doc is None:
+        doc = {}
+    if not isinstance(doc, dict):
+        raise _usage(f'config file {path} must be a mapping of option: value, got a {type(doc).__name__}')
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices[args.command]
+    known = {a.dest: a for a in sub._actions if a.dest not in ('help', 'config', 'func')}
+    values = {}
+    for key, value in doc.items():
+        dest = str(key).replace('-', '_')
+        if dest not in known:
+            close = [k for k in known if k.startswith(dest[:4])][:3]
+            raise _usage(f'config file {path}: unknown option {key!r}' + (f' (did you mean {", ".join(close)}?)'
+                                                                          if close else ''))
+        action = known[dest]
+        if value is not None and action.type is not None and not isinstance(value, bool):
+            try:
+                value = action.type(value)
+            except (TypeError, ValueError):
+                raise _usage(f'config file {path}: {key} must be {action.type.__name__}, got {value!r}') from None
+        elif isinstance(action, argparse._StoreTrueAction) and not isinstance(value, bool):
+            raise _usage(f'config file {path}: {key} must be true or false, got {value!r}')
+        if action.choices is not None and value not in action.choices:
+            raise _usage(f'config file {path}: {key} must be one of {", ".join(map(str, action.choices))}, '
+                         f'got {value!r}')
+        values[dest] = value
+    sub.set_defaults(**values)
+    return parser.parse_args(argv)
+
+
 def main(argv=None) -> int:
     from .errors import AutoSpaceError
     argv = sys.argv[1:] if argv is None else list(argv)
     if '--debug' not in argv:
         _quiet_nni_warnings()
     parser = build_parser()
-    args = parser.parse_args(argv)
+    debug = '--debug' in argv
     try:
+        args = _apply_config_file(parser, argv)
         return args.func(args) or 0
     except (AutoSpaceError, _UsageError) as e:
-        if args.debug:
+        if debug:
             raise
         print(f'autospace-nni: error: {e}', file=sys.stderr)
         return 2

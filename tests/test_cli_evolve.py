@@ -77,3 +77,56 @@ def test_bad_input_is_one_line_exit_2(tmp_path, args, needle):
     assert needle in r.stderr
     assert 'Traceback' not in r.stderr and len(r.stderr.strip().splitlines()) == 1
     assert not (out / 'run.json').exists()
+
+
+@pytest.mark.parametrize('args, needle', [
+    (['--reference', 'e6_relu6:1-0=dw3x3'], 'cycles are not allowed'),
+    (['--reference', 'e6_relu6:0-1=dw3x3,2-3=skip'], 'not reachable'),
+    (['--max-rollbacks', '-1'], '--max-rollbacks must be >= 0'),
+])
+def test_bad_cells_and_options_are_one_line_exit_2(tmp_path, args, needle):
+    out = tmp_path / 'run'
+    r = _cli('evolve', '--out', str(out), '--iterations', '2', '--no-progress', *args)
+    assert r.returncode == 2 and needle in r.stderr, r.stderr[-2000:]
+    assert 'Traceback' not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert not out.exists() or not any(out.iterdir())
+
+
+@pytest.mark.parametrize('text, needle', [
+    ('sample_k: 3\niterations: [1\n', 'not valid YAML at line 3'),
+    ('sample_kk: 3\n', "unknown option 'sample_kk' (did you mean sample_k?)"),
+    ('sample_k: three\n', 'sample_k must be int'),
+    ('- a\n- b\n', 'must be a mapping'),
+    ('path_mode: foo\n', 'path_mode must be one of sum, sample'),
+    ('no_progress: 3\n', 'no_progress must be true or false'),
+])
+def test_invalid_yaml_config_is_one_line_exit_2(run_dir, tmp_path, text, needle):
+    cfg = tmp_path / 'evolve.yml'
+    cfg.write_text(text)
+    out, _ = run_dir
+    before = (out / 'learned_space.json').read_bytes()
+    r = _cli('evolve', '--config', str(cfg), '--out', str(out), '--overwrite')
+    assert r.returncode == 2 and needle in r.stderr, r.stderr[-2000:]
+    assert 'Traceback' not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert (out / 'learned_space.json').read_bytes() == before       # --overwrite never got to act
+
+
+def test_yaml_config_sets_defaults_and_flags_win(tmp_path):
+    from autospace_nni.cli import _apply_config_file, build_parser
+    cfg = tmp_path / 'evolve.yml'
+    cfg.write_text('sample-k: 4\niterations: 9\npath_mode: sample\nbudget_madds: 2.5e5\nno_progress: true\n')
+    args = _apply_config_file(build_parser(), ['evolve', '--config', str(cfg), '--iterations', '3', '--out', 'x'])
+    assert (args.sample_k, args.iterations, args.path_mode, args.budget_madds, args.no_progress) == \
+        (4, 3, 'sample', 2.5e5, True)
+
+
+def test_search_rejects_other_format_versions_and_skeletons(run_dir, tmp_path):
+    doc = json.loads((run_dir[0] / 'learned_space.json').read_text())
+    doc['format_version'] = 7
+    (tmp_path / 'v7.json').write_text(json.dumps(doc))
+    r = _cli('search', '--space', str(tmp_path / 'v7.json'), '--strategy', 'darts', '--out', str(tmp_path / 's'))
+    assert r.returncode == 2 and 'format version 7 is not supported' in r.stderr
+    r = _cli('search', '--space', str(run_dir[0] / 'learned_space.json'), '--skeleton', 'mobile-28',
+             '--strategy', 'darts', '--out', str(tmp_path / 's'))
+    assert r.returncode == 2 and 'skeleton' in r.stderr and 'Traceback' not in r.stderr, r.stderr[-2000:]
+    assert not (tmp_path / 's' / 'arch.json').exists()
