@@ -116,6 +116,8 @@ def _add_evolve_args(p: argparse.ArgumentParser, *, demo: bool = False) -> None:
     p.add_argument('--batch-size', type=int, default=None)
     p.add_argument('--limit', type=int, default=None, help='cap the train split (quick runs)')
     p.add_argument('--device', default='cpu', choices=['cpu', 'cuda'])
+    p.add_argument('--devices', type=int, default=1,
+                   help='processes (CPU) or GPUs for Lightning DDP; >1 trains the supernet data-parallel')
     p.add_argument('--max-rollbacks', type=int, default=3,
                    help='NaN/inf faults survived by rolling back to the last checkpoint with lower learning rates')
     p.add_argument('--rollback-lr-factor', type=float, default=0.5, help='learning-rate multiplier per rollback')
@@ -130,6 +132,8 @@ def _evolve_config(args):
         v = getattr(args, name, None)
         if v is not None and v < 1:
             raise _usage(f'--{name.replace("_", "-")} must be >= 1, got {v}')
+    if args.devices < 1:
+        raise _usage(f'--devices must be >= 1, got {args.devices}')
     if args.max_rollbacks < 0:
         raise _usage(f'--max-rollbacks must be >= 0, got {args.max_rollbacks}')
     if not 0 < args.rollback_lr_factor < 1:
@@ -154,7 +158,8 @@ def _evolve_config(args):
                         hard_filter=not args.no_hard_filter, n_nodes=args.n_nodes, path_mode=args.path_mode,
                         arc_lr=pick(args.arc_lr, 'arc_lr'), lr=args.lr,
                         batch_size=pick(args.batch_size, 'batch_size'), limit=args.limit, device=args.device,
-                        max_rollbacks=args.max_rollbacks, rollback_lr_factor=args.rollback_lr_factor)
+                        max_rollbacks=args.max_rollbacks, rollback_lr_factor=args.rollback_lr_factor,
+                        devices=args.devices)
 
 
 def _cmd_evolve(args) -> int:

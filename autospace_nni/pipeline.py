@@ -172,14 +172,19 @@ def run_evolve(cfg: EvolveConfig, out, *, overwrite: bool = False, progress: boo
         if cfg.budget_madds <= floor:
             raise AutoSpaceError(f'budget {cfg.budget_madds:.4g} MAdds is below the fixed layers alone '
                                  f'({floor} MAdds for skeleton {cfg.skeleton}); raise --budget-madds')
+    # Under DDP Lightning re-runs this command once per extra rank (LOCAL_RANK set); only global rank 0
+    # touches the run folder, the other ranks only train.
+    from pytorch_lightning.utilities.rank_zero import rank_zero_only
+    main = getattr(rank_zero_only, 'rank', 0) == 0
     ckpt = None
     if resume:
         ckpt = AutoSpace.find_checkpoint(out / 'checkpoints')
         if ckpt is None:
             raise RunDirError(f'{out} has no complete checkpoint to resume from; start again with --overwrite')
         done = torch.load(ckpt, map_location='cpu', weights_only=False)['autospace']['evolution']['iteration']
-        _truncate_history(out / 'history.jsonl', done)
-    else:
+        if main:
+            _truncate_history(out / 'history.jsonl', done)
+    elif main:
         prepare_run_dir(out, overwrite=overwrite)
 
     torch.manual_seed(cfg.seed)
@@ -189,14 +194,17 @@ def run_evolve(cfg: EvolveConfig, out, *, overwrite: bool = False, progress: boo
     logger = TensorBoardLogger(str(out), name='tb', version='')
     evaluator = make_evaluator(data, max_epochs=cfg.iterations, batch_size=cfg.batch_size, learning_rate=cfg.lr,
                                accelerator=cfg.device, devices=cfg.devices, logger=logger, seed=cfg.seed,
+                               # a step uses only the K sampled cells of each weight pool
+                               strategy='ddp_find_unused_parameters_true' if cfg.devices > 1 else 'auto',
                                default_root_dir=str(out), callbacks=callbacks)
     run_info = {'command': 'evolve', 'config': dataclasses.asdict(cfg), 'resumed_from': ckpt, 'package_version': __version__,
                 'torch': torch.__version__, 'status': 'running', 'started': time.strftime('%Y-%m-%d %H:%M:%S'),
                 'data': data.summary()}
-    _write_json(out / 'run.json', run_info)
+    if main:
+        _write_json(out / 'run.json', run_info)
 
     bar = None
-    if progress:
+    if progress and main:
         from tqdm.auto import tqdm
         bar = tqdm(total=cfg.iterations, desc='evolve', unit='it', dynamic_ncols=True)
         if ckpt is not None:
@@ -204,6 +212,8 @@ def run_evolve(cfg: EvolveConfig, out, *, overwrite: bool = False, progress: boo
     history_path = out / 'history.jsonl'
 
     def on_end(strat, record):
+        if not main:
+            return
         with open(history_path, 'a') as f:
             f.write(json.dumps(record, default=float) + '\n')
         if bar is not None:
@@ -215,6 +225,8 @@ def run_evolve(cfg: EvolveConfig, out, *, overwrite: bool = False, progress: boo
             on_iteration(strat, record)
 
     def on_rollback(strat, fault):
+        if not main:
+            return
         done_at = torch.load(fault['checkpoint'], map_location='cpu', weights_only=False)['autospace']['evolution']['iteration']
         _truncate_history(history_path, done_at)
         run_info.setdefault('rollbacks', []).append(fault)
@@ -234,13 +246,23 @@ def run_evolve(cfg: EvolveConfig, out, *, overwrite: bool = False, progress: boo
     try:
         learned = strategy.evolve(space, evaluator, resume_from=ckpt)
     except BaseException as e:
-        run_info.update(status='failed', error=f'{type(e).__name__}: {e}')
-        _write_json(out / 'run.json', run_info)
+        if main:
+            run_info.update(status='failed', error=f'{type(e).__name__}: {e}')
+            _write_json(out / 'run.json', run_info)
         raise
     finally:
         if bar is not None:
             bar.close()
     learned.provenance['data'] = data.summary()
+    if cfg.devices > 1:
+        learned.provenance['ddp_rank'] = 0 if main else rank_zero_only.rank
+    dump = os.environ.get('AUTOSPACE_DDP_DUMP')
+    if dump:   # tests: each rank shows what it learned and the weights it ended with
+        rank = 0 if main else rank_zero_only.rank
+        learned.save(Path(dump) / f'rank{rank}.json')
+        torch.save(strategy.supernet.state_dict(), Path(dump) / f'rank{rank}.weights.pt')
+    if not main:
+        return learned, strategy
     learned.save(out / 'learned_space.json')
     run_info.update(status='done', finished=time.strftime('%Y-%m-%d %H:%M:%S'), iterations=strategy.iteration,
                     wall_time_s=learned.provenance.get('wall_time_s'),

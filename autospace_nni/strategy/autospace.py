@@ -183,7 +183,10 @@ class AutoSpaceLightningModule(BaseOneShotLightningModule):
                 if hasattr(sched, 'base_lrs'):
                     sched.base_lrs = [lr * factor for lr in sched.base_lrs]
             s.lr_scale = target
-        if s.checkpoint_dir is not None and s.find_checkpoint(s.checkpoint_dir) is None:
+        need_first = s.checkpoint_dir is not None and s.find_checkpoint(s.checkpoint_dir) is None
+        if self.trainer.world_size > 1:   # saving is collective: every rank must take the same decision
+            need_first = self.trainer.strategy.broadcast(need_first)
+        if need_first:
             s.save_checkpoint(self.trainer)   # the iteration-0 boundary, so even a first-iteration fault rolls back
         return super().on_train_start()
 
@@ -191,10 +194,23 @@ class AutoSpaceLightningModule(BaseOneShotLightningModule):
         self._check_finite()
         val_acc = self._val_correct / max(1, self._val_total)
         val_loss = self._val_loss_sum / max(1, self._val_total)
+        self._last_val_total = self._val_total
         self._val_correct = self._val_total = 0
         self._val_loss_sum = 0.0
         self._steps_in_iteration = 0
+        if self.trainer.world_size > 1:
+            # under DDP each rank saw its own share of the held-out batches: pool the accuracy
+            counts = self.trainer.strategy.reduce(torch.tensor([val_acc * self._last_val_total, val_loss * self._last_val_total,
+                                                                float(self._last_val_total)], device=self.device),
+                                                  reduce_op="sum")
+            val_acc, val_loss = float(counts[0] / counts[2]), float(counts[1] / counts[2])
         record = self.strategy._end_iteration(self, val_acc=val_acc, val_loss=val_loss)
+        if self.trainer.world_size > 1:
+            # the population update is computed on rank 0 and broadcast, so every rank holds the same
+            # populations and samples the same next cells whatever its α drifted to
+            state = self.trainer.strategy.broadcast(self.strategy.evolution_state(), src=0)
+            if self.trainer.global_rank != 0:
+                self.strategy.load_evolution_state(state)
         self.log_dict({k: float(v) for k, v in record.items() if isinstance(v, (int, float)) and not isinstance(v, bool)})
         if self.strategy.finished:
             self.trainer.should_stop = True
@@ -752,7 +768,9 @@ class AutoSpace(OneShotStrategy):
         d = self.checkpoint_dir
         os.makedirs(d, exist_ok=True)
         tmp = os.path.join(d, f'.tmp-{os.getpid()}.ckpt')
-        trainer.save_checkpoint(tmp)
+        trainer.save_checkpoint(tmp)      # collective under DDP; only global rank 0 writes
+        if not trainer.is_global_zero:
+            return os.path.join(d, self.CHECKPOINT)
         last, prev = os.path.join(d, self.CHECKPOINT), os.path.join(d, self.PREVIOUS)
         if os.path.exists(last):
             os.replace(last, prev)
