@@ -196,7 +196,7 @@ def run_evolve(cfg: EvolveConfig, out, *, overwrite: bool = False, progress: boo
                                accelerator=cfg.device, devices=cfg.devices, logger=logger, seed=cfg.seed,
                                # a step uses only the K sampled cells of each weight pool
                                strategy='ddp_find_unused_parameters_true' if cfg.devices > 1 else 'auto',
-                               default_root_dir=str(out), callbacks=callbacks)
+                               default_root_dir=str(out), callbacks=callbacks, report_to_nni=False)
     run_info = {'command': 'evolve', 'config': dataclasses.asdict(cfg), 'resumed_from': ckpt, 'package_version': __version__,
                 'torch': torch.__version__, 'status': 'running', 'started': time.strftime('%Y-%m-%d %H:%M:%S'),
                 'data': data.summary()}

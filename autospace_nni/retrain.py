@@ -68,7 +68,9 @@ def _augment(x: torch.Tensor, gen: torch.Generator, pad: int = 2) -> torch.Tenso
 
 def retrain(arch: Architecture, data: DataSplits, *, epochs: int = 10, batch_size: int = 64, lr: float = 0.05,
             label_smoothing: float = 0.1, weight_decay: float = 4e-5, augment: bool = False, seed: int = 0,
-            device: str = 'cpu', out_dir=None, progress: bool = False) -> dict:
+            device: str = 'cpu', out_dir=None, progress: bool = False, on_epoch=None) -> dict:
+    """Train ``arch`` from scratch with the standard recipe; ``on_epoch(epoch, val_acc)`` is called after
+    each epoch (NNI trials report it as an intermediate result)."""
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     model = arch.build().to(device)
@@ -102,6 +104,8 @@ def retrain(arch: Architecture, data: DataSplits, *, epochs: int = 10, batch_siz
         from .search import evaluate_accuracy
         val = evaluate_accuracy(model, data.val, device=device)
         history.append({'epoch': epoch, 'train_loss': total / len(x), 'val_acc': val})
+        if on_epoch is not None:
+            on_epoch(epoch, val)
         if bar is not None:
             bar.set_postfix(loss=f'{total / len(x):.3f}', val_acc=f'{val:.3f}')
             bar.update(1)

@@ -32,6 +32,18 @@ class RecipeClassificationModule(ClassificationModule):
         self.momentum = momentum
         self.nesterov = nesterov
 
+    #: NNI's module reports the last training accuracy as a trial's FINAL result when fitting ends; the
+    #: AutoSpace trial reports its own results, so the evolve pipeline switches this off
+    report_to_nni = True
+
+    def _final_report(self):
+        if self.report_to_nni:
+            super()._final_report()
+
+    def on_validation_epoch_end(self):
+        if self.report_to_nni:
+            super().on_validation_epoch_end()
+
     def configure_optimizers(self):
         opt = optim.SGD(self.parameters(), lr=self.hparams.learning_rate, momentum=self.momentum,
                         weight_decay=self.hparams.weight_decay, nesterov=self.nesterov)
@@ -45,7 +57,7 @@ def make_evaluator(data: DataSplits, *, max_epochs: int, batch_size: int = 64, l
                    accelerator: str = 'cpu', devices=1, strategy: str = 'auto', logger=False,
                    callbacks: Optional[list] = None, default_root_dir: Optional[str] = None,
                    enable_progress_bar: bool = False, seed: int = 0, num_workers: int = 0,
-                   **trainer_kwargs) -> Lightning:
+                   report_to_nni: bool = True, **trainer_kwargs) -> Lightning:
     """An NNI ``Lightning`` evaluator that trains on ``data.train`` and validates on ``data.val``."""
     gen = torch.Generator().manual_seed(seed)
     train = DataLoader(data.train, batch_size=batch_size, shuffle=True, drop_last=len(data.train) > batch_size,
@@ -54,6 +66,7 @@ def make_evaluator(data: DataSplits, *, max_epochs: int, batch_size: int = 64, l
                      num_workers=num_workers)
     module = RecipeClassificationModule(learning_rate=learning_rate, momentum=momentum, weight_decay=weight_decay,
                                         label_smoothing=label_smoothing, num_classes=data.num_classes)
+    module.report_to_nni = report_to_nni
     trainer = Trainer(max_epochs=max_epochs, accelerator=accelerator, devices=devices, strategy=strategy,
                       logger=logger, callbacks=callbacks or [], enable_checkpointing=False,
                       enable_progress_bar=enable_progress_bar, enable_model_summary=False,

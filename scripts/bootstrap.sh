@@ -13,6 +13,12 @@ if [ ! -d /usr/share/datasets/fashion-mnist ] && command -v apt-get >/dev/null &
   (apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist) >/dev/null 2>&1 || \
     echo "[bootstrap] could not install dataset-fashion-mnist; Fashion-MNIST tests will skip" >&2
 fi
+# Debian's chromium: the web-UI test loads NNI's pages in it (skipped where it cannot be installed).
+if ! command -v chromium >/dev/null && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+  echo "[bootstrap] installing Debian's chromium (headless web-UI checks)" >&2
+  (apt-get update -qq && apt-get install -y -qq chromium) >/dev/null 2>&1 || \
+    echo "[bootstrap] could not install chromium; the web-UI screenshot test will skip" >&2
+fi
 if [ ! -x "$VENV/bin/python" ]; then
   echo "[bootstrap] creating venv $VENV" >&2
   "$PY" -m venv "$VENV"

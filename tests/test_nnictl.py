@@ -1,0 +1,121 @@
+"""A real ``nnictl create`` of ``experiment_configs/evolve_digits.yml``: its NNI manager, its trials, its REST
+API and its web UI in headless Chromium (issue 6). The experiment is always stopped, even on failure."""
+
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+CHROMIUM_FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
+                  '--disable-component-update', '--disable-sync']
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def _get(port, endpoint):
+    with urllib.request.urlopen(f'http://127.0.0.1:{port}/api/v1/nni/{endpoint}', timeout=10) as r:
+        return json.loads(r.read())
+
+
+def _port_open(port):
+    with socket.socket() as s:
+        return s.connect_ex(('127.0.0.1', port)) == 0
+
+
+@pytest.fixture(scope='module')
+def experiment(tmp_path_factory):
+    work = tmp_path_factory.mktemp('nnictl')
+    config = yaml.safe_load((ROOT / 'experiment_configs' / 'evolve_digits.yml').read_text())
+    config['trialCodeDirectory'] = str(ROOT / 'experiment_configs')
+    config['experimentWorkingDirectory'] = str(work / 'nni-experiments')
+    config['maxTrialNumber'] = 2
+    # the trial command is the file's own, with the interpreter of this test run (the same venv)
+    config['trialCommand'] = config['trialCommand'].replace('../.venv/bin/python', sys.executable)
+    path = work / 'evolve_digits.yml'
+    path.write_text(yaml.safe_dump(config))
+    port = _free_port()
+    env = dict(os.environ, PATH=f'{BIN}{os.pathsep}{os.environ.get("PATH", "")}')
+    r = subprocess.run([str(BIN / 'nnictl'), 'create', '--config', str(path), '--port', str(port)],
+                       capture_output=True, text=True, timeout=120, env=env)
+    match = re.search(r'nnictl stop (\w+)', r.stdout)
+    exp_id = match.group(1) if match else None
+    try:
+        assert r.returncode == 0 and exp_id, r.stdout[-2000:] + r.stderr[-2000:]
+        deadline = time.time() + 900
+        status = None
+        while time.time() < deadline:
+            status = _get(port, 'check-status')
+            if status['status'] in ('DONE', 'ERROR', 'STOPPED'):
+                break
+            time.sleep(3)
+        yield {'port': port, 'id': exp_id, 'status': status, 'work': work}
+    finally:
+        subprocess.run([str(BIN / 'nnictl'), 'stop', exp_id or '--all'], capture_output=True, timeout=120, env=env)
+        for _ in range(30):
+            if not _port_open(port):
+                break
+            time.sleep(1)
+        assert not _port_open(port), f'NNI manager still listening on {port}'
+
+
+def test_evolve_experiment_runs_every_trial_with_live_metrics(experiment):
+    port = experiment['port']
+    assert experiment['status']['status'] == 'DONE', experiment['status']
+    trials = _get(port, 'trial-jobs')
+    assert len(trials) == 2 and all(t['status'] == 'SUCCEEDED' for t in trials), trials
+    metrics = _get(port, 'metric-data')
+    for t in trials:
+        mine = [m for m in metrics if m['trialJobId'] == t['trialJobId']]
+        periodical = [json.loads(json.loads(m['data'])) for m in mine if m['type'] == 'PERIODICAL']
+        final = [json.loads(json.loads(m['data'])) for m in mine if m['type'] == 'FINAL']
+        assert len(periodical) == 4 and len(final) == 1                    # one per iteration, then the end
+        assert [p['iteration'] for p in periodical] == [0, 1, 2, 3]
+        assert all(0 <= p['default'] <= 1 and p['expected_madds'] > 0 for p in periodical)
+        final = final[0]
+        assert Path(final['learned_space']).exists()
+        learned = json.loads(Path(final['learned_space']).read_text())
+        assert learned['budget_madds'] == final['params']['budget_madds']  # the tuner's budget reached the run
+        assert (learned['references'] is None) == (final['params']['reference'] == 'none')
+
+
+def test_web_ui_shows_the_experiment_and_its_trials(experiment):
+    chromium = shutil.which('chromium') or shutil.which('chromium-browser')
+    if chromium is None:
+        pytest.skip("Debian's chromium is not installed (scripts/bootstrap.sh installs it when run as root)")
+    port, exp_id = experiment['port'], experiment['id']
+    shots = experiment['work']
+    texts = {}
+    for page in ('oview', 'detail'):
+        with tempfile.TemporaryDirectory() as profile:
+            common = [chromium, *CHROMIUM_FLAGS, f'--user-data-dir={profile}', '--window-size=1400,1000',
+                      '--virtual-time-budget=10000']
+            url = f'http://127.0.0.1:{port}/{page}'
+            dom = subprocess.run([*common, '--dump-dom', url], capture_output=True, text=True, timeout=120)
+            shot = subprocess.run([*common, f'--screenshot={shots / f"{page}.png"}', url], capture_output=True,
+                                  text=True, timeout=120)
+        assert shot.returncode == 0 and (shots / f'{page}.png').stat().st_size > 10_000, shot.stderr[-1000:]
+        texts[page] = dom.stdout
+    assert exp_id in texts['oview'] and 'autospace-evolve-digits' in texts['oview']
+    assert 'DONE' in texts['oview'] or 'Done' in texts['oview']
+    trials = _get(port, 'trial-jobs')
+    assert all(t['trialJobId'] in texts['detail'] for t in trials)        # every trial is listed
+    keep = os.environ.get('AUTOSPACE_KEEP_SCREENSHOTS')
+    if keep:
+        for page in ('oview', 'detail'):
+            shutil.copy(shots / f'{page}.png', Path(keep) / f'webui-{page}.png')
