@@ -121,7 +121,7 @@ def _add_evolve_args(p: argparse.ArgumentParser, *, demo: bool = False) -> None:
     p.add_argument('--max-rollbacks', type=int, default=3,
                    help='NaN/inf faults survived by rolling back to the last checkpoint with lower learning rates')
     p.add_argument('--rollback-lr-factor', type=float, default=0.5, help='learning-rate multiplier per rollback')
-    p.add_argument('--no-progress', action='store_true')
+    p.add_argument('--quiet', '--no-progress', dest='no_progress', action='store_true', help='no progress bar')
 
 
 def _evolve_config(args):
@@ -260,8 +260,18 @@ def _cmd_train(args) -> int:
     return 0
 
 
+def _cmd_report(args) -> int:
+    from .report import write_report
+    path = write_report(args.run_dir)
+    print(f'report -> {path}')
+    return 0
+
+
 def _cmd_demo(args) -> int:
-    return _cmd_evolve(args)
+    rc = _cmd_evolve(args)
+    from .report import write_report
+    print(f'report (open in a browser) -> {write_report(args.resume or args.out)}')
+    return rc
 
 
 class _UsageError(Exception):
@@ -331,8 +341,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--device', default='cpu', choices=['cpu', 'cuda'])
     p.add_argument('--out', required=True)
     p.add_argument('--overwrite', action='store_true')
-    p.add_argument('--no-progress', action='store_true')
+    p.add_argument('--quiet', '--no-progress', dest='no_progress', action='store_true', help='no progress bar')
     p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser('report', help='write RUN_DIR/report.html with figures of an evolve run')
+    p.add_argument('run_dir', help='the --out folder of evolve (search/train results inside it are included)')
+    p.set_defaults(func=_cmd_report)
 
     for register in _EXTRA_COMMANDS:
         register(sub)

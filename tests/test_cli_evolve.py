@@ -130,3 +130,21 @@ def test_search_rejects_other_format_versions_and_skeletons(run_dir, tmp_path):
              '--strategy', 'darts', '--out', str(tmp_path / 's'))
     assert r.returncode == 2 and 'skeleton' in r.stderr and 'Traceback' not in r.stderr, r.stderr[-2000:]
     assert not (tmp_path / 's' / 'arch.json').exists()
+
+
+def test_report_explains_the_run(run_dir, tmp_path):
+    out, _ = run_dir
+    r = _cli('report', str(out))
+    assert r.returncode == 0, r.stderr[-2000:]
+    page = (out / 'report.html').read_text()
+    for fig in ('fitness', 'diversity', 'madds', 'cells', 'costs'):
+        assert f'report/{fig}.png' in page
+        png = out / 'report' / f'{fig}.png'
+        assert png.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n' and png.stat().st_size > 10_000
+    learned = LearnedSpace.load(out / 'learned_space.json')
+    for g, cells in learned.groups.items():
+        assert g in page
+        assert all(str(c.cell).replace('>', '&gt;') in page for c in cells)   # the whole learned space is listed
+    assert 'digits' in page and 'tiny-8' in page
+    r = _cli('report', str(tmp_path))
+    assert r.returncode == 2 and 'no evolve run' in r.stderr and len(r.stderr.strip().splitlines()) == 1
