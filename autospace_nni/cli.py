@@ -260,6 +260,12 @@ def _cmd_train(args) -> int:
     return 0
 
 
+def _cmd_export_nni_space(args) -> int:
+    from .search import load_search_space
+    print(json.dumps(load_search_space(args.space, args.skeleton).to_nni_search_space(), indent=1))
+    return 0
+
+
 def _cmd_report(args) -> int:
     from .report import write_report
     path = write_report(args.run_dir)
@@ -343,6 +349,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--overwrite', action='store_true')
     p.add_argument('--quiet', '--no-progress', dest='no_progress', action='store_true', help='no progress bar')
     p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser('export-nni-space', help="print a space's NNI search_space.json (for nnictl experiments)")
+    p.add_argument('space', help='learned_space.json, or "manual" with --skeleton')
+    p.add_argument('--skeleton', default=None)
+    p.set_defaults(func=_cmd_export_nni_space)
 
     p = sub.add_parser('report', help='write RUN_DIR/report.html with figures of an evolve run')
     p.add_argument('run_dir', help='the --out folder of evolve (search/train results inside it are included)')

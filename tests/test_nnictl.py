@@ -1,6 +1,7 @@
 """A real ``nnictl create`` of ``experiment_configs/evolve_digits.yml``: its NNI manager, its trials, its REST
 API and its web UI in headless Chromium (issue 6). The experiment is always stopped, even on failure."""
 
+import contextlib
 import json
 import os
 import re
@@ -38,21 +39,26 @@ def _port_open(port):
         return s.connect_ex(('127.0.0.1', port)) == 0
 
 
-@pytest.fixture(scope='module')
-def experiment(tmp_path_factory):
-    work = tmp_path_factory.mktemp('nnictl')
-    config = yaml.safe_load((ROOT / 'experiment_configs' / 'evolve_digits.yml').read_text())
-    config['trialCodeDirectory'] = str(ROOT / 'experiment_configs')
+@contextlib.contextmanager
+def _launch(work, name, **overrides):
+    """``nnictl create`` a copy of ``experiment_configs/<name>`` (absolute code dir, private working dir, the
+    test's interpreter for the trial), wait until it ends, and always stop it."""
+    config = yaml.safe_load((ROOT / 'experiment_configs' / name).read_text())
+    code = ROOT / 'experiment_configs'
+    config['trialCodeDirectory'] = str(code)
+    if 'searchSpaceFile' in config:
+        config['searchSpaceFile'] = str(code / config['searchSpaceFile'])
+    if 'codeDirectory' in config.get('tuner', {}):
+        config['tuner']['codeDirectory'] = str(code)
     config['experimentWorkingDirectory'] = str(work / 'nni-experiments')
-    config['maxTrialNumber'] = 2
-    # the trial command is the file's own, with the interpreter of this test run (the same venv)
     config['trialCommand'] = config['trialCommand'].replace('../.venv/bin/python', sys.executable)
-    path = work / 'evolve_digits.yml'
+    config.update(overrides)
+    path = work / name
     path.write_text(yaml.safe_dump(config))
     port = _free_port()
     env = dict(os.environ, PATH=f'{BIN}{os.pathsep}{os.environ.get("PATH", "")}')
     r = subprocess.run([str(BIN / 'nnictl'), 'create', '--config', str(path), '--port', str(port)],
-                       capture_output=True, text=True, timeout=120, env=env)
+                       capture_output=True, text=True, timeout=120, env=env, cwd=str(code))
     match = re.search(r'nnictl stop (\w+)', r.stdout)
     exp_id = match.group(1) if match else None
     try:
@@ -72,6 +78,12 @@ def experiment(tmp_path_factory):
                 break
             time.sleep(1)
         assert not _port_open(port), f'NNI manager still listening on {port}'
+
+
+@pytest.fixture(scope='module')
+def experiment(tmp_path_factory):
+    with _launch(tmp_path_factory.mktemp('nnictl'), 'evolve_digits.yml', maxTrialNumber=2) as exp:
+        yield exp
 
 
 def test_evolve_experiment_runs_every_trial_with_live_metrics(experiment):
@@ -119,3 +131,22 @@ def test_web_ui_shows_the_experiment_and_its_trials(experiment):
     if keep:
         for page in ('oview', 'detail'):
             shutil.copy(shots / f'{page}.png', Path(keep) / f'webui-{page}.png')
+
+
+def test_budget_tuner_search_at_concurrency_2_stays_in_budget(tmp_path):
+    """search_learned_space_budget.yml: our tuner wrapping TPE, 2 trials at a time; every result carries its
+    own architecture (NNI 3.0 may mispair trials and parameters in its UI, #5726), and each is in budget."""
+    from autospace_nni.space.learned import LearnedSpace
+    space = LearnedSpace.load(ROOT / 'experiment_configs' / 'learned_space_digits.json')
+    config = yaml.safe_load((ROOT / 'experiment_configs' / 'search_learned_space_budget.yml').read_text())
+    budget = config['tuner']['classArgs']['budget_madds']
+    with _launch(tmp_path, 'search_learned_space_budget.yml') as exp:
+        assert exp['status']['status'] == 'DONE', exp['status']
+        trials = _get(exp['port'], 'trial-jobs')
+        assert len(trials) == 4 and all(t['status'] == 'SUCCEEDED' for t in trials), trials
+        finals = [json.loads(json.loads(m['data'])) for m in _get(exp['port'], 'metric-data') if m['type'] == 'FINAL']
+    assert len(finals) == 4
+    for f in finals:
+        sample = json.loads(f['arch'])
+        assert space.cost(sample).madds == f['madds'] <= budget      # joined on the arch inside the metric
+        assert 0 <= f['default'] <= 1
