@@ -262,7 +262,50 @@ def _cmd_train(args) -> int:
 
 def _cmd_export_nni_space(args) -> int:
     from .search import load_search_space
-    print(json.dumps(load_search_space(args.space, args.skeleton).to_nni_search_space(), indent=1))
+    from .space.learned import manual_space
+    space = load_search_space(args.space, args.skeleton)
+    doc = space.to_nni_search_space()
+    if args.with_manual:
+        if args.space == 'manual':
+            raise _usage('--with-manual needs a learned space to pair with the manual one')
+        manual = manual_space(space.skeleton).to_nni_search_space()
+        doc = {'space': {'_type': 'choice', '_value': [dict(_name='learned', **doc), dict(_name='manual', **manual)]}}
+    print(json.dumps(doc, indent=1))
+    return 0
+
+
+def _cmd_sample_space(args) -> int:
+    from .data import load_dataset
+    from .design_space import sample_space
+    from .search import load_search_space
+    if args.n < 1 or args.epochs < 1:
+        raise _usage('--n and --epochs must be >= 1')
+    if args.madds_range and args.madds_range[0] > args.madds_range[1]:
+        raise _usage(f'--madds-range LO HI needs LO <= HI, got {args.madds_range}')
+    space = load_search_space(args.space, args.skeleton)
+    data = load_dataset(args.dataset, args.data_dir, seed=args.seed, limit=args.limit)
+    if tuple(data.input_shape) != tuple(space.skeleton.input_shape):
+        raise _usage(f'dataset {args.dataset} has input {data.input_shape}, the space expects '
+                     f'{space.skeleton.input_shape}')
+    name = args.name or ('manual' if args.space == 'manual' else 'learned')
+    recs = sample_space(space, data, args.out, n=args.n, epochs=args.epochs, seed=args.seed,
+                        batch_size=args.batch_size, lr=args.lr, madds_range=args.madds_range, name=name,
+                        progress=not args.no_progress, device=args.device)
+    errs = [r['error'] for r in recs]
+    print(f'{name}: {len(recs)} architectures, test error mean {sum(errs) / len(errs):.4f}, best {min(errs):.4f} '
+          f'-> {args.out}/design_space.jsonl')
+    return 0
+
+
+def _cmd_compare(args) -> int:
+    from .design_space import plot_edfs
+    rows = plot_edfs(args.runs, args.out)
+    from pathlib import Path
+    Path(args.out).with_suffix('.json').write_text(json.dumps(rows, indent=1) + '\n')
+    for r in rows:
+        print(f'{r["space"]:12s} n={r["n"]:3d} mean error {r["mean_error"]:.4f} best {r["min_error"]:.4f} '
+              f'MAdds {r["madds_min"] / 1e6:.3f}-{r["madds_max"] / 1e6:.3f} M')
+    print(f'EDFs -> {args.out}')
     return 0
 
 
@@ -353,7 +396,32 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser('export-nni-space', help="print a space's NNI search_space.json (for nnictl experiments)")
     p.add_argument('space', help='learned_space.json, or "manual" with --skeleton')
     p.add_argument('--skeleton', default=None)
+    p.add_argument('--with-manual', action='store_true',
+                   help='a nested space {"space": learned | manual} for one experiment over both (compare_spaces.yml)')
     p.set_defaults(func=_cmd_export_nni_space)
+
+    p = sub.add_parser('sample-space', help="train random architectures of a space briefly (RegNet's design-space check)")
+    _add_data_args(p)
+    p.add_argument('space', help='learned_space.json, or "manual" with --skeleton')
+    p.add_argument('--skeleton', default=None)
+    p.add_argument('--n', type=int, default=20, help='architectures to sample')
+    p.add_argument('--epochs', type=int, default=2)
+    p.add_argument('--madds-range', type=float, nargs=2, default=None, metavar=('LO', 'HI'),
+                   help='only architectures with MAdds in [LO, HI] (match it across the spaces you compare)')
+    p.add_argument('--name', default=None, help='the space\'s name in plots (default: learned/manual)')
+    p.add_argument('--batch-size', type=int, default=64)
+    p.add_argument('--lr', type=float, default=0.05)
+    p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--limit', type=int, default=None)
+    p.add_argument('--device', default='cpu', choices=['cpu', 'cuda'])
+    p.add_argument('--out', required=True, help='folder for design_space.jsonl (an unfinished one is resumed)')
+    p.add_argument('--quiet', '--no-progress', dest='no_progress', action='store_true')
+    p.set_defaults(func=_cmd_sample_space)
+
+    p = sub.add_parser('compare', help='error EDFs of the spaces sampled with sample-space')
+    p.add_argument('runs', nargs='+', help='sample-space --out folders')
+    p.add_argument('--out', default='compare.png', help='the PNG to write (a .json summary is written beside it)')
+    p.set_defaults(func=_cmd_compare)
 
     p = sub.add_parser('report', help='write RUN_DIR/report.html with figures of an evolve run')
     p.add_argument('run_dir', help='the --out folder of evolve (search/train results inside it are included)')

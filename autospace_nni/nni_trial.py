@@ -102,11 +102,16 @@ def _train(argv) -> int:
         # nnictl runs trials in the YAML's trialCodeDirectory; also look beside the package checkout
         here = Path(__file__).resolve().parent.parent / space_file
         space_file = str(here) if here.exists() else space_file
-    params = nni.get_next_parameter() or {}
-    tag = params.pop('space', None)
-    if tag is not None:   # compare_spaces: the search space's first choice picks the space
-        space_file = {'learned': space_file, 'manual': 'manual'}[tag]
-        params = {k.split('/', 1)[1]: v for k, v in params.items() if k.startswith(tag + '/')}
+    params = dict(nni.get_next_parameter() or {})
+    tag = None
+    if isinstance(params.get('space'), dict):
+        # compare_spaces: a nested choice {'space': {'_name': 'learned'|'manual', block: candidate, ...}}
+        nested = dict(params.pop('space'))
+        tag = nested.pop('_name')
+        params = nested
+        if tag == 'manual':
+            skeleton = args.skeleton or load_search_space(space_file).skeleton.name
+            space_file, args.skeleton = 'manual', skeleton
     learned = load_search_space(space_file, args.skeleton)
     sample = learned.best_sample()
     sample.update({k: v for k, v in params.items() if k in sample})

@@ -150,3 +150,39 @@ def test_budget_tuner_search_at_concurrency_2_stays_in_budget(tmp_path):
         sample = json.loads(f['arch'])
         assert space.cost(sample).madds == f['madds'] <= budget      # joined on the arch inside the metric
         assert 0 <= f['default'] <= 1
+
+
+def test_compare_spaces_runs_both_spaces_in_one_experiment(tmp_path):
+    config = yaml.safe_load((ROOT / 'experiment_configs' / 'compare_spaces.yml').read_text())
+    with _launch(tmp_path, 'compare_spaces.yml', maxTrialNumber=6,
+                 trialCommand=config['trialCommand'].replace('../.venv/bin/python', sys.executable)
+                 + ' --epochs 1 --limit 400') as exp:
+        assert exp['status']['status'] == 'DONE', exp['status']
+        trials = _get(exp['port'], 'trial-jobs')
+        assert len(trials) == 6 and all(t['status'] == 'SUCCEEDED' for t in trials), trials
+        finals = [json.loads(json.loads(m['data'])) for m in _get(exp['port'], 'metric-data') if m['type'] == 'FINAL']
+    assert {f['space'] for f in finals} == {'learned', 'manual'}
+    manual_cells = {'e3_relu6:0-1=dw3x3', 'e3_relu6:0-1=dw5x5', 'e3_relu6:0-1=dw7x7', 'e6_relu6:0-1=dw3x3',
+                    'e6_relu6:0-1=dw5x5', 'e6_relu6:0-1=dw7x7', 'zero'}
+    for f in finals:   # each result's architecture belongs to the space it names
+        cells = set(json.loads(f['arch']).values())
+        assert (cells <= manual_cells) == (f['space'] == 'manual'), f
+
+
+def test_budget_tuner_registers_the_nni_way(tmp_path):
+    env = dict(os.environ, NNI_CONFIG_DIR=str(tmp_path), PATH=f'{BIN}{os.pathsep}{os.environ.get("PATH", "")}')
+    meta = ROOT / 'experiment_configs' / 'budget_tuner_meta.yml'
+    r = subprocess.run([str(BIN / 'nnictl'), 'algo', 'register', '--meta', str(meta)], capture_output=True, text=True,
+                       timeout=120, env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    r = subprocess.run([str(BIN / 'nnictl'), 'algo', 'list'], capture_output=True, text=True, timeout=120, env=env)
+    assert 'AutoSpaceBudgetTuner' in r.stdout
+    # what NNI's dispatcher does for `tuner: {name: AutoSpaceBudgetTuner, classArgs: ...}`
+    code = ("from nni.tools.package_utils.tuner_factory import create_builtin_class_instance as c; "
+            f"t = c('AutoSpaceBudgetTuner', {{'space': r'{ROOT / 'experiment_configs' / 'learned_space_digits.json'}', "
+            "'budget_madds': 300000}, 'tuners'); print(type(t).__name__, t.budget_madds)")
+    r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=120, env=env)
+    assert r.returncode == 0 and 'BudgetTuner 300000.0' in r.stdout, r.stderr[-2000:]
+    r = subprocess.run([str(BIN / 'nnictl'), 'algo', 'unregister', 'AutoSpaceBudgetTuner'], capture_output=True,
+                       text=True, timeout=120, env=env)
+    assert r.returncode == 0
