@@ -220,7 +220,8 @@ def _cmd_search(args) -> int:
     record = run_search(learned, args.strategy, data, budget_madds=args.budget_madds, epochs=args.epochs,
                         batch_size=args.batch_size, lr=args.lr, seed=args.seed, trials=args.trials,
                         concurrency=args.concurrency, port=args.port, out_dir=out, dataset_name=args.dataset,
-                        data_dir=args.data_dir, trial_epochs=args.trial_epochs, limit=args.limit, device=args.device)
+                        data_dir=args.data_dir, trial_epochs=args.trial_epochs, limit=args.limit, device=args.device,
+                        progress=not args.no_progress)
     record['space_file'] = args.space
     record['dataset'] = args.dataset
     _write_json(out / 'arch.json', record)
@@ -375,6 +376,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--device', default='cpu', choices=['cpu', 'cuda'])
     p.add_argument('--out', required=True)
     p.add_argument('--overwrite', action='store_true')
+    p.add_argument('--quiet', '--no-progress', dest='no_progress', action='store_true', help='no progress bars')
     p.set_defaults(func=_cmd_search)
 
     p = sub.add_parser('train', help='retrain an arch.json from scratch and export it')

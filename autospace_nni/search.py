@@ -145,8 +145,9 @@ def run_search(learned: LearnedSpace, strategy: str, data: DataSplits, *, budget
                epochs: int = 4, batch_size: int = 64, lr: float = 0.05, seed: int = 0, trials: int = 8,
                concurrency: int = 1, port: int = 8745, out_dir=None, dataset_name: str = 'digits',
                data_dir: Optional[str] = None, trial_epochs: int = 1, limit: Optional[int] = None,
-               device: str = 'cpu') -> Dict:
-    """Search ``learned`` with ``strategy``; returns the ``arch.json`` record."""
+               device: str = 'cpu', progress: bool = False) -> Dict:
+    """Search ``learned`` with ``strategy``; returns the ``arch.json`` record. ``progress`` shows Lightning's
+    bar for supernet epochs and a bar of finished trials for multi-trial strategies."""
     import warnings
     from nni.nas.evaluator import FunctionalEvaluator
     from nni.nas.experiment import NasExperiment
@@ -175,7 +176,7 @@ def run_search(learned: LearnedSpace, strategy: str, data: DataSplits, *, budget
         penalty = BudgetPenalty(profiler, budget_madds) if budget_madds is not None else None
         strat = _oneshot_class(strategy)(penalty=penalty, arc_learning_rate=3e-3)
         ev = make_evaluator(data, max_epochs=epochs, batch_size=batch_size, learning_rate=lr, seed=seed,
-                            accelerator=device)
+                            accelerator=device, enable_progress_bar=progress)
         exp = NasExperiment(space, ev, strat)
         exp.config.experiment_working_directory = workdir
         exp.run()
@@ -186,7 +187,7 @@ def run_search(learned: LearnedSpace, strategy: str, data: DataSplits, *, budget
         exp.stop()
     elif strategy == 'spos':
         ev = make_evaluator(data, max_epochs=epochs, batch_size=batch_size, learning_rate=lr, seed=seed,
-                            accelerator=device)
+                            accelerator=device, enable_progress_bar=progress)
         exp = NasExperiment(space, ev, RandomOneShot(filter=within if budget_madds is not None else None))
         exp.config.experiment_working_directory = workdir
         exp.run()
@@ -217,7 +218,8 @@ def run_search(learned: LearnedSpace, strategy: str, data: DataSplits, *, budget
         exp.config.experiment_name = f'autospace-search-{strategy}'
         # if NNI's dispatcher dies the engine would wait forever; a duration cap ends the search instead
         exp.config.max_experiment_duration = f'{max(10, 3 * trials * max(1, trial_epochs))}m'
-        exp.run(port=port)
+        with _TrialProgress(port, trials, enabled=progress, desc=f'search {strategy}'):
+            exp.run(port=port)
         results = _results_from_metrics(exp)
         exp.stop()
         results = [r for r in results if within(r['sample'])]
@@ -229,6 +231,50 @@ def run_search(learned: LearnedSpace, strategy: str, data: DataSplits, *, budget
     return {'skeleton': skeleton.to_dict(), 'sample': dict(sample), 'madds': cost.madds, 'params': cost.params,
             'budget_madds': budget_madds, 'search_metric': metric, 'strategy': strategy, 'seed': seed,
             'space': learned.provenance.get('kind', 'learned'), 'search_wall_time_s': round(time.time() - t0, 2)}
+
+
+class _TrialProgress:
+    """A progress bar of finished trials, polled from the NNI manager's REST API in a daemon thread."""
+
+    def __init__(self, port: int, total: int, *, enabled: bool, desc: str):
+        self.port, self.total, self.enabled, self.desc = port, total, enabled, desc
+        self._stop = None
+
+    def __enter__(self):
+        if not self.enabled:
+            return self
+        import threading
+        from tqdm.auto import tqdm
+        self.bar = tqdm(total=self.total, desc=self.desc, unit='trial', dynamic_ncols=True)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+        self._thread.start()
+        return self
+
+    def _poll(self):
+        while not self._stop.wait(2.0):
+            self._poll_once()
+
+    def _poll_once(self):
+        import urllib.request
+        try:
+            with urllib.request.urlopen(f'http://127.0.0.1:{self.port}/api/v1/nni/trial-jobs', timeout=5) as r:
+                jobs = json.loads(r.read())
+        except Exception:   # the manager is starting or gone: try again later
+            return
+        done = sum(j['status'] in ('SUCCEEDED', 'FAILED', 'USER_CANCELED', 'SYS_CANCELED') for j in jobs)
+        failed = sum(j['status'] == 'FAILED' for j in jobs)
+        self.bar.n = min(done, self.total)
+        self.bar.set_postfix(running=sum(j['status'] == 'RUNNING' for j in jobs), failed=failed)
+
+    def __exit__(self, *exc):
+        if self._stop is not None:
+            self._stop.set()
+            self._thread.join(timeout=5)
+            self._poll_once()   # the manager is still up until exp.stop(): show the final count
+            self.bar.refresh()
+            self.bar.close()
+        return False
 
 
 def constrained_export(sample: Dict[str, str], probs: Dict[str, Dict[str, float]], profiler: AnalyticCostProfiler,
