@@ -87,3 +87,19 @@ def test_fitness_update_is_eqn5_and_ranking_prefers_scored():
     q = _pop(size=4)
     q.load_state_dict(state)
     assert [m.to_dict() for m in q.members] == [m.to_dict() for m in p.members]
+
+
+@pytest.mark.parametrize('replacement', ['oldest', 'worst'])
+def test_picked_cells_and_the_reference_never_age_out_in_the_same_round(replacement):
+    # found by benchmarks/overhead.py: a child's admission could evict a member picked earlier in the same
+    # round (or the reference), leaving the supernet fewer than K branches
+    ref = Cell.parse('e6_relu6:0-1=dw3x3')
+    for seed in range(30):
+        rng = np.random.RandomState(seed)
+        p = _pop(size=5, replacement=replacement)
+        p.seed(rng, [ref])
+        for _ in range(6):
+            chosen = p.select(rng, 4, sample_size=3, p_mutation=0.9, exclude={ref.key})
+            keys = p.keys()
+            assert len(chosen) == 4 and all(m.key in keys for m in chosen)
+            assert ref.key in keys and len(p.members) == 5

@@ -111,13 +111,17 @@ class GroupPopulation:
                 continue
             self._add(cell, self.initial_fitness)
 
-    def admit(self, child: Cell, parent: Member) -> Optional[Member]:
-        """Add a child (valid, admissible, not a duplicate by key), then trim to ``size``."""
+    def admit(self, child: Cell, parent: Member, protect: frozenset = frozenset()) -> Optional[Member]:
+        """Add a child (valid, admissible, not a duplicate by key), then trim to ``size``. Members whose key
+        is in ``protect`` (this round's picks, the reference) are never the ones to leave."""
         if child.key in self.keys() or not self.admissible(child):
             return None
         m = self._add(child, parent.fitness, parent=parent.key)
         while len(self.members) > self.size:
-            candidates = [x for x in self.members if x is not m]
+            candidates = [x for x in self.members if x is not m and x.key not in protect]
+            if not candidates:
+                self.members.remove(m)
+                return None
             if self.replacement == 'oldest':
                 victim = min(candidates, key=lambda x: x.birth)
             else:
@@ -150,7 +154,7 @@ class GroupPopulation:
                     child = self.sampler.mutate(winner.cell, rng)
                     if child.key in taken:
                         continue
-                    admitted = self.admit(child, winner)
+                    admitted = self.admit(child, winner, protect=frozenset(taken | {winner.key}))
                     if admitted is not None:
                         winner = admitted
                         break
