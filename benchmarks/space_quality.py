@@ -1,0 +1,163 @@
+"""Is the learned space better than the hand-made one? (issue 7, sections 1-2)
+
+    .venv/bin/python benchmarks/space_quality.py --scale smoke|cpu|gpu [--work runs/space_quality]
+
+Protocol (every step is cached in --work, so a killed run resumes where it stopped):
+
+1. Evolve a learned space with the reference architecture and one without (the paper's ablation); record
+   the iteration at which each run's top-M sets became stable (convergence).
+2. Search the learned space and the ManualSpace with the same NAS algorithms (one one-shot: DARTS; one
+   multi-trial: RegularizedEvolution through NNI's training service), the same budget, data and seed;
+   retrain each winner with the same recipe; repeat for every seed. The test split is touched only by the
+   final retrain.
+3. Design-space check: n random architectures per space at matched MAdds, trained briefly; error EDFs.
+4. Budget specialisation (spaces learned at a small and a large budget, each searched at both) is not
+   implemented yet.
+
+``smoke`` runs in CI at toy size (digits, tiny-8) so the script cannot rot; its numbers mean nothing.
+``cpu`` is Fashion-MNIST / mobile-28 sized for a few hours on 2 cores; ``gpu`` is larger, for a GPU machine.
+Results go to docs/benchmarks.md ("Space quality (<scale>)") with the EDF plot beside it.
+"""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+SCALES = {
+    'smoke': dict(dataset='digits', skeleton='tiny-8', iterations=3, population=8, sample_k=2, budget=3.5e5,
+                  search_epochs=1, trials=2, trial_epochs=1, retrain_epochs=1, seeds=[0], edf_n=3, edf_epochs=1,
+                  limit=400, strategies=['darts', 'random']),
+    'cpu': dict(dataset='fashion-mnist', skeleton='mobile-28', iterations=20, population=32, sample_k=4,
+                budget=12e6, search_epochs=3, trials=12, trial_epochs=1, retrain_epochs=6, seeds=[0, 1, 2],
+                edf_n=20, edf_epochs=1, limit=20000, strategies=['darts', 'evolution']),
+    'gpu': dict(dataset='fashion-mnist', skeleton='mobile-28', iterations=40, population=64, sample_k=4,
+                budget=12e6, search_epochs=10, trials=30, trial_epochs=3, retrain_epochs=30, seeds=[0, 1, 2],
+                edf_n=50, edf_epochs=3, limit=None, strategies=['darts', 'evolution']),
+}
+
+
+def _cached(path: Path, make):
+    if path.exists():
+        return json.loads(path.read_text())
+    value = make()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(value, indent=1, default=float) + '\n')
+    return value
+
+
+def _convergence(history, top_m_stable_for=3):
+    """First iteration after which the top-M sets stayed unchanged ``top_m_stable_for`` iterations."""
+    for h in history:
+        if h.get('stable_iterations', 0) >= top_m_stable_for:
+            return h['iteration'] - top_m_stable_for + 1
+    return None
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument('--scale', choices=list(SCALES), default='smoke')
+    ap.add_argument('--work', default=None, help='cache folder (default runs/space_quality_<scale>)')
+    ap.add_argument('--device', default='cpu', choices=['cpu', 'cuda'])
+    ap.add_argument('--port', type=int, default=8761)
+    ap.add_argument('--no-write', action='store_true', help='do not touch docs/benchmarks.md')
+    args = ap.parse_args()
+    S = SCALES[args.scale]
+    work = Path(args.work or ROOT / 'runs' / f'space_quality_{args.scale}')
+    work.mkdir(parents=True, exist_ok=True)
+
+    from autospace_nni.cli import _quiet_nni_warnings
+    _quiet_nni_warnings()
+    from autospace_nni.data import load_dataset
+    from autospace_nni.design_space import plot_edfs, sample_space
+    from autospace_nni.pipeline import EvolveConfig, quiet_libraries, run_evolve
+    from autospace_nni.retrain import retrain
+    from autospace_nni.search import run_search
+    from autospace_nni.space.learned import LearnedSpace, manual_space
+    from autospace_nni.space.network import Architecture
+    from autospace_nni.space.skeleton import Skeleton
+    quiet_libraries()
+    data = load_dataset(S['dataset'], seed=0, limit=S['limit'])
+    skeleton = Skeleton.preset(S['skeleton'])
+
+    # 1. evolve, with and without the reference
+    evolved = {}
+    for ref in ('default', 'none'):
+        out = work / f'evolve_ref-{ref}'
+        if not (out / 'learned_space.json').exists():
+            cfg = EvolveConfig(dataset=S['dataset'], skeleton=S['skeleton'], iterations=S['iterations'],
+                               population=S['population'], sample_k=S['sample_k'], seed=0,
+                               reference=None if ref == 'none' else 'default', budget_madds=S['budget'],
+                               patience=0, limit=S['limit'], device=args.device)
+            run_evolve(cfg, out, overwrite=True, progress=True)
+        hist = [json.loads(l) for l in (out / 'history.jsonl').read_text().splitlines()]
+        evolved[ref] = {'space': LearnedSpace.load(out / 'learned_space.json'), 'converged_at': _convergence(hist),
+                        'iterations': len(hist)}
+    spaces = {'learned': evolved['default']['space'], 'manual': manual_space(skeleton)}
+
+    # 2. search both spaces with each algorithm and seed, retrain the winners
+    rows = []
+    for strategy in S['strategies']:
+        for name, space in spaces.items():
+            for seed in S['seeds']:
+                tag = f'{strategy}_{name}_seed{seed}'
+
+                def search_and_retrain():
+                    rec = run_search(space, strategy, data, budget_madds=S['budget'], epochs=S['search_epochs'],
+                                     seed=seed, trials=S['trials'], trial_epochs=S['trial_epochs'],
+                                     port=args.port, out_dir=work / tag, dataset_name=S['dataset'],
+                                     limit=S['limit'], device=args.device)
+                    m = retrain(Architecture(skeleton, rec['sample']), data, epochs=S['retrain_epochs'], seed=seed,
+                                augment=args.scale != 'smoke', device=args.device)
+                    return {'strategy': strategy, 'space': name, 'seed': seed, 'madds': rec['madds'],
+                            'params': rec['params'], 'test_acc': m['test_acc'], 'sample': rec['sample']}
+                rows.append(_cached(work / tag / 'result.json', search_and_retrain))
+
+    # 3. design-space EDFs at matched MAdds (around the budget)
+    lo, hi = 0.7 * S['budget'], 1.0 * S['budget']
+    for name, space in spaces.items():
+        sample_space(space, data, work / f'edf_{name}', n=S['edf_n'], epochs=S['edf_epochs'], madds_range=(lo, hi),
+                     name=name, progress=True, device=args.device)
+    docs = ROOT / 'docs'
+    png = docs / f'space_quality_{args.scale}_edf.png' if not args.no_write else work / 'edf.png'
+    edf_rows = plot_edfs([work / 'edf_learned', work / 'edf_manual'], png)
+
+    # report
+    lines = ['| algorithm | space | test accuracy (mean ± std over seeds) | MAdds (mean) | params (mean) |',
+             '|---|---|---|---|---|']
+    summary = {}
+    for strategy in S['strategies']:
+        for name in spaces:
+            rs = [r for r in rows if r['strategy'] == strategy and r['space'] == name]
+            acc = np.array([r['test_acc'] for r in rs])
+            summary[(strategy, name)] = acc.mean()
+            lines.append(f'| {strategy} | {name} | {acc.mean():.4f} ± {acc.std():.4f} (n={len(acc)}) | '
+                         f'{np.mean([r["madds"] for r in rs]) / 1e6:.3f} M | {np.mean([r["params"] for r in rs]) / 1e6:.3f} M |')
+    gaps = {s: summary[(s, 'learned')] - summary[(s, 'manual')] for s in S['strategies']}
+    lines += ['', '| space | EDF n | mean error | best error | MAdds range |', '|---|---|---|---|---|']
+    lines += [f'| {r["space"]} | {r["n"]} | {r["mean_error"]:.4f} | {r["min_error"]:.4f} | '
+              f'{r["madds_min"] / 1e6:.3f}-{r["madds_max"] / 1e6:.3f} M |' for r in edf_rows]
+    ca, cn = evolved['default']['converged_at'], evolved['none']['converged_at']
+    lines += ['', f'Convergence (top-M stable for 3 iterations): with reference at iteration {ca}, without at {cn} '
+                  f'(of {evolved["default"]["iterations"]}).', '',
+              'Goals: learned beats manual by ≥ 0.3 points with both algorithms: ' +
+              ', '.join(f'{s} {100 * g:+.2f} points ({"met" if g >= 0.003 else "NOT met"})' for s, g in gaps.items()) +
+              f'; reference converges ≥ 1.5x faster: ' +
+              ('met' if ca and cn and cn >= 1.5 * ca else 'NOT met' if ca and cn else 'undecided (a run did not converge)') +
+              '.', '', f'![error EDFs]({png.name})' if not args.no_write else '']
+    if args.scale == 'smoke':
+        lines.insert(0, '**Smoke scale: toy sizes that keep the script working; these numbers mean nothing.**\n')
+    body = '\n'.join(lines)
+    print(body)
+    if not args.no_write:
+        from benchmarks._report import write_section
+        write_section(f'Space quality ({args.scale})', f'python benchmarks/space_quality.py --scale {args.scale}', body)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,31 @@
+"""The benchmark scripts at smoke scale, so they cannot rot (issue 7). Their numbers are not checked:
+timings never belong in a test; the real runs write docs/benchmarks.md."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _run(*args):
+    r = subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=1200, cwd=ROOT)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return r.stdout
+
+
+def test_overhead_smoke():
+    out = _run('benchmarks/overhead.py', '--skeleton', 'tiny-8', '--steps', '4', '--cells', '12', '--batch', '16',
+               '--no-write')
+    assert '| NNI DARTS |' in out and '| AutoSpace (path_mode sum) |' in out
+    assert '| forward-hook count of the built cell (MAdds and params) | 12/12 |' in out   # exact agreement
+    assert '12/12 |' in out.split('FlopsParamsProfiler')[1].splitlines()[0]
+
+
+def test_space_quality_smoke(tmp_path):
+    out = _run('benchmarks/space_quality.py', '--scale', 'smoke', '--no-write', '--work', str(tmp_path), '--port',
+               '8779')
+    for needle in ('| darts | learned |', '| darts | manual |', '| random | learned |', '| random | manual |',
+                   '| learned | 3 |', '| manual | 3 |', 'Convergence'):
+        assert needle in out, out[-2000:]
+    assert (tmp_path / 'edf.png').exists() and (tmp_path / 'evolve_ref-none' / 'learned_space.json').exists()
