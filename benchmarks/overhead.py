@@ -210,8 +210,7 @@ def main():
             f'Evolution bookkeeping per iteration (Eqn 5, tournaments, mutation, re-sampling, re-pointing the weight '
             f'pool): {a["bookkeeping_s"] * 1e3:.1f} ms, {100 * book:.2f}% of an iteration of {args.steps} steps.\n\n'
             f'Goals: step ratio ≤ 1.10: {"met" if ratio <= 1.10 else "NOT met"}; bookkeeping ≤ 2%: '
-            f'{"met" if book <= 0.02 else "NOT met"}. Peak RSS includes the weight pool (every op x edge x '
-            f'expand ratio per block), which DARTS does not have.\n')
+            f'{"met" if book <= 0.02 else "NOT met"}. Peak RSS is the whole process (data, supernet, activations).\n')
     if not args.no_write:
         write_section('Overhead: AutoSpace vs DARTS step time', cmd, body)
     print(body)
@@ -223,8 +222,11 @@ def main():
              f'{c["hook_us"]:.0f} µs |\n'
              f'| NNI `FlopsParamsProfiler.profile` (MAdds; bias/BN/activation off) | {c["nni_agree"]}/{c["nni_total"]} | '
              f'{c["nni_us"]:.1f} µs (+ {c["nni_build_s"]:.1f} s to build its profilers) |\n\n'
-             f'Analytic vs NNI profiler: {c["nni_us"] / c["ours_us"]:.1f}x faster per query (goal ≥ 10x: '
-             f'{"met" if c["nni_us"] / c["ours_us"] >= 10 else "NOT met"}).\n')
+             f'Analytic vs NNI profiler: {c["nni_us"] / c["ours_us"]:.1f}x faster per query once NNI\'s profiler is '
+             f'built (goal ≥ 10x: {"met" if c["nni_us"] / c["ours_us"] >= 10 else "NOT met"}). NNI builds one profiler '
+             f'per model space, and an evolving population brings new cells every iteration, so each new cell also '
+             f'pays its share of a build: {(c["nni_us"] + c["nni_build_s"] * 1e6 / c["nni_total"]) / c["ours_us"]:.0f}x '
+             f'slower than the analytic query with the build amortised over these {c["nni_total"]} cells.\n')
     if not args.no_write:
         write_section('Cost model on random cells', cmd, body2)
     print(body2)

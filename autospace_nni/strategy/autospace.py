@@ -134,7 +134,7 @@ class AutoSpaceLightningModule(BaseOneShotLightningModule):
                 loss, details = s.penalty(loss, self.export_probs())
                 self.log_dict({f'penalty/{k}': float(v) for k, v in details.items()})
             if not torch.isfinite(loss):
-                raise NonFiniteError(f'non-finite α loss {float(loss)} at iteration {s.iteration}')
+                raise NonFiniteError(f'non-finite α loss {float(loss.detach())} at iteration {s.iteration}')
             self.manual_backward(loss)
             arc_optim.step()
 
