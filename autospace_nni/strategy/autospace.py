@@ -38,7 +38,6 @@ from ..errors import NumericalFaultError
 from ..cells.genome import ACT_CHOICES, Cell, DEFAULT_OPS, EXPAND_CHOICES, SE_CHOICES
 from ..space.exploration import ExplorationSpace
 from ..space.learned import LearnedCell, LearnedSpace
-from ..space.network import Architecture
 from ..space.skeleton import Skeleton, reference_cell
 from ..space.supernet import AutoSpaceMixedLayer
 from .evolution import CellSampler, GroupPopulation
@@ -470,11 +469,9 @@ class AutoSpace(OneShotStrategy):
         """Each block's share of the budget, proportional to the reference network's block MAdds."""
         sk = self.skeleton
         yardstick = reference_cell(sk)
-        ref_arch = Architecture.uniform(sk, yardstick)
         costs = {b.label: yardstick.cost(b.c_in, b.c_out, b.stride, b.height, b.width).madds for b in sk.blocks()}
         free = self.budget_madds - self.profiler.fixed
         total = sum(costs.values())
-        del ref_arch
         return {l: max(0.0, free) * c / total for l, c in costs.items()}
 
     def _seed_cells_for(self, group: str) -> List[Cell]:
