@@ -98,9 +98,7 @@ def quiet_libraries() -> None:
 
 
 def _write_json(path: Path, obj) -> None:
-    tmp = path.with_name(path.name + f'.tmp{os.getpid()}')
-    tmp.write_text(json.dumps(obj, indent=1, default=str) + '\n')
-    os.replace(tmp, path)
+    _write_text(path, json.dumps(obj, indent=1, default=str) + '\n')
 
 
 def prepare_run_dir(out: Path, *, overwrite: bool) -> None:

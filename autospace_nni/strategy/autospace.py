@@ -191,18 +191,16 @@ class AutoSpaceLightningModule(BaseOneShotLightningModule):
 
     def _end_iteration(self):
         self._check_finite()
-        val_acc = self._val_correct / max(1, self._val_total)
-        val_loss = self._val_loss_sum / max(1, self._val_total)
-        self._last_val_total = self._val_total
+        correct, loss_sum, total = float(self._val_correct), self._val_loss_sum, float(self._val_total)
+        if self.trainer.world_size > 1:
+            # under DDP each rank saw its own share of the held-out batches: pool the raw sums
+            sums = self.trainer.strategy.reduce(torch.tensor([correct, loss_sum, total], device=self.device),
+                                                reduce_op='sum')
+            correct, loss_sum, total = (float(v) for v in sums)
+        val_acc, val_loss = correct / max(1.0, total), loss_sum / max(1.0, total)
         self._val_correct = self._val_total = 0
         self._val_loss_sum = 0.0
         self._steps_in_iteration = 0
-        if self.trainer.world_size > 1:
-            # under DDP each rank saw its own share of the held-out batches: pool the accuracy
-            counts = self.trainer.strategy.reduce(torch.tensor([val_acc * self._last_val_total, val_loss * self._last_val_total,
-                                                                float(self._last_val_total)], device=self.device),
-                                                  reduce_op="sum")
-            val_acc, val_loss = float(counts[0] / counts[2]), float(counts[1] / counts[2])
         record = self.strategy._end_iteration(self, val_acc=val_acc, val_loss=val_loss)
         if self.trainer.world_size > 1:
             # the population update is computed on rank 0 and broadcast, so every rank holds the same
