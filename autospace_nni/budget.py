@@ -23,7 +23,7 @@ import torch
 from nni.nas.oneshot.pytorch.profiler import ExpectationProfilerPenalty
 from nni.nas.profiler import Profiler
 
-from .cells.genome import Cell
+from .cells.fixed import parse_candidate
 from .space.network import Architecture, choice_cost, fixed_cost
 from .space.skeleton import Skeleton, ZERO
 
@@ -41,13 +41,15 @@ class AnalyticCostProfiler(Profiler):
         self.skeleton = skeleton
         self.metric = metric
         self.specs = {b.label: b for b in skeleton.blocks()}
-        self.fixed = getattr(fixed_cost(skeleton), metric)
+        # an adopted model space's layout carries the measured cost of everything outside its choices
+        outside = getattr(skeleton, 'outside', None)
+        self.fixed = getattr(outside if outside is not None else fixed_cost(skeleton), metric)
         self._cache: Dict[tuple, int] = {}
 
     def block_cost(self, label: str, choice: str) -> int:
         key = (label, choice)
         if key not in self._cache:
-            c = ZERO if choice == ZERO else Cell.parse(choice)
+            c = ZERO if choice == ZERO else parse_candidate(choice)
             self._cache[key] = getattr(choice_cost(c, self.specs[label]), self.metric)
         return self._cache[key]
 

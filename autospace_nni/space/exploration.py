@@ -87,3 +87,11 @@ class ExplorationSpace(ModelSpace):
 
     def cell_choices(self):
         return [m for m in self.modules() if isinstance(m, CellChoice)]
+
+    @classmethod
+    def from_model_space(cls, space: ModelSpace, input_shape=None) -> 'ExplorationSpace':
+        """Adopt any NNI ``ModelSpace`` (it is not modified): each ``LayerChoice`` that maps one tensor to
+        one tensor becomes an evolving cell choice seeded with its own candidates; ``.layout.format_table()``
+        says which choices evolve and which stay. See :mod:`autospace_nni.space.adopted`."""
+        from .adopted import adopt
+        return adopt(space, input_shape)

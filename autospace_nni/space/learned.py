@@ -20,9 +20,10 @@ from typing import Dict, List, Optional
 
 from nni.nas.nn.pytorch import LayerChoice, ModelSpace
 
+from ..cells.fixed import Candidate, FixedCandidate, parse_candidate
 from ..cells.genome import Cell
 from ..errors import CellError, LearnedSpaceError, SkeletonError
-from .network import Architecture, NetworkCost, SkeletonNet, build_choice
+from .network import Architecture, NetworkCost, SkeletonNet, build_choice, choice_cost
 from .skeleton import BlockSpec, Skeleton, ZERO
 
 __all__ = ['LearnedSpace', 'LearnedModelSpace', 'FORMAT', 'FORMAT_VERSION', 'LearnedCell', 'manual_space',
@@ -37,9 +38,16 @@ FORMAT_VERSION = 1
 
 @dataclasses.dataclass(frozen=True)
 class LearnedCell:
-    cell: Cell
+    cell: Candidate
     fitness: float
     reference: bool = False
+    #: in a space learned on a user's model space: the user's own name for this candidate
+    name: Optional[str] = None
+
+    @property
+    def choice_name(self) -> str:
+        """Its name in the NNI ``LayerChoice`` and in samples: the user's name, else the cell text."""
+        return self.name if self.name is not None else str(self.cell)
 
 
 @dataclasses.dataclass
@@ -64,17 +72,48 @@ class LearnedSpace:
             keys = [c.cell.key for c in cells]
             if len(set(keys)) != len(keys):
                 raise LearnedSpaceError(f'group {g} lists the same cell twice')
+            names = [c.choice_name for c in cells]
+            if len(set(names)) != len(names):
+                raise LearnedSpaceError(f'group {g} lists the same candidate name twice')
+            if self.adopted is None and any(isinstance(c.cell, FixedCandidate) for c in cells):
+                raise LearnedSpaceError(f'group {g}: fixed candidates exist only in spaces learned on a model space')
+
+    @property
+    def adopted(self):
+        """The :class:`~autospace_nni.space.adopted.AdoptedLayout` when learned on a user's model space."""
+        return None if isinstance(self.skeleton, Skeleton) else self.skeleton
 
     # ----- candidates -----
     def candidates(self, spec: BlockSpec) -> List[str]:
         """Candidate names of one block: its group's cells (best first), plus ``zero`` where allowed."""
-        names = [str(c.cell) for c in self.groups[spec.group]]
+        names = [c.choice_name for c in self.groups[spec.group]]
         return names + ([ZERO] if spec.zero_allowed else [])
+
+    def candidate(self, spec: BlockSpec, name: str):
+        """The cell (or fixed candidate, or ``zero``) that ``name`` stands for in block ``spec``."""
+        if name == ZERO and spec.zero_allowed:
+            return ZERO
+        for c in self.groups[spec.group]:
+            if c.choice_name == name:
+                return c.cell
+        raise LearnedSpaceError(f'{name!r} is not a candidate of block {spec.label}')
 
     def block_specs(self) -> List[BlockSpec]:
         return self.skeleton.blocks()
 
-    def model_space(self) -> 'LearnedModelSpace':
+    def model_space(self, base=None):
+        """An NNI model space of this space. For a space learned on a user's model space, that space
+        (``base``, or the one it was learned on in this process) with each evolved ``LayerChoice``'s
+        candidates replaced by the learned ones, labels unchanged."""
+        if self.adopted is not None:
+            from .adopted import adopted_model_space
+            base = base if base is not None else getattr(self, 'base', None)
+            if base is None:
+                raise LearnedSpaceError(f'this space was learned on {self.adopted.class_path}: pass that space, '
+                                        'built with the same arguments, as model_space(base=...)')
+            return adopted_model_space(self, base)
+        if base is not None:
+            raise LearnedSpaceError('base= is only for spaces learned on a user\'s model space')
         # Only what the space needs travels as the init argument (it is serialised into every NNI trial's
         # parameters). Provenance stays out: NNI's json_tricks strips '#...' as a comment, so a value like
         # the penalty mode 'mul#log' would truncate the message and crash NNI's dispatcher.
@@ -87,6 +126,9 @@ class LearnedSpace:
         return {spec.label: {'_type': 'choice', '_value': self.candidates(spec)} for spec in self.block_specs()}
 
     def architecture(self, sample: Dict[str, str]) -> Architecture:
+        if self.adopted is not None:
+            raise LearnedSpaceError('a space learned on a user model space has no skeleton architecture: use '
+                                    'model_space(base).freeze(sample)')
         for spec in self.block_specs():
             if spec.label in sample and sample[spec.label] not in self.candidates(spec):
                 raise LearnedSpaceError(f'{sample[spec.label]!r} is not a candidate of block {spec.label}')
@@ -94,19 +136,22 @@ class LearnedSpace:
 
     def cost(self, sample: Dict[str, str]) -> NetworkCost:
         """Analytic MAdds and params of any architecture in this space."""
+        if self.adopted is not None:
+            from .adopted import learned_cost
+            return learned_cost(self, sample)
         return self.architecture(sample).cost()
 
     def best_sample(self) -> Dict[str, str]:
         """Each block takes its group's fittest cell."""
-        return {spec.label: str(self.groups[spec.group][0].cell) for spec in self.block_specs()}
+        return {spec.label: self.groups[spec.group][0].choice_name for spec in self.block_specs()}
 
     def table(self) -> List[dict]:
         rows = []
         for g, cells in self.groups.items():
             spec = self.skeleton.groups()[g][0]
             for c in cells:
-                cost = c.cell.cost(spec.c_in, spec.c_out, spec.stride, spec.height, spec.width)
-                rows.append({'group': g, 'cell': str(c.cell), 'fitness': c.fitness, 'madds': cost.madds,
+                cost = choice_cost(c.cell, spec)
+                rows.append({'group': g, 'cell': str(c.cell) if c.name is None else f'{c.name} = {c.cell}', 'fitness': c.fitness, 'madds': cost.madds,
                              'params': cost.params, 'reference': c.reference})
         return rows
 
@@ -125,9 +170,10 @@ class LearnedSpace:
         return {
             'format': FORMAT,
             'format_version': FORMAT_VERSION,
-            'skeleton': self.skeleton.to_dict(),
+            ('model_space' if self.adopted is not None else 'skeleton'): self.skeleton.to_dict(),
             'groups': {g: {'blocks': [b.label for b in sk_groups[g]],
-                           'cells': [{'cell': str(c.cell), 'fitness': c.fitness, 'reference': c.reference}
+                           'cells': [{'cell': str(c.cell), 'fitness': c.fitness, 'reference': c.reference,
+                                      **({} if c.name is None else {'name': c.name})}
                                      for c in cells]}
                        for g, cells in self.groups.items()},
             'references': None if self.references is None else {g: str(c) for g, c in self.references.items()},
@@ -146,20 +192,27 @@ class LearnedSpace:
         if version != FORMAT_VERSION:
             raise LearnedSpaceError(f'learned space format version {version!r} is not supported (this is version '
                                     f'{FORMAT_VERSION}); re-export it with a matching autospace-nni')
-        try:
-            sk = Skeleton.from_dict(d['skeleton'])
-        except (SkeletonError, CellError, KeyError, TypeError, ValueError) as e:
-            raise LearnedSpaceError(f'learned space has a malformed skeleton: {e}') from None
+        if 'model_space' in d:
+            from .adopted import AdoptedLayout
+            if skeleton is not None:
+                raise LearnedSpaceError('this space was learned on a user model space, not on a skeleton')
+            sk = AdoptedLayout.from_dict(d['model_space'] if isinstance(d['model_space'], dict) else {})
+        else:
+            try:
+                sk = Skeleton.from_dict(d['skeleton'])
+            except (SkeletonError, CellError, KeyError, TypeError, ValueError) as e:
+                raise LearnedSpaceError(f'learned space has a malformed skeleton: {e}') from None
         if skeleton is not None and skeleton != sk:
             raise LearnedSpaceError(f'learned space was made for skeleton {sk.name!r}, which differs from the given '
                                     f'skeleton {skeleton.name!r}; evolve a space for that skeleton')
         try:
-            groups = {g: [LearnedCell(Cell.parse(_text(c['cell'])), _number(c['fitness'], 'fitness'),
-                                      _flag(c.get('reference', False)))
+            groups = {g: [LearnedCell(parse_candidate(_text(c['cell'])), _number(c['fitness'], 'fitness'),
+                                      _flag(c.get('reference', False)),
+                                      None if c.get('name') is None else _text(c['name']))
                           for c in spec['cells']]
                       for g, spec in d['groups'].items()}
             refs = d.get('references')
-            refs = None if refs is None else {g: Cell.parse(_text(t)) for g, t in refs.items()}
+            refs = None if refs is None else {g: parse_candidate(_text(t)) for g, t in refs.items()}
             budget = d.get('budget_madds')
             budget = None if budget is None else _number(budget, 'budget_madds')
             if budget is not None and budget <= 0:

@@ -13,6 +13,7 @@ from typing import Callable, Dict, Mapping, NamedTuple, Union
 from torch import nn
 
 from ..cells.cost import conv_cost
+from ..cells.fixed import FixedCandidate
 from ..cells.genome import Cell
 from ..cells.ops import ConvBNAct
 from ..errors import ArchError, CellError
@@ -75,6 +76,8 @@ def fixed_cost(skeleton: Skeleton) -> NetworkCost:
 def choice_cost(choice: Choice, spec: BlockSpec) -> NetworkCost:
     if isinstance(choice, str) and choice == ZERO:
         return NetworkCost(0, 0)
+    if isinstance(choice, FixedCandidate):
+        return NetworkCost(*spec.fixed_cost(choice.name))
     c = choice.cost(spec.c_in, spec.c_out, spec.stride, spec.height, spec.width)
     return NetworkCost(c.madds, c.params)
 

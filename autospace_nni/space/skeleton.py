@@ -42,6 +42,14 @@ class BlockSpec:
     width: int
     group: str
     zero_allowed: bool
+    #: an adopted model space's fixed candidates here: ``(name, madds, params)`` measured on this block
+    fixed: Tuple[Tuple[str, int, int], ...] = ()
+
+    def fixed_cost(self, name: str) -> Tuple[int, int]:
+        for n, madds, params in self.fixed:
+            if n == name:
+                return madds, params
+        raise KeyError(f'block {self.label} has no fixed candidate {name!r}')
 
     @property
     def out_hw(self) -> Tuple[int, int]:

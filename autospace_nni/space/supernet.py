@@ -14,6 +14,7 @@ weights; SE modules are keyed by (expand, act) because their gate depends on the
 
 from __future__ import annotations
 
+import copy
 from typing import Dict, List, Optional, Sequence
 
 import torch
@@ -23,6 +24,7 @@ from torch import nn
 from nni.nas.oneshot.pytorch.supermodule.base import BaseSuperNetModule
 
 from ..cells.block import SqueezeExcite
+from ..cells.fixed import FixedCandidate, parse_candidate
 from ..cells.genome import Cell
 from ..cells.ops import ConvBNAct, PRIMITIVES
 from .skeleton import BlockSpec
@@ -127,12 +129,17 @@ class AutoSpaceMixedLayer(BaseSuperNetModule):
     ``max_branches`` so the optimizer never sees a new parameter, and only the first ``n`` entries are used.
     """
 
-    def __init__(self, spec: BlockSpec, supercell: SuperCell, max_branches: int, label: str, group: str):
+    def __init__(self, spec: BlockSpec, supercell: SuperCell, max_branches: int, label: str, group: str,
+                 fixed: Optional[Dict[str, nn.Module]] = None):
         super().__init__()
         self.spec = spec
         self.label = label
         self.group = group
         self.supercell = supercell
+        # an adopted space's fixed candidates: the user's own modules, trained in place across iterations
+        fixed = dict(fixed or {})
+        self._fixed_keys = {name: f'c{i}' for i, name in enumerate(fixed)}   # module names may hold dots
+        self.fixed = nn.ModuleDict({self._fixed_keys[n]: m for n, m in fixed.items()})
         self._arch_alpha = nn.Parameter(torch.zeros(max_branches))
         self.branches: List[Cell] = []
         self.has_reference = False
@@ -148,13 +155,28 @@ class AutoSpaceMixedLayer(BaseSuperNetModule):
         if not 1 <= len(cells) <= self._arch_alpha.numel():
             raise ValueError(f'{self.label}: {len(cells)} branches, room for {self.numel_alpha}')
         for c in cells:
-            why = self.supercell.supports(c)
+            why = self._supports(c)
             if why:
                 raise ValueError(f'{self.label}: cell {c} cannot run on the weight pool: {why}')
         self.branches = cells
         self.has_reference = reference is not None
         with torch.no_grad():
             self._arch_alpha.zero_()
+
+    def _supports(self, cand) -> Optional[str]:
+        if isinstance(cand, FixedCandidate):
+            return None if cand.name in self._fixed_keys else f'no fixed candidate {cand.name!r} in this layer'
+        return self.supercell.supports(cand)
+
+    def run_branch(self, x, cand):
+        if isinstance(cand, FixedCandidate):
+            return self.fixed[self._fixed_keys[cand.name]](x)
+        return self.supercell(x, cand)
+
+    def used_parameters(self, cand) -> List[nn.Parameter]:
+        if isinstance(cand, FixedCandidate):
+            return list(self.fixed[self._fixed_keys[cand.name]].parameters())
+        return self.supercell.used_parameters(cand)
 
     @property
     def numel_alpha(self) -> int:
@@ -175,7 +197,7 @@ class AutoSpaceMixedLayer(BaseSuperNetModule):
             return self._forward_binary_gate(x, w)
         out = None
         for k, cell in enumerate(self.branches):
-            y = self.supercell(x, cell) * w[k]
+            y = self.run_branch(x, cell) * w[k]
             out = y if out is None else out + y
         return out
 
@@ -184,13 +206,13 @@ class AutoSpaceMixedLayer(BaseSuperNetModule):
         # ProxylessNAS binary-gate gradient dL/dp_k = <dL/dy, y_k>, with every y_k evaluated at the
         # single-path network (the other branches run without building a weight graph).
         i = int(torch.multinomial(w.detach(), 1, generator=self.generator))
-        out = self.supercell(x, self.branches[i])
+        out = self.run_branch(x, self.branches[i])
         if not (self.arch_step and torch.is_grad_enabled() and self._arch_alpha.requires_grad and not self.uniform):
             return out
         ys = []
         with torch.no_grad():
             for k, cell in enumerate(self.branches):
-                ys.append(out.detach() if k == i else self.supercell(x, cell))
+                ys.append(out.detach() if k == i else self.run_branch(x, cell))
         gate = sum((w[k] - w[k].detach()) * ys[k] for k in range(len(ys)))
         return out + gate
 
@@ -222,7 +244,10 @@ class AutoSpaceMixedLayer(BaseSuperNetModule):
         return {self.label: {str(c): p[i] for i, c in enumerate(self.branches)}}
 
     def freeze(self, sample):
-        return Cell.parse(sample[self.label]).build(self.spec.c_in, self.spec.c_out, self.spec.stride)
+        cand = parse_candidate(sample[self.label])
+        if isinstance(cand, FixedCandidate):
+            return copy.deepcopy(self.fixed[self._fixed_keys[cand.name]])
+        return cand.build(self.spec.c_in, self.spec.c_out, self.spec.stride)
 
     @classmethod
     def mutate(cls, module, name, memo, mutate_kwargs):
@@ -231,7 +256,8 @@ class AutoSpaceMixedLayer(BaseSuperNetModule):
             opts = mutate_kwargs['autospace']
             pool = SuperCell(module.spec, max_nodes=opts['max_nodes'], ops=opts['ops'],
                              expand_choices=opts['expand_choices'], acts=opts['acts'], se=opts['se'])
-            return cls(module.spec, pool, opts['max_branches'], module.label, module.spec.group)
+            return cls(module.spec, pool, opts['max_branches'], module.label, module.spec.group,
+                       fixed=getattr(module, 'fixed_modules', None))
         return None
 
     def extra_repr(self) -> str:

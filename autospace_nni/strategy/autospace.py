@@ -31,12 +31,15 @@ from torch import nn, optim
 
 from nni.nas.oneshot.pytorch.base_lightning import BaseOneShotLightningModule
 from nni.nas.oneshot.pytorch.strategy import OneShotStrategy, no_default_hook
+from nni.nas.nn.pytorch import ModelSpace
 from nni.nas.space import RawFormatModelSpace
 
 from ..budget import AnalyticCostProfiler, BudgetPenalty, PENALTY_MODES
 from ..errors import NumericalFaultError
 from ..cells.genome import ACT_CHOICES, Cell, DEFAULT_OPS, EXPAND_CHOICES, SE_CHOICES
+from ..space.adopted import AdoptedSpace, adopt, pin_left_alone
 from ..space.exploration import ExplorationSpace
+from ..space.network import choice_cost
 from ..space.learned import LearnedCell, LearnedSpace
 from ..space.skeleton import Skeleton, reference_cell
 from ..space.supernet import AutoSpaceMixedLayer
@@ -326,6 +329,9 @@ class AutoSpace(OneShotStrategy):
         stops with :class:`~autospace_nni.errors.NumericalFaultError`.
     gradient_clip_val
         Gradient clipping of the weight step.
+    input_shape
+        One example's shape ``(C, H, W)``, used only to adopt a user's own ``ModelSpace`` (its dry forward
+        pass); ``None`` takes it from the evaluator's training data.
     seed
         Seed of the evolution's ``numpy.random.RandomState``.
     """
@@ -343,7 +349,7 @@ class AutoSpace(OneShotStrategy):
                  budget_beta: float = 0.3, budget_scale: float = 1.0, hard_filter: bool = True,
                  filter_slack: float = 1.0, path_mode: str = 'sum', weight_path_mode: Optional[str] = None,
                  checkpoint_dir: Optional[str] = None, max_rollbacks: int = 3, rollback_lr_factor: float = 0.5,
-                 gradient_clip_val: Optional[float] = None,
+                 gradient_clip_val: Optional[float] = None, input_shape: Optional[Sequence[int]] = None,
                  seed: Optional[int] = None, mutation_hooks=None, **kwargs):
         super().__init__(mutation_hooks=mutation_hooks, **kwargs)
         for name, value, low in [('population_size', population_size, 1), ('sample_k', sample_k, 1),
@@ -405,7 +411,9 @@ class AutoSpace(OneShotStrategy):
         self.hard_filter = hard_filter
         self.filter_slack = filter_slack
         self.gradient_clip_val = gradient_clip_val
+        self.input_shape = None if input_shape is None else tuple(input_shape)
         self.seed = seed
+        self.adopted = None   # the AdoptedSpace when run on a user's own ModelSpace
         if path_mode not in ('sum', 'sample'):
             raise ValueError(f"path_mode must be 'sum' (Eqn 3) or 'sample' (binary gates), got {path_mode!r}")
         self.path_mode = path_mode
@@ -466,8 +474,11 @@ class AutoSpace(OneShotStrategy):
     def _block_shares(self) -> Dict[str, float]:
         """Each block's share of the budget, proportional to the reference network's block MAdds."""
         sk = self.skeleton
-        yardstick = reference_cell(sk)
-        costs = {b.label: yardstick.cost(b.c_in, b.c_out, b.stride, b.height, b.width).madds for b in sk.blocks()}
+        if self.adopted is not None:   # the user's own first candidate is the yardstick of each choice
+            costs = {b.label: choice_cost(self.adopted.references[b.group], b).madds for b in sk.blocks()}
+        else:
+            yardstick = reference_cell(sk)
+            costs = {b.label: yardstick.cost(b.c_in, b.c_out, b.stride, b.height, b.width).madds for b in sk.blocks()}
         free = self.budget_madds - self.profiler.fixed
         total = sum(costs.values())
         return {l: max(0.0, free) * c / total for l, c in costs.items()}
@@ -490,17 +501,16 @@ class AutoSpace(OneShotStrategy):
         specs = self.skeleton.groups()[group]
 
         def admissible(cell: Cell) -> bool:
-            return all(cell.cost(b.c_in, b.c_out, b.stride, b.height, b.width).madds <= shares[b.label] * self.filter_slack
-                       for b in specs)
+            return all(choice_cost(cell, b).madds <= shares[b.label] * self.filter_slack for b in specs)
         return admissible
 
     def default_mutation_hooks(self):
-        return [AutoSpaceMixedLayer.mutate, no_default_hook]
+        return [AutoSpaceMixedLayer.mutate, pin_left_alone, no_default_hook]
 
     def run_hook(self, hook, name, module, memo):
         cells = [m.cell for p in self.populations.values() for m in p.members]
         refs = list((self.references or {}).values())
-        everything = cells + refs
+        everything = [c for c in cells + refs if isinstance(c, Cell)]
         opts = {
             'max_nodes': max([self.sampler.n_nodes] + [c.n_nodes for c in everything]),
             'ops': sorted(set(self.sampler.ops) | {op for c in everything for _, _, op in c.edges}),
@@ -508,13 +518,29 @@ class AutoSpace(OneShotStrategy):
             'acts': sorted(set(self.sampler.act_choices) | {c.act for c in everything}),
             'se': bool(any(self.sampler.se_choices) or any(c.se for c in everything)),
             'max_branches': self.sample_k + (1 if self.references is not None else 0),
+            'pin': None if self.adopted is None else self.adopted.pin,
         }
         return hook(module, name, memo, {'autospace': opts})
+
+    def adopt(self, space, evaluator=None) -> ExplorationSpace:
+        """``space`` itself if it is an :class:`ExplorationSpace`, else the user's NNI ``ModelSpace``
+        adopted (:meth:`ExplorationSpace.from_model_space`): its adoptable ``LayerChoice``s evolve."""
+        if isinstance(space, ExplorationSpace):
+            return space
+        if not isinstance(space, ModelSpace):
+            raise TypeError(f'AutoSpace searches an NNI ModelSpace, got {type(space).__name__}')
+        shape = self.input_shape or _input_shape(evaluator)
+        adopted = adopt(space, shape)
+        # under NNI's logger, so it shows in the console and the experiment log like NNI's own messages
+        logging.getLogger('nni.autospace').info('AutoSpace on %s: which choices evolve and which stay\n%s',
+                                                type(space).__name__, adopted.layout.format_table())
+        return adopted
 
     def prepare(self, space: ExplorationSpace) -> None:
         """Build the populations for ``space`` (called by ``_initialize``; public for custom loops)."""
         if not isinstance(space, ExplorationSpace):
-            raise TypeError(f'AutoSpace searches an ExplorationSpace, got {type(space).__name__}')
+            raise TypeError(f'AutoSpace.prepare needs an ExplorationSpace (see AutoSpace.adopt), got {type(space).__name__}')
+        self.adopted = space if isinstance(space, AdoptedSpace) else None
         self.skeleton = space.skeleton
         self.references = self._resolve_references(space)
         self.profiler = AnalyticCostProfiler(self.skeleton)
@@ -527,14 +553,26 @@ class AutoSpace(OneShotStrategy):
                                       admissible=self._admissible_fn(g), replacement=self.replacement,
                                       initial_fitness=self.initial_fitness)
                 planted = self._seed_cells_for(g)
-                pop.seed(self.rng, [self.references[g]] if self.references else [], planted=planted)
+                refs = [self.references[g]] if self.references else []
+                if self.adopted is not None:
+                    # every candidate of the user's LayerChoice: the expressible ones as reference cells,
+                    # the others as fixed members; all compete, only the first is the reference branch
+                    user = self.adopted.layout.candidates_of(g)
+                    if self.references:
+                        refs += [c for c in user if c.key != self.references[g].key]
+                    else:
+                        planted = user + planted
+                pop.seed(self.rng, refs, planted=planted)
                 if len(pop.members) < min(self.sample_k, self.population_size):
                     raise ValueError(f'group {g}: only {len(pop.members)} cells fit the budget '
                                      f'({self.budget_madds:.3g} MAdds); raise --budget-madds or filter_slack')
                 self.populations[g] = pop
 
     def _initialize(self, model_space: RawFormatModelSpace, engine):
-        space = model_space.model_space if isinstance(model_space, RawFormatModelSpace) else model_space
+        raw = model_space.model_space if isinstance(model_space, RawFormatModelSpace) else model_space
+        space = self.adopt(raw, getattr(model_space, 'evaluator', None))
+        if space is not raw:   # a user's space: the supernet is built from the adopted copy, theirs stays as is
+            model_space = RawFormatModelSpace(space, model_space.evaluator)
         self.prepare(space)
         result = super()._initialize(model_space, engine)
         self.attach(self.supernet)
@@ -577,7 +615,9 @@ class AutoSpace(OneShotStrategy):
     def evolve(self, space: ExplorationSpace, evaluator, *, resume_from: Optional[str] = None) -> LearnedSpace:
         """Run the evolution in this process without a ``NasExperiment`` (no NNI manager, nothing
         written to ``~/nni-experiments``): what the CLI and NNI trials use. Returns the learned space.
-        ``resume_from`` is a checkpoint written with ``checkpoint_dir`` (see :meth:`find_checkpoint`)."""
+        ``resume_from`` is a checkpoint written with ``checkpoint_dir`` (see :meth:`find_checkpoint`).
+        ``space`` may also be any NNI ``ModelSpace`` (see :meth:`adopt`)."""
+        space = self.adopt(space, evaluator)
         self.prepare(space)
         supernet = self.mutate_model(space)
         oneshot_evaluator = self.mutate_evaluator(evaluator)
@@ -718,15 +758,19 @@ class AutoSpace(OneShotStrategy):
         if not self.populations:
             raise RuntimeError('AutoSpace has not been run yet')
         groups = {}
+        layout = None if self.adopted is None else self.adopted.layout
         for g, pop in self.populations.items():
-            top = [m for m in pop.top(self.top_m + len(self.references or {}), include_reference=True)
-                   if not m.reference][:self.top_m]
-            cells = [LearnedCell(m.cell, m.fitness, False) for m in top]
+            ref_key = None if self.references is None else self.references[g].key
+            # the reference branch is listed by keep_reference; every other member competes on fitness
+            # (in an adopted space that includes the user's other candidates)
+            top = [m for m in pop.top(self.top_m + 1, include_reference=True) if m.key != ref_key][:self.top_m]
+            name = (lambda c: None) if layout is None else (lambda c, g=g: layout.user_name(g, c))
+            cells = [LearnedCell(m.cell, m.fitness, m.reference, name(m.cell)) for m in top]
             if self.keep_reference and self.references is not None:
                 ref = self.references[g]
                 if ref.key not in {c.cell.key for c in cells}:
                     member = pop.find(ref.key)
-                    cells.append(LearnedCell(ref, member.fitness if member else 1.0, True))
+                    cells.append(LearnedCell(ref, member.fitness if member else 1.0, True, name(ref)))
             groups[g] = cells
         from .. import __version__
         options = {k: v for k, v in vars(self).items() if k in _OPTION_NAMES}
@@ -741,15 +785,20 @@ class AutoSpace(OneShotStrategy):
                 'wall_time_s': round(self._wall_time, 3), 'dataset': self.dataset_name, 'options': options,
                 'rollbacks': self.rollbacks}
         prov = json.loads(json.dumps(prov, default=str))   # plain JSON types, so save/load round-trips
-        return LearnedSpace(self.skeleton, groups, None if self.references is None else dict(self.references),
-                            self.budget_madds, self.seed, prov)
+        learned = LearnedSpace(self.skeleton, groups, None if self.references is None else dict(self.references),
+                               self.budget_madds, self.seed, prov)
+        if self.adopted is not None:
+            learned.base = self.adopted.base   # so learned.model_space() needs no argument in this process
+        return learned
 
     def list_models(self, sort: bool = True, limit: Optional[int] = 1):
         """The best architecture inside the learned space: each block takes its group's fittest cell."""
         learned = self.learned_space()
         space = learned.model_space()
         raw = RawFormatModelSpace(space, None)
-        yield raw.freeze(learned.best_sample())
+        # in an adopted space the choices left alone keep the values they had during the evolution
+        pinned = {} if self.adopted is None else self.adopted.pin
+        yield raw.freeze({**pinned, **learned.best_sample()})
 
     # ----- checkpoint -----
     CHECKPOINT = 'last.ckpt'
@@ -842,6 +891,19 @@ class AutoSpace(OneShotStrategy):
             if 'supernet' in state:
                 self.supernet.load_state_dict(state['supernet'])
             super().load_state_dict(state)
+
+
+def _input_shape(evaluator) -> Optional[tuple]:
+    """One training example's shape, read from the dataset (no loader iteration, so no RNG is used)."""
+    loader = getattr(evaluator, 'train_dataloaders', None)
+    if isinstance(loader, (list, tuple)) and loader:
+        loader = loader[0]
+    dataset = getattr(loader, 'dataset', None)
+    if dataset is None:
+        return None
+    x = dataset[0]
+    x = x[0] if isinstance(x, (list, tuple)) else x
+    return tuple(x.shape) if torch.is_tensor(x) else None
 
 
 _OPTION_NAMES = {'population_size', 'sample_k', 'tournament_size', 'p_mutation', 'replacement', 'beta',

@@ -11,6 +11,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
+from ..cells.fixed import parse_candidate
 from ..cells.genome import Cell, DEFAULT_OPS, EXPAND_CHOICES, ACT_CHOICES, SE_CHOICES
 
 __all__ = ['Member', 'GroupPopulation', 'CellSampler']
@@ -35,7 +36,7 @@ class Member:
 
     @classmethod
     def from_dict(cls, d: dict) -> 'Member':
-        return cls(Cell.parse(d['cell']), float(d['fitness']), int(d['birth']), int(d['evals']),
+        return cls(parse_candidate(d['cell']), float(d['fitness']), int(d['birth']), int(d['evals']),
                    bool(d['reference']), d.get('parent'))
 
 
@@ -112,13 +113,14 @@ class GroupPopulation:
             self._add(cell, self.initial_fitness)
 
     def admit(self, child: Cell, parent: Member, protect: frozenset = frozenset()) -> Optional[Member]:
-        """Add a child (valid, admissible, not a duplicate by key), then trim to ``size``. Members whose key
-        is in ``protect`` (this round's picks, the reference) are never the ones to leave."""
+        """Add a child (valid, admissible, not a duplicate by key), then trim to ``size``. Reference members
+        and members whose key is in ``protect`` (this round's picks) are never the ones to leave."""
         if child.key in self.keys() or not self.admissible(child):
             return None
         m = self._add(child, parent.fitness, parent=parent.key)
         while len(self.members) > self.size:
-            candidates = [x for x in self.members if x is not m and x.key not in protect]
+            # reference members (the reference, and an adopted space's own candidates) never age out
+            candidates = [x for x in self.members if x is not m and x.key not in protect and not x.reference]
             if not candidates:
                 self.members.remove(m)
                 return None
@@ -149,7 +151,8 @@ class GroupPopulation:
             winner = self.tournament(rng, sample_size, taken)
             if winner is None:
                 break
-            if rng.rand() < p_mutation:
+            # a fixed candidate (a user's module the grammar cannot express) competes but never mutates
+            if rng.rand() < p_mutation and isinstance(winner.cell, Cell):
                 for _ in range(mutate_tries):
                     child = self.sampler.mutate(winner.cell, rng)
                     if child.key in taken:

@@ -1,0 +1,562 @@
+"""Adopting a user's own NNI model space: evolve the candidates of its ``LayerChoice``s.
+
+:func:`adopt` (also ``ExplorationSpace.from_model_space``) runs one dry forward pass with hooks on every
+``LayerChoice``. A choice whose candidates map one 4-D tensor to one 4-D tensor, with a same-padded
+stride of 1 or 2, becomes an :class:`AdoptedChoice`: a block with a population of its own (its own layer
+group, named by its label). Each candidate is then either
+
+* *expressible*: a structural guess (expand 1x1 → depthwise kxk → project 1x1, or depthwise → project)
+  that is confirmed only when the cell's block, loaded with the candidate's weights, computes the same
+  outputs and the analytic cost equals a hook count of the candidate. It seeds the population as a
+  reference cell; or
+* *fixed*: kept as the user's module (``fixed:<name>``), a member that competes on fitness but never
+  mutates, priced by a hook count.
+
+Everything else stays as it is and is listed with the reason (:attr:`AdoptedSpace.left_alone`): other
+mutables (``InputChoice``, value choices in layers, ``Repeat`` depths) are pinned during the evolution,
+``Repeat`` at its largest depth so every evolved choice inside it trains, the others at their default.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from collections import OrderedDict
+from typing import Dict, List, Optional, Tuple
+
+import torch
+from torch import nn
+
+from nni.mutable import Categorical, frozen_context
+from nni.nas.nn.pytorch import LayerChoice, ModelSpace, MutableModule, Repeat
+from nni.nas.oneshot.pytorch.supermodule.base import BaseSuperNetModule
+
+from ..cells.block import CellBlock
+from ..cells.cost import count_by_hooks
+from ..cells.fixed import Candidate, FixedCandidate, parse_candidate
+from ..cells.genome import Cell
+from ..cells.ops import out_size
+from ..errors import LearnedSpaceError
+from .exploration import CellChoice, ExplorationSpace
+from .network import NetworkCost, choice_cost
+from .skeleton import BlockSpec
+
+__all__ = ['adopt', 'AdoptedSpace', 'AdoptedChoice', 'AdoptedLayout', 'LeftAlone', 'recognise_candidate',
+           'PinnedModule', 'pin_left_alone']
+
+_ACT_TYPES = {nn.ReLU6: 'relu6', nn.Hardswish: 'hswish'}
+_OTHER_ACTS = (nn.ReLU, nn.SiLU, nn.GELU, nn.LeakyReLU, nn.ELU, nn.Tanh, nn.Mish, nn.PReLU)   # (Sigmoid: SE gates)
+
+
+@dataclasses.dataclass(frozen=True)
+class LeftAlone:
+    """A mutable that the adoption did not evolve, and why."""
+    label: str
+    kind: str
+    path: str
+    reason: str
+
+
+# ----- recognising candidates -----
+def _dw_op(conv: nn.Conv2d) -> Optional[str]:
+    k, d = conv.kernel_size, conv.dilation
+    if k[0] != k[1] or d[0] != d[1]:
+        return None
+    if d[0] == 1 and k[0] in (3, 5, 7):
+        return f'dw{k[0]}x{k[0]}'
+    if d[0] == 2 and k[0] == 3:
+        return 'dil_dw3x3'
+    return None
+
+
+def _guess_cell(module: nn.Module, spec: BlockSpec) -> Optional[Cell]:
+    if isinstance(module, CellBlock):
+        return Cell.parse(module.cell_text)
+    convs = [m for m in module.modules() if isinstance(m, nn.Conv2d)]
+    acts = {_ACT_TYPES[type(m)] for m in module.modules() if type(m) in _ACT_TYPES}
+    if any(isinstance(m, _OTHER_ACTS) for m in module.modules()) or len(acts) != 1:
+        return None
+    act = acts.pop()
+    se = False
+    if len(convs) in (4, 5):   # an SE pair (reduce, expand) sits between the depthwise and the projection
+        se, convs = True, convs[:-3] + convs[-1:]
+    if len(convs) == 3:
+        expand_conv, dw, project = convs
+        if expand_conv.kernel_size != (1, 1) or expand_conv.in_channels != spec.c_in:
+            return None
+        c_e = expand_conv.out_channels
+    elif len(convs) == 2:
+        dw, project = convs
+        c_e = spec.c_in
+    else:
+        return None
+    if c_e % spec.c_in or dw.groups != c_e or dw.in_channels != c_e or project.kernel_size != (1, 1):
+        return None
+    op = _dw_op(dw)
+    if op is None or dw.stride != (spec.stride, spec.stride):
+        return None
+    return Cell(((0, 1, op),), c_e // spec.c_in, act, se)
+
+
+def recognise_candidate(module: nn.Module, spec: BlockSpec, *, example: Optional[torch.Tensor] = None) -> Optional[Cell]:
+    """The cell that computes exactly what ``module`` computes on ``spec``'s shapes, or ``None``.
+
+    The guess is only accepted when (1) the cell's analytic MAdds and params equal a hook count of
+    ``module`` and (2) the cell's block, loaded with ``module``'s weights and BN settings, gives the same
+    outputs on an input large enough to saturate ReLU6."""
+    cell = _guess_cell(module, spec)
+    if cell is None:
+        return None
+    shape = (spec.c_in, spec.height, spec.width)
+    try:
+        cost = cell.cost(spec.c_in, spec.c_out, spec.stride, spec.height, spec.width)
+        if (cost.madds, cost.params) != count_by_hooks(module, shape):
+            return None
+        block = cell.build(spec.c_in, spec.c_out, spec.stride)
+        src, dst = list(module.state_dict().values()), block.state_dict()
+        if len(src) != len(dst) or any(a.shape != b.shape for a, b in zip(src, dst.values())):
+            return None
+        block.load_state_dict(OrderedDict(zip(dst.keys(), src)))
+        for ours, theirs in zip([m for m in block.modules() if isinstance(m, nn.BatchNorm2d)],
+                                [m for m in module.modules() if isinstance(m, nn.BatchNorm2d)]):
+            ours.eps = theirs.eps
+        gen = torch.Generator().manual_seed(0)
+        x = torch.randn(2, *shape, generator=gen) * 8 if example is None else example
+        was_training = module.training
+        module.eval()
+        block.eval()
+        try:
+            with torch.no_grad():
+                same = torch.allclose(block(x), module(x), rtol=1e-4, atol=1e-4)
+        finally:
+            module.train(was_training)
+        return cell if same else None
+    except Exception:   # a module that does not run on these shapes is simply not expressible
+        return None
+
+
+# ----- the adopted block -----
+class AdoptedChoice(CellChoice):
+    """A user's ``LayerChoice`` turned into an evolving cell choice. Standing alone (a dry run) it runs
+    its reference; the AutoSpace mutation hook swaps it for a mixed layer like any :class:`CellChoice`."""
+
+    def __init__(self, spec: BlockSpec, reference: Candidate, fixed_modules: Dict[str, nn.Module]):
+        MutableModule.__init__(self)
+        self.spec = spec
+        self.label = spec.label
+        self.reference = reference
+        self._fixed_keys = {name: f'c{i}' for i, name in enumerate(fixed_modules)}
+        self.fixed = nn.ModuleDict({self._fixed_keys[n]: m for n, m in fixed_modules.items()})
+        self.choice = self.add_mutable(Categorical([str(reference)], label=spec.label))
+        self.reference_block = self._build(reference)
+
+    @property
+    def fixed_modules(self) -> Dict[str, nn.Module]:
+        return {n: self.fixed[k] for n, k in self._fixed_keys.items()}
+
+    def _build(self, cand: Candidate) -> nn.Module:
+        if isinstance(cand, FixedCandidate):
+            return self.fixed[self._fixed_keys[cand.name]]
+        return cand.build(self.spec.c_in, self.spec.c_out, self.spec.stride)
+
+    def check_contains(self, sample):
+        from nni.mutable import SampleValidationError
+        if self.label not in sample:
+            return SampleValidationError(f'{self.label} is missing from the sample')
+        try:
+            cand = parse_candidate(sample[self.label])
+        except ValueError as e:
+            return SampleValidationError(f'{self.label}: {e}')
+        if isinstance(cand, FixedCandidate) and cand.name not in self._fixed_keys:
+            return SampleValidationError(f'{self.label}: no fixed candidate {cand.name!r}')
+        return None
+
+    def freeze(self, sample):
+        cand = parse_candidate(sample[self.label])
+        return copy.deepcopy(self._build(cand)) if isinstance(cand, FixedCandidate) else self._build(cand)
+
+    def forward(self, x):
+        return self.reference_block(x)
+
+
+# ----- pinning what is left alone -----
+class PinnedModule(BaseSuperNetModule):
+    """A left-alone mutable, fixed for the evolution (``Repeat`` at its largest depth, others at their
+    default). It has no architecture parameters and exports nothing: it is not searched here."""
+
+    def __init__(self, module: nn.Module, label: str):
+        super().__init__()
+        self.module = module
+        self.label = label
+
+    def forward(self, *args, **kwargs):
+        return self.module(*args, **kwargs)
+
+    def resample(self, memo):
+        return {}
+
+    def export(self, memo):
+        return {}
+
+    def export_probs(self, memo):
+        return {}
+
+    @classmethod
+    def mutate(cls, module, name, memo, mutate_kwargs):   # pragma: no cover - the hook is pin_left_alone
+        return None
+
+
+def _deepest(repeat: Repeat) -> nn.Module:
+    return nn.Sequential(*repeat.blocks)
+
+
+def pin_left_alone(module, name, memo, mutate_kwargs):
+    """AutoSpace mutation hook: pin the mutables an adopted space leaves alone (no-op otherwise)."""
+    pin = mutate_kwargs.get('autospace', {}).get('pin')
+    if pin is None or isinstance(module, (CellChoice, BaseSuperNetModule)):
+        return None
+    if isinstance(module, Repeat):
+        return PinnedModule(_deepest(module), module.label or name)
+    if isinstance(module, MutableModule) and module.mutables and not isinstance(module, ModelSpace):
+        return PinnedModule(module.freeze({**_defaults(module), **pin}), getattr(module, 'label', name))
+    return None
+
+
+def _defaults(module: MutableModule) -> dict:
+    return {label: m.default() for label, m in module.simplify().items()}
+
+
+# ----- the layout: what a Skeleton is to the strategy, for an adopted space -----
+@dataclasses.dataclass
+class AdoptedLayout:
+    """The adopted space's blocks (one layer group per evolved ``LayerChoice`` label), the cost of the
+    rest of the network (as pinned for the evolution), the module path of each choice and the user's
+    candidates (name → cell text or ``fixed:<name>``)."""
+    name: str
+    class_path: str
+    input_shape: Tuple[int, ...]
+    specs: List[BlockSpec]
+    outside: NetworkCost
+    paths: Dict[str, str]
+    user_candidates: Dict[str, Dict[str, str]]
+    left_alone: List[LeftAlone]
+    act: str = 'relu6'
+
+    def blocks(self) -> List[BlockSpec]:
+        return list(self.specs)
+
+    def groups(self) -> Dict[str, List[BlockSpec]]:
+        return {b.group: [b] for b in self.specs}
+
+    @property
+    def labels(self) -> List[str]:
+        return [b.label for b in self.specs]
+
+    def candidates_of(self, group: str) -> List[Candidate]:
+        return [parse_candidate(t) for t in self.user_candidates[group].values()]
+
+    def user_name(self, group: str, cand: Candidate) -> Optional[str]:
+        for name, text in self.user_candidates[group].items():
+            if parse_candidate(text).key == cand.key:
+                return name
+        return None
+
+    def to_dict(self) -> dict:
+        return {'kind': 'model-space', 'name': self.name, 'class': self.class_path,
+                'input_shape': list(self.input_shape), 'outside_cost': list(self.outside),
+                'blocks': [{'label': b.label, 'path': self.paths[b.label], 'c_in': b.c_in, 'c_out': b.c_out,
+                            'stride': b.stride, 'height': b.height, 'width': b.width,
+                            'fixed': [list(f) for f in b.fixed],
+                            'candidates': self.user_candidates[b.group]} for b in self.specs],
+                'left_alone': [dataclasses.asdict(x) for x in self.left_alone]}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> 'AdoptedLayout':
+        try:
+            if d.get('kind') != 'model-space':
+                raise ValueError(f'unknown space kind {d.get("kind")!r}')
+            specs, paths, user = [], {}, {}
+            for i, b in enumerate(d['blocks']):
+                ints = [b[k] for k in ('c_in', 'c_out', 'stride', 'height', 'width')]
+                if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in ints):
+                    raise ValueError(f'block {b.get("label")!r}: shapes must be positive integers')
+                fixed = tuple((str(n), int(m), int(p)) for n, m, p in b['fixed'])
+                specs.append(BlockSpec(str(b['label']), 0, i, *ints, str(b['label']), False, fixed))
+                paths[b['label']] = str(b['path'])
+                cands = dict(b['candidates'])
+                for t in cands.values():
+                    parse_candidate(t)
+                user[b['label']] = cands
+            left = [LeftAlone(**x) for x in d.get('left_alone', [])]
+            return cls(str(d['name']), str(d['class']), tuple(int(v) for v in d['input_shape']), specs,
+                       NetworkCost(*(int(v) for v in d['outside_cost'])), paths, user, left)
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            raise LearnedSpaceError(f'learned space has a malformed model-space description: {e}') from None
+
+    def format_table(self) -> str:
+        """What was evolved and what was left alone, one row per choice."""
+        rows = [('label', 'path', 'status', 'details')]
+        for b in self.specs:
+            cands = [parse_candidate(t) for t in self.user_candidates[b.group].values()]
+            n_cells = sum(isinstance(c, Cell) for c in cands)
+            rows.append((b.label, self.paths[b.label], 'evolved',
+                         f'{b.c_in}->{b.c_out} ch, stride {b.stride}, {b.height}x{b.width}; '
+                         f'{n_cells} expressible candidates (reference cells), {len(cands) - n_cells} fixed'))
+        for x in self.left_alone:
+            rows.append((x.label, x.path, f'left alone ({x.kind})', x.reason))
+        widths = [max(len(r[i]) for r in rows) for i in range(3)]
+        return '\n'.join(f'{r[0]:{widths[0]}s}  {r[1]:{widths[1]}s}  {r[2]:{widths[2]}s}  {r[3]}' for r in rows)
+
+
+# ----- the exploration space of an adopted model space -----
+class AdoptedSpace(ExplorationSpace):
+    """``ExplorationSpace.from_model_space(space)``: a copy of the user's space whose adoptable
+    ``LayerChoice``s are :class:`AdoptedChoice`s. ``layout`` plays the skeleton's part for the strategy;
+    ``pin`` is the value of every other choice during the evolution (``Repeat`` depths at their largest)."""
+
+    def __init__(self, net: nn.Module, layout: AdoptedLayout, references: Dict[str, Candidate],
+                 pin: dict, base: Optional[ModelSpace] = None):
+        ModelSpace.__init__(self)
+        self.net = net
+        self.skeleton = layout
+        self.layout = layout
+        self.references = references
+        self.pin = pin
+        self._base = [base]   # the user's untouched space, hidden from nn.Module's child registry
+
+    @property
+    def base(self) -> Optional[ModelSpace]:
+        return self._base[0]
+
+    def forward(self, *args, **kwargs):
+        return self.net(*args, **kwargs)
+
+    def cell_choices(self):
+        return [m for m in self.modules() if isinstance(m, AdoptedChoice)]
+
+
+def _class_path(obj) -> str:
+    return f'{type(obj).__module__}.{type(obj).__qualname__}'
+
+
+def _parent_and_name(root: nn.Module, path: str):
+    parent_path, _, name = path.rpartition('.')
+    return (root.get_submodule(parent_path) if parent_path else root), name
+
+
+def adopt(space: ModelSpace, input_shape=None) -> AdoptedSpace:
+    """Convert ``space`` (any NNI PyTorch ``ModelSpace``; it is not modified) for AutoSpace.
+
+    ``input_shape`` is one example's shape, e.g. ``(3, 32, 32)``; without it, ``space.input_shape`` or
+    ``space.dummy_input`` is used if present."""
+    if isinstance(space, ExplorationSpace):
+        raise TypeError('this is already an ExplorationSpace')
+    if not isinstance(space, ModelSpace):
+        raise TypeError(f'AutoSpace adopts an NNI ModelSpace, got {type(space).__name__}')
+    if input_shape is None:
+        input_shape = getattr(space, 'input_shape', None)
+        dummy = getattr(space, 'dummy_input', None)
+        if input_shape is None and torch.is_tensor(dummy):
+            input_shape = tuple(dummy.shape[1:])
+    if input_shape is None:
+        raise ValueError(f'cannot tell the input shape of {type(space).__name__}: pass input_shape=(C, H, W) '
+                         '(AutoSpace takes it from the first training batch when run by a strategy)')
+    input_shape = tuple(int(v) for v in input_shape)
+    net = copy.deepcopy(space)
+    left: List[LeftAlone] = []
+
+    # 1. one dry forward pass, Repeats at their largest depth, recording each LayerChoice's calls
+    repeats = [(m, m._dry_run_depth) for m in net.modules() if isinstance(m, Repeat)]
+    choices = {path: m for path, m in net.named_modules() if isinstance(m, LayerChoice)}
+    calls: Dict[str, list] = {path: [] for path in choices}
+    handles = []
+    for path, lc in choices.items():
+        handles.append(lc.register_forward_hook(
+            lambda m, args, kwargs, out, path=path: calls[path].append((args, kwargs, out)), with_kwargs=True))
+    ran: Dict[int, Tuple[int, int]] = {}   # module id -> (madds, own params), for each module that ran
+
+    def count(m, inp, out):
+        if id(m) in ran:
+            return
+        madds = 0
+        if isinstance(m, nn.Conv2d):
+            kh, kw = m.kernel_size
+            madds = out[0].numel() * (m.in_channels // m.groups) * kh * kw
+        elif isinstance(m, nn.Linear):
+            madds = out[0].numel() * m.in_features
+        ran[id(m)] = (madds, sum(p.numel() for p in m.parameters(recurse=False)))
+    for m in net.modules():
+        if any(True for _ in m.parameters(recurse=False)) or isinstance(m, (nn.Conv2d, nn.Linear)):
+            handles.append(m.register_forward_hook(count))
+    was_training = net.training
+    net.eval()
+    try:
+        for r, _ in repeats:
+            r._dry_run_depth = len(r.blocks)
+        for lc in choices.values():
+            # NNI's LayerChoice.forward takes one tensor; a supernet passes whatever its candidates take
+            lc.forward = _dry_forward(lc)
+        with torch.no_grad():
+            net(torch.randn(1, *input_shape, generator=torch.Generator().manual_seed(0)))
+    finally:
+        for lc in choices.values():
+            lc.__dict__.pop('forward', None)
+        for r, depth in repeats:
+            r._dry_run_depth = depth
+        for h in handles:
+            h.remove()
+        net.train(was_training)
+
+    # 2. which choices can evolve
+    label_count: Dict[str, int] = {}
+    for lc in choices.values():
+        label_count[lc.label] = label_count.get(lc.label, 0) + 1
+    specs, paths, user, refs, adopted = [], {}, {}, {}, {}
+    for path, lc in choices.items():
+        reason, spec, x = _check_choice(path, lc, calls[path], label_count, choices)
+        if reason is not None:
+            left.append(LeftAlone(lc.label, 'LayerChoice', path, reason))
+            continue
+        if spec.height == spec.width == 1:
+            # on a 1x1 map strides 1 and 2 give the same shape: take the one the candidates were built with
+            specs_ = [spec, dataclasses.replace(spec, stride=2)]
+            spec = max(specs_, key=lambda sp: sum(recognise_candidate(lc[n], sp) is not None for n in lc.names))
+        cands: Dict[str, Candidate] = OrderedDict()
+        fixed_modules: Dict[str, nn.Module] = OrderedDict()
+        fixed_costs = []
+        for name in lc.names:
+            module = lc[name]
+            cell = recognise_candidate(module, spec)
+            if cell is not None and cell.key not in {c.key for c in cands.values()}:
+                cands[str(name)] = cell
+            else:
+                cands[str(name)] = FixedCandidate(str(name))
+                fixed_modules[str(name)] = module
+                fixed_costs.append((str(name), *count_by_hooks(module, (spec.c_in, spec.height, spec.width))))
+        spec = dataclasses.replace(spec, fixed=tuple(fixed_costs))
+        cells = [c for c in cands.values() if isinstance(c, Cell)]
+        refs[spec.group] = cells[0] if cells else next(iter(cands.values()))
+        specs.append(spec)
+        paths[spec.label] = path
+        user[spec.group] = {n: str(c) for n, c in cands.items()}
+        adopted[path] = (spec, fixed_modules)
+    if not specs:
+        raise ValueError(f'{type(space).__name__} has no LayerChoice that AutoSpace can evolve:\n'
+                         + '\n'.join(f'  {x.label} ({x.path}): {x.reason}' for x in left))
+
+    # 3. the other mutables stay, pinned for the evolution
+    adopted_paths = set(adopted)
+    for path, m in net.named_modules():
+        if isinstance(m, Repeat):
+            left.append(LeftAlone(m.label or path, 'Repeat', path,
+                                  f'depth stays a choice; the evolution runs all {len(m.blocks)} blocks'))
+        elif isinstance(m, MutableModule) and m.mutables and not isinstance(m, (LayerChoice, ModelSpace)) \
+                and not any(path.startswith(p + '.') for p in adopted_paths):
+            labels = ', '.join(sorted(m.simplify()))
+            left.append(LeftAlone(labels, type(m).__name__, path, 'not a LayerChoice; pinned at its default'))
+
+    # 4. swap in the adopted choices
+    with frozen_context():
+        for path, (spec, fixed_modules) in adopted.items():
+            parent, name = _parent_and_name(net, path)
+            setattr(parent, name, AdoptedChoice(spec, refs[spec.group], fixed_modules))
+    pin = {label: m.default() for label, m in net.simplify().items() if label not in paths}
+    for r, _ in repeats:   # the evolution runs every block of a Repeat, so its export says so
+        depth = r.depth_choice
+        if getattr(depth, 'label', None) in pin and hasattr(depth, 'values'):
+            pin[depth.label] = max(depth.values)
+    # the rest of the network, as the evolution runs it: what ran, less the evolved choices
+    inside = {id(m) for path in adopted for m in choices[path].modules()}
+    outside = NetworkCost(sum(v[0] for k, v in ran.items() if k not in inside),
+                          sum(v[1] for k, v in ran.items() if k not in inside))
+    layout = AdoptedLayout(type(space).__name__, _class_path(space), input_shape, specs, outside, paths, user,
+                           left, act='relu6')
+    return AdoptedSpace(net, layout, refs, pin, base=space)
+
+
+def _dry_forward(lc: LayerChoice):
+    def forward(*args, **kwargs):
+        for name, child in lc.named_children():
+            if str(name) == str(lc._dry_run_choice):
+                return child(*args, **kwargs)
+        raise RuntimeError(f'{lc.label}: no dry-run candidate')
+    return forward
+
+
+def _check_choice(path, lc, calls, label_count, choices) -> Tuple[Optional[str], Optional[BlockSpec], object]:
+    if label_count[lc.label] > 1:
+        return f'label shared by {label_count[lc.label]} LayerChoices', None, None
+    if any(path.startswith(p + '.') for p in choices if p != path):
+        return 'nested inside another LayerChoice', None, None
+    if not calls:
+        return 'not reached by a forward pass', None, None
+    if len(calls) > 1:
+        return f'called {len(calls)} times in one forward pass', None, None
+    args, kwargs, out = calls[0]
+    if kwargs or len(args) != 1:
+        return f'takes {len(args) + len(kwargs)} inputs (cells map one tensor to one)', None, None
+    x = args[0]
+    if not torch.is_tensor(x) or x.dim() != 4 or not torch.is_tensor(out) or out.dim() != 4:
+        return 'input or output is not one 4-D (N, C, H, W) tensor', None, None
+    _, c_in, h, w = x.shape
+    _, c_out, ho, wo = out.shape
+    stride = next((s for s in (1, 2) if (out_size(h, s), out_size(w, s)) == (ho, wo)), None)
+    if stride is None:
+        return f'maps {h}x{w} to {ho}x{wo}: not a same-padded stride-1 or stride-2 block', None, None
+    for name in lc.names:
+        if any(isinstance(m, MutableModule) and m.mutables for m in lc[name].modules()):
+            return f'candidate {name!r} holds choices of its own', None, None
+    label = lc.label
+    return None, BlockSpec(label, 0, 0, int(c_in), int(c_out), stride, int(h), int(w), label, False), x
+
+
+def adopted_model_space(learned, base: ModelSpace) -> ModelSpace:
+    """``base`` (the user's space) with each evolved ``LayerChoice``'s candidates replaced by the learned
+    ones. User candidates keep their names and modules; evolved cells are named by their text."""
+    layout: AdoptedLayout = learned.skeleton
+    if not isinstance(base, ModelSpace):
+        raise LearnedSpaceError(f'base must be the NNI ModelSpace the space was learned on ({layout.class_path}), '
+                                f'got {type(base).__name__}')
+    if _class_path(base) != layout.class_path:
+        raise LearnedSpaceError(f'this space was learned on {layout.class_path}, not {_class_path(base)}')
+    space = copy.deepcopy(base)
+    with frozen_context():
+        for spec in layout.blocks():
+            path = layout.paths[spec.label]
+            try:
+                old = space.get_submodule(path)
+            except AttributeError:
+                old = None
+            if not isinstance(old, LayerChoice) or old.label != spec.label:
+                raise LearnedSpaceError(f'{layout.class_path} has no LayerChoice {spec.label!r} at {path}: '
+                                        'was it built with other arguments?')
+            names = {str(n) for n in old.names}
+            candidates = OrderedDict()
+            for c in learned.groups[spec.group]:
+                name = c.name or str(c.cell)
+                if c.name is not None and c.name in names:
+                    candidates[name] = copy.deepcopy(old[c.name if c.name in old.names else _orig_name(old, c.name)])
+                elif isinstance(c.cell, FixedCandidate):
+                    raise LearnedSpaceError(f'{spec.label}: the base space has no candidate {c.cell.name!r}')
+                else:
+                    candidates[name] = c.cell.build(spec.c_in, spec.c_out, spec.stride)
+            parent, attr = _parent_and_name(space, path)
+            setattr(parent, attr, LayerChoice(candidates, label=spec.label))
+    return space
+
+
+def _orig_name(lc: LayerChoice, name: str):
+    for n in lc.names:
+        if str(n) == name:
+            return n
+    raise KeyError(name)
+
+
+def learned_cost(learned, sample: dict) -> NetworkCost:
+    layout: AdoptedLayout = learned.skeleton
+    m, p = layout.outside
+    for spec in layout.blocks():
+        cand = learned.candidate(spec, sample[spec.label])
+        c = choice_cost(cand, spec)
+        m, p = m + c.madds, p + c.params
+    return NetworkCost(m, p)
