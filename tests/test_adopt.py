@@ -268,3 +268,39 @@ def test_nni_hub_proxylessnas(digits_rgb, tmp_path):
     assert type(model) is ProxylessNAS
     x, y = digits_rgb.train.tensors[0][:64], digits_rgb.train.tensors[1][:64]
     assert _trains(model, x, y)
+
+
+def test_drop_in_example_runs(tmp_path):
+    import drop_in_existing_space
+    result = drop_in_existing_space.main(['--iterations', '2', '--search-epochs', '1', '--train-epochs', '1',
+                                          '--out', str(tmp_path)])
+    assert (tmp_path / 'learned_space.json').exists() and (tmp_path / 'result.json').exists()
+    assert result['space'] == 'HelloNasSpace' and 0.0 <= result['test_accuracy'] <= 1.0
+    assert set(result['architecture']) == {'conv2', 'conv3', 'skip', 'hidden'} and result['madds'] > 0
+
+
+def test_adopted_space_resumes_from_its_checkpoint(digits, tmp_path):
+    """A crashed evolution of an adopted space resumes to the same learned space (fixed members included)."""
+    class Crash(Exception):
+        pass
+
+    def crash_at_second(strategy, record):
+        if record['iteration'] == 1:
+            raise Crash
+
+    def run(ckpt_dir, resume=None, crash=False):
+        torch.manual_seed(0)
+        strategy = AutoSpace(population_size=6, sample_k=2, top_m=3, warmup_iterations=1, iterations=3,
+                             checkpoint_dir=str(ckpt_dir), seed=1)
+        if crash:
+            strategy.on_iteration_end.append(crash_at_second)
+        learned = strategy.evolve(HelloNasSpace(), make_evaluator(digits, max_epochs=3, batch_size=128),
+                                  resume_from=resume)
+        return learned, strategy
+    straight, _ = run(tmp_path / 'a')
+    with pytest.raises(Crash):
+        run(tmp_path / 'b', crash=True)
+    resumed, strategy = run(tmp_path / 'b', resume=AutoSpace.find_checkpoint(tmp_path / 'b'))
+    assert strategy.iteration == 3
+    assert resumed.to_dict()['groups'] == straight.to_dict()['groups']
+    assert any(isinstance(m.cell, FixedCandidate) for m in strategy.populations['conv3'].members)

@@ -26,6 +26,12 @@ def test_space_quality_smoke(tmp_path):
     out = _run('benchmarks/space_quality.py', '--scale', 'smoke', '--no-write', '--work', str(tmp_path), '--port',
                '8779')
     for needle in ('| darts | learned |', '| darts | manual |', '| random | learned |', '| random | manual |',
-                   '| learned | 3 |', '| manual | 3 |', 'Convergence'):
+                   '| learned | 3 |', '| manual | 3 |', 'Convergence', '| small | ', '| large | ',
+                   'each space wins at its own budget'):
         assert needle in out, out[-2000:]
     assert (tmp_path / 'edf.png').exists() and (tmp_path / 'evolve_ref-none' / 'learned_space.json').exists()
+    # the two budget-specialised spaces really were learned under their budgets
+    import json
+    small, large = (json.loads((tmp_path / f'evolve_budget-{b}' / 'learned_space.json').read_text())
+                    for b in ('small', 'large'))
+    assert small['budget_madds'] < large['budget_madds']

@@ -396,8 +396,9 @@ def adopt(space: ModelSpace, input_shape=None) -> AdoptedSpace:
         for lc in choices.values():
             # NNI's LayerChoice.forward takes one tensor; a supernet passes whatever its candidates take
             lc.forward = _dry_forward(lc)
+        device = next((p.device for p in net.parameters()), torch.device('cpu'))
         with torch.no_grad():
-            net(torch.randn(1, *input_shape, generator=torch.Generator().manual_seed(0)))
+            net(torch.randn(1, *input_shape, generator=torch.Generator().manual_seed(0)).to(device))
     finally:
         for lc in choices.values():
             lc.__dict__.pop('forward', None)
@@ -415,7 +416,7 @@ def adopt(space: ModelSpace, input_shape=None) -> AdoptedSpace:
     for path, lc in choices.items():
         reason, spec, x = _check_choice(path, lc, calls[path], label_count, choices)
         if reason is not None:
-            left.append(LeftAlone(lc.label, 'LayerChoice', path, reason))
+            left.append(LeftAlone(str(lc.label), 'LayerChoice', path, reason))
             continue
         if spec.height == spec.width == 1:
             # on a 1x1 map strides 1 and 2 give the same shape: take the one the candidates were built with
@@ -448,7 +449,7 @@ def adopt(space: ModelSpace, input_shape=None) -> AdoptedSpace:
     adopted_paths = set(adopted)
     for path, m in net.named_modules():
         if isinstance(m, Repeat):
-            left.append(LeftAlone(m.label or path, 'Repeat', path,
+            left.append(LeftAlone(str(m.label or path), 'Repeat', path,
                                   f'depth stays a choice; the evolution runs all {len(m.blocks)} blocks'))
         elif isinstance(m, MutableModule) and m.mutables and not isinstance(m, (LayerChoice, ModelSpace)) \
                 and not any(path.startswith(p + '.') for p in adopted_paths):
@@ -460,7 +461,7 @@ def adopt(space: ModelSpace, input_shape=None) -> AdoptedSpace:
         for path, (spec, fixed_modules) in adopted.items():
             parent, name = _parent_and_name(net, path)
             setattr(parent, name, AdoptedChoice(spec, refs[spec.group], fixed_modules))
-    pin = {label: m.default() for label, m in net.simplify().items() if label not in paths}
+    pin = {str(label): m.default() for label, m in net.simplify().items() if label not in paths}
     for r, _ in repeats:   # the evolution runs every block of a Repeat, so its export says so
         depth = r.depth_choice
         if getattr(depth, 'label', None) in pin and hasattr(depth, 'values'):
@@ -506,7 +507,7 @@ def _check_choice(path, lc, calls, label_count, choices) -> Tuple[Optional[str],
     for name in lc.names:
         if any(isinstance(m, MutableModule) and m.mutables for m in lc[name].modules()):
             return f'candidate {name!r} holds choices of its own', None, None
-    label = lc.label
+    label = str(lc.label)   # NNI's labels are a str subclass; keep checkpoints to plain types
     return None, BlockSpec(label, 0, 0, int(c_in), int(c_out), stride, int(h), int(w), label, False), x
 
 
