@@ -10,19 +10,13 @@ import argparse
 import json
 import os
 import sys
-import warnings
 
 __all__ = ['main']
 
 
 def _quiet_nni_warnings() -> None:
-    # Known-harmless noise from NNI 3.0 on torch 2.14 / setuptools 80 / Lightning 2.6 (NNI-NOTES 1.3).
-    # Filtered in the CLI only, never in the tests.
-    for pattern in [r'.*is found to be not a nn\.Module.*', r'.*pkg_resources is deprecated.*',
-                    r'.*training_service will be ignored.*', r'.*last_model_path.*', r'.*LeafSpec.*',
-                    r'.*Validation dataloaders are missing.*', r'.*log_every_n_steps.*', r'.*litlogger.*',
-                    r'.*does not have many workers.*', r'.*found in sys.modules.*']:
-        warnings.filterwarnings('ignore', message=pattern)
+    from .pipeline import ignore_known_warnings
+    ignore_known_warnings()
     os.environ.setdefault('PYTHONWARNINGS', 'ignore::UserWarning:pkg_resources')
     os.environ['AUTOSPACE_QUIET'] = '1'
 

@@ -74,8 +74,8 @@ def retrain(arch: Architecture, data: DataSplits, *, epochs: int = 10, batch_siz
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     model = arch.build().to(device)
-    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=weight_decay)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(1, epochs))
+    from .training import sgd_cosine
+    opt, sched = sgd_cosine(model.parameters(), lr=lr, epochs=epochs, weight_decay=weight_decay)
     crit = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
     x, y = data.train.tensors
     t0 = time.time()

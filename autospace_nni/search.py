@@ -35,6 +35,7 @@ from .data import DataSplits, load_dataset
 from .errors import AutoSpaceError
 from .space.learned import LearnedSpace, manual_space
 from .space.skeleton import Skeleton
+from .training import sgd_cosine
 
 __all__ = ['STRATEGIES', 'load_search_space', 'run_search', 'trial_train', 'evaluate_accuracy']
 
@@ -72,8 +73,7 @@ def _train(model: nn.Module, data: DataSplits, *, epochs: int, batch_size: int, 
            label_smoothing: float = 0.0, device='cpu', on_epoch=None) -> None:
     gen = torch.Generator().manual_seed(seed)
     model.to(device)
-    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=4e-5)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(1, epochs))
+    opt, sched = sgd_cosine(model.parameters(), lr=lr, epochs=epochs, weight_decay=4e-5)
     crit = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
     x, y = data.train.tensors
     for epoch in range(epochs):

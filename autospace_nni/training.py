@@ -21,6 +21,14 @@ __all__ = ['RecipeClassificationModule', 'make_evaluator']
 
 
 @nni.trace
+def sgd_cosine(params, *, lr: float, epochs: int, weight_decay: float = 4e-5, momentum: float = 0.9,
+               nesterov: bool = True):
+    """The package's one training recipe: SGD with (Nesterov) momentum, cosine decay over ``epochs``
+    (stepped once per epoch). Supernets, searches and retrains all use it, so they compare."""
+    opt = optim.SGD(params, lr=lr, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay)
+    return opt, optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, int(epochs)))
+
+
 class RecipeClassificationModule(ClassificationModule):
     """NNI's ``ClassificationModule`` with SGD + momentum, a per-epoch cosine schedule and label smoothing."""
 
@@ -45,10 +53,9 @@ class RecipeClassificationModule(ClassificationModule):
             super().on_validation_epoch_end()
 
     def configure_optimizers(self):
-        opt = optim.SGD(self.parameters(), lr=self.hparams.learning_rate, momentum=self.momentum,
-                        weight_decay=self.hparams.weight_decay, nesterov=self.nesterov)
-        t_max = max(1, int(self.trainer.max_epochs or 1))
-        sched = optim.lr_scheduler.CosineAnnealingLR(opt, T_max=t_max)
+        opt, sched = sgd_cosine(self.parameters(), lr=self.hparams.learning_rate, epochs=self.trainer.max_epochs or 1,
+                                weight_decay=self.hparams.weight_decay, momentum=self.momentum,
+                                nesterov=self.nesterov)
         return [opt], [{'scheduler': sched, 'interval': 'epoch'}]
 
 

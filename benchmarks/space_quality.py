@@ -1,6 +1,8 @@
 """Is the learned space better than the hand-made one? (issue 7, sections 1-2)
 
-    .venv/bin/python benchmarks/space_quality.py --scale smoke|cpu|gpu [--work runs/space_quality]
+    .venv/bin/python benchmarks/space_quality.py --scale smoke|cpu|gpu [--work DIR]
+
+--work defaults to runs/space_quality_smoke for smoke and docs/results/space_quality_<scale> otherwise.
 
 Protocol (every step is cached in --work, so a killed run resumes where it stopped):
 
@@ -11,8 +13,8 @@ Protocol (every step is cached in --work, so a killed run resumes where it stopp
    retrain each winner with the same recipe; repeat for every seed. The test split is touched only by the
    final retrain.
 3. Design-space check: n random architectures per space at matched MAdds, trained briefly; error EDFs.
-4. Budget specialisation (spaces learned at a small and a large budget, each searched at both) is not
-   implemented yet.
+4. Budget specialisation: spaces learned at a small and a large budget, each searched (DARTS, seed 0) at
+   both budgets and retrained; does each space win at its own budget?
 
 ``smoke`` runs in CI at toy size (digits, tiny-8) so the script cannot rot; its numbers mean nothing.
 ``cpu`` is Fashion-MNIST / mobile-28 sized for a few hours on 2 cores; ``gpu`` is larger, for a GPU machine.
@@ -33,13 +35,22 @@ SCALES = {
     'smoke': dict(dataset='digits', skeleton='tiny-8', iterations=3, population=8, sample_k=2, budget=3.5e5,
                   search_epochs=1, trials=2, trial_epochs=1, retrain_epochs=1, seeds=[0], edf_n=3, edf_epochs=1,
                   limit=400, strategies=['darts', 'random'], spec_budgets=(2.5e5, 4.5e5)),
-    'cpu': dict(dataset='fashion-mnist', skeleton='mobile-28', iterations=20, population=32, sample_k=4,
-                budget=12e6, search_epochs=3, trials=12, trial_epochs=1, retrain_epochs=6, seeds=[0, 1, 2],
-                edf_n=20, edf_epochs=1, limit=20000, strategies=['darts', 'evolution'], spec_budgets=(6e6, 18e6)),
+    # sized from measured costs on 2 cores (a mobile-28 supernet step, K=4 + reference, batch 64: ~5 s): about
+    # 13 min per evolution, 2-3 min per DARTS search, ~3 h in all. Small data, so absolute accuracies are low.
+    'cpu': dict(dataset='fashion-mnist', skeleton='mobile-28', iterations=10, population=16, sample_k=4,
+                budget=12e6, search_epochs=1, trials=8, trial_epochs=1, retrain_epochs=3, seeds=[0, 1, 2],
+                edf_n=20, edf_epochs=1, limit=4000, strategies=['darts', 'evolution'], spec_budgets=(6e6, 18e6)),
     'gpu': dict(dataset='fashion-mnist', skeleton='mobile-28', iterations=40, population=64, sample_k=4,
                 budget=12e6, search_epochs=10, trials=30, trial_epochs=3, retrain_epochs=30, seeds=[0, 1, 2],
                 edf_n=50, edf_epochs=3, limit=None, strategies=['darts', 'evolution'], spec_budgets=(6e6, 18e6)),
 }
+
+
+def _evolve(run_evolve, cfg, out: Path):
+    """Evolve into ``out``, continuing a killed run from its checkpoint when there is one."""
+    from autospace_nni.strategy.autospace import AutoSpace
+    resume = (out / 'checkpoints').is_dir() and AutoSpace.find_checkpoint(out / 'checkpoints') is not None
+    run_evolve(cfg, out, overwrite=not resume, resume=resume, progress=True)
 
 
 def _cached(path: Path, make):
@@ -62,13 +73,16 @@ def _convergence(history, top_m_stable_for=3):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--scale', choices=list(SCALES), default='smoke')
-    ap.add_argument('--work', default=None, help='cache folder (default runs/space_quality_<scale>)')
+    ap.add_argument('--work', default=None, help='cache folder (default runs/space_quality_smoke, docs/results/space_quality_<scale>)')
     ap.add_argument('--device', default='cpu', choices=['cpu', 'cuda'])
     ap.add_argument('--port', type=int, default=8761)
     ap.add_argument('--no-write', action='store_true', help='do not touch docs/benchmarks.md')
     args = ap.parse_args()
     S = SCALES[args.scale]
-    work = Path(args.work or ROOT / 'runs' / f'space_quality_{args.scale}')
+    # cpu/gpu results live in the repository, so a run spread over several sessions keeps its finished steps
+    # (checkpoints, TensorBoard logs and NNI experiment folders are git-ignored)
+    default_work = ROOT / ('runs' if args.scale == 'smoke' else 'docs/results') / f'space_quality_{args.scale}'
+    work = Path(args.work or default_work)
     work.mkdir(parents=True, exist_ok=True)
 
     from autospace_nni.cli import _quiet_nni_warnings
@@ -94,7 +108,7 @@ def main():
                                population=S['population'], sample_k=S['sample_k'], seed=0,
                                reference=None if ref == 'none' else 'default', budget_madds=S['budget'],
                                patience=0, limit=S['limit'], device=args.device)
-            run_evolve(cfg, out, overwrite=True, progress=True)
+            _evolve(run_evolve, cfg, out)
         hist = [json.loads(l) for l in (out / 'history.jsonl').read_text().splitlines()]
         evolved[ref] = {'space': LearnedSpace.load(out / 'learned_space.json'), 'converged_at': _convergence(hist),
                         'iterations': len(hist)}
@@ -136,7 +150,7 @@ def main():
             cfg = EvolveConfig(dataset=S['dataset'], skeleton=S['skeleton'], iterations=S['iterations'],
                                population=S['population'], sample_k=S['sample_k'], seed=0, reference='default',
                                budget_madds=budget, patience=0, limit=S['limit'], device=args.device)
-            run_evolve(cfg, out, overwrite=True, progress=True)
+            _evolve(run_evolve, cfg, out)
         spec_spaces[bname] = LearnedSpace.load(out / 'learned_space.json')
     spec = {}
     for sname, space in spec_spaces.items():

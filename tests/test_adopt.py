@@ -60,6 +60,20 @@ def _trains(model, x, y, steps=8):
     return losses[-1] < losses[0]
 
 
+def _darts_pick(space, data, workdir):
+    """NNI's DARTS on ``space`` for one epoch. One-shot strategies turn the space they get into a supernet in
+    place, so it searches a copy and ``space`` stays freezable."""
+    from nni.nas.experiment import NasExperiment
+    from nni.nas.oneshot.pytorch.strategy import DARTS
+    exp = NasExperiment(copy.deepcopy(space), make_evaluator(data, max_epochs=1, batch_size=64), DARTS())
+    exp.config.experiment_working_directory = str(workdir)
+    exp.run()
+    try:
+        return exp.export_top_models(formatter='dict')[0]
+    finally:
+        exp.stop()
+
+
 def test_recognise_candidate_accepts_only_exact_equivalents():
     from nni.nas.hub.pytorch.proxylessnas import InvertedResidual
     # NNI's own MBConv: same function and cost as the cell, so expressible
@@ -165,7 +179,6 @@ def test_choices_that_cannot_evolve_are_left_alone_and_listed():
 
 def test_hello_nas_evolves_in_nasexperiment_then_darts_on_the_learned_space(digits, tmp_path, caplog):
     from nni.nas.experiment import NasExperiment
-    from nni.nas.oneshot.pytorch.strategy import DARTS
     torch.manual_seed(0)
     space = HelloNasSpace()
     strategy = AutoSpace(population_size=8, sample_k=2, top_m=3, warmup_iterations=1, p_mutation=1.0,
@@ -218,13 +231,7 @@ def test_hello_nas_evolves_in_nasexperiment_then_darts_on_the_learned_space(digi
     assert {k: v.values for k, v in rebuilt.simplify().items()} == {k: v.values for k, v in better.simplify().items()}
 
     # NNI's DARTS searches it; the frozen pick is the user's network class and it trains
-    exp = NasExperiment(copy.deepcopy(rebuilt), make_evaluator(digits, max_epochs=1, batch_size=64), DARTS())
-    exp.config.experiment_working_directory = str(tmp_path / 'nni2')
-    exp.run()
-    try:
-        arch = exp.export_top_models(formatter='dict')[0]
-    finally:
-        exp.stop()
+    arch = _darts_pick(rebuilt, digits, tmp_path / 'nni2')
     assert arch['conv2'] in rebuilt.simplify()['conv2'].values
     model = rebuilt.freeze(arch)
     assert type(model) is HelloNasSpace
@@ -233,9 +240,7 @@ def test_hello_nas_evolves_in_nasexperiment_then_darts_on_the_learned_space(digi
 
 
 def test_nni_hub_proxylessnas(digits_rgb, tmp_path):
-    from nni.nas.experiment import NasExperiment
     from nni.nas.hub.pytorch import ProxylessNAS
-    from nni.nas.oneshot.pytorch.strategy import DARTS
     torch.manual_seed(0)
     hub = ProxylessNAS(num_labels=10, width_mult=0.25)
     strategy = AutoSpace(population_size=10, sample_k=2, top_m=2, warmup_iterations=1, iterations=2, seed=0)
@@ -256,14 +261,7 @@ def test_nni_hub_proxylessnas(digits_rgb, tmp_path):
     learned.save(path)
     better = LearnedSpace.load(path).model_space(base=ProxylessNAS(num_labels=10, width_mult=0.25))
     assert set(better.simplify()) == set(hub.simplify())
-    # one-shot strategies turn the space they get into a supernet in place: search a copy
-    exp = NasExperiment(copy.deepcopy(better), make_evaluator(digits_rgb, max_epochs=1, batch_size=64), DARTS())
-    exp.config.experiment_working_directory = str(tmp_path / 'nni')
-    exp.run()
-    try:
-        arch = exp.export_top_models(formatter='dict')[0]
-    finally:
-        exp.stop()
+    arch = _darts_pick(better, digits_rgb, tmp_path / 'nni')
     model = better.freeze(arch)
     assert type(model) is ProxylessNAS
     x, y = digits_rgb.train.tensors[0][:64], digits_rgb.train.tensors[1][:64]

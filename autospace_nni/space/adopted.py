@@ -201,10 +201,6 @@ class PinnedModule(BaseSuperNetModule):
     def export_probs(self, memo):
         return {}
 
-    @classmethod
-    def mutate(cls, module, name, memo, mutate_kwargs):   # pragma: no cover - the hook is pin_left_alone
-        return None
-
 
 def _deepest(repeat: Repeat) -> nn.Module:
     return nn.Sequential(*repeat.blocks)
