@@ -302,3 +302,46 @@ def test_adopted_space_resumes_from_its_checkpoint(digits, tmp_path):
     assert strategy.iteration == 3
     assert resumed.to_dict()['groups'] == straight.to_dict()['groups']
     assert any(isinstance(m.cell, FixedCandidate) for m in strategy.populations['conv3'].members)
+
+
+def _report_madds(model):
+    """Trial-side evaluator (imported by NNI's trial processes): the MAdds of the network the trial built."""
+    import nni
+    nni.report_final_result(float(count_by_hooks(model, (1, 8, 8))[0]))
+
+
+def test_learned_adopted_space_runs_in_a_multi_trial_experiment(digits, tmp_path, monkeypatch):
+    """NNI trials rebuild the space from its __init__ arguments in another process; each trial must build the
+    same network as freezing the space here, learned cells included."""
+    import socket
+    from nni.nas.evaluator import FunctionalEvaluator
+    from nni.nas.experiment import NasExperiment
+    from nni.nas.strategy import Random
+    strategy = AutoSpace(population_size=6, sample_k=2, top_m=3, warmup_iterations=1, iterations=2, seed=0)
+    learned = strategy.evolve(HelloNasSpace(), make_evaluator(digits, max_epochs=2, batch_size=128))
+    better = learned.model_space()
+    here = Path(__file__).resolve().parent   # trials import this module and the space's
+    monkeypatch.setenv('PYTHONPATH', f'{here}:{here.parent / "examples"}')
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        port = sock.getsockname()[1]
+    exp = NasExperiment(better, FunctionalEvaluator(_report_madds), Random(seed=0))
+    exp.config.max_trial_number = 3
+    exp.config.trial_concurrency = 1
+    exp.config.experiment_working_directory = str(tmp_path / 'nni')
+    exp.run(port=port)
+    try:
+        models = list(exp.strategy.list_models(limit=None))
+    finally:
+        exp.stop()
+    assert len(models) == 3 and all(m.metric is not None for m in models)
+    learned_cells = 0
+    for m in models:
+        assert m.metric == count_by_hooks(better.freeze(m.sample), (1, 8, 8))[0]
+        learned_cells += sum(':' in str(m.sample[l]) for l in ('conv2', 'conv3'))
+        if m.sample['skip'] == [0] and m.sample['hidden'] == 32:
+            assert m.metric == learned.cost(m.sample).madds
+        else:
+            with pytest.raises(LearnedSpaceError, match='count the built network'):
+                learned.cost(m.sample)
+    assert learned_cells > 0   # the trials did build evolved cells, not only the user's candidates

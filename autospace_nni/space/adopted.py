@@ -21,12 +21,14 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import json
 from collections import OrderedDict
 from typing import Dict, List, Optional, Tuple
 
 import torch
 from torch import nn
 
+from nni.common.serializer import SerializableObject
 from nni.mutable import Categorical, frozen_context
 from nni.nas.nn.pytorch import LayerChoice, ModelSpace, MutableModule, Repeat
 from nni.nas.oneshot.pytorch.supermodule.base import BaseSuperNetModule
@@ -237,6 +239,10 @@ class AdoptedLayout:
     user_candidates: Dict[str, Dict[str, str]]
     left_alone: List[LeftAlone]
     act: str = 'relu6'
+    #: each choice's candidate names as the user's code gives them (ints for a list of candidates)
+    raw_names: Dict[str, list] = dataclasses.field(default_factory=dict)
+    #: the values the choices left alone had during the evolution, at which ``outside`` was measured
+    pinned: dict = dataclasses.field(default_factory=dict)
 
     def blocks(self) -> List[BlockSpec]:
         return list(self.specs)
@@ -263,15 +269,16 @@ class AdoptedLayout:
                 'blocks': [{'label': b.label, 'path': self.paths[b.label], 'c_in': b.c_in, 'c_out': b.c_out,
                             'stride': b.stride, 'height': b.height, 'width': b.width,
                             'fixed': [list(f) for f in b.fixed],
-                            'candidates': self.user_candidates[b.group]} for b in self.specs],
-                'left_alone': [dataclasses.asdict(x) for x in self.left_alone]}
+                            'candidates': self.user_candidates[b.group],
+                            'raw_names': list(self.raw_names.get(b.label, []))} for b in self.specs],
+                'left_alone': [dataclasses.asdict(x) for x in self.left_alone], 'pinned': dict(self.pinned)}
 
     @classmethod
     def from_dict(cls, d: dict) -> 'AdoptedLayout':
         try:
             if d.get('kind') != 'model-space':
                 raise ValueError(f'unknown space kind {d.get("kind")!r}')
-            specs, paths, user = [], {}, {}
+            specs, paths, user, raw = [], {}, {}, {}
             for i, b in enumerate(d['blocks']):
                 ints = [b[k] for k in ('c_in', 'c_out', 'stride', 'height', 'width')]
                 if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in ints):
@@ -283,9 +290,11 @@ class AdoptedLayout:
                 for t in cands.values():
                     parse_candidate(t)
                 user[b['label']] = cands
+                raw[b['label']] = [n for n in b.get('raw_names', []) if isinstance(n, (str, int))]
             left = [LeftAlone(**x) for x in d.get('left_alone', [])]
             return cls(str(d['name']), str(d['class']), tuple(int(v) for v in d['input_shape']), specs,
-                       NetworkCost(*(int(v) for v in d['outside_cost'])), paths, user, left)
+                       NetworkCost(*(int(v) for v in d['outside_cost'])), paths, user, left, raw_names=raw,
+                       pinned=dict(d.get('pinned', {})))
         except (KeyError, TypeError, ValueError, AttributeError) as e:
             raise LearnedSpaceError(f'learned space has a malformed model-space description: {e}') from None
 
@@ -408,7 +417,7 @@ def adopt(space: ModelSpace, input_shape=None) -> AdoptedSpace:
     label_count: Dict[str, int] = {}
     for lc in choices.values():
         label_count[lc.label] = label_count.get(lc.label, 0) + 1
-    specs, paths, user, refs, adopted = [], {}, {}, {}, {}
+    specs, paths, user, refs, adopted, raw_names = [], {}, {}, {}, {}, {}
     for path, lc in choices.items():
         reason, spec, x = _check_choice(path, lc, calls[path], label_count, choices)
         if reason is not None:
@@ -436,6 +445,7 @@ def adopt(space: ModelSpace, input_shape=None) -> AdoptedSpace:
         specs.append(spec)
         paths[spec.label] = path
         user[spec.group] = {n: str(c) for n, c in cands.items()}
+        raw_names[spec.label] = list(lc.names)
         adopted[path] = (spec, fixed_modules)
     if not specs:
         raise ValueError(f'{type(space).__name__} has no LayerChoice that AutoSpace can evolve:\n'
@@ -467,7 +477,7 @@ def adopt(space: ModelSpace, input_shape=None) -> AdoptedSpace:
     outside = NetworkCost(sum(v[0] for k, v in ran.items() if k not in inside),
                           sum(v[1] for k, v in ran.items() if k not in inside))
     layout = AdoptedLayout(type(space).__name__, _class_path(space), input_shape, specs, outside, paths, user,
-                           left, act='relu6')
+                           left, act='relu6', raw_names=raw_names, pinned=_plain(pin))
     return AdoptedSpace(net, layout, refs, pin, base=space)
 
 
@@ -509,6 +519,70 @@ def _check_choice(path, lc, calls, label_count, choices) -> Tuple[Optional[str],
 
 def adopted_model_space(learned, base: ModelSpace) -> ModelSpace:
     """``base`` (the user's space) with each evolved ``LayerChoice``'s candidates replaced by the learned
+    ones; see :func:`_replace_choices`. The result re-creates itself from its init arguments like any NNI
+    model space (what multi-trial experiments do in their trials) through :func:`rebuild_adopted`."""
+    space = _replace_choices(learned, base)
+    document = learned.to_dict()
+    # provenance stays out: NNI's json_tricks reads '#...' as a comment (see LearnedSpace.model_space)
+    document['provenance'] = {}
+    recipe = [type(base), list(base.trace_args), dict(base.trace_kwargs), document]
+    space.trace_copy = lambda: SerializableObject(rebuild_adopted, list(recipe), {})
+    return space
+
+
+def rebuild_adopted(base_class, base_args, base_kwargs, document):
+    """Build the learned version of ``base_class(*base_args, **base_kwargs)``. Under an NNI model context
+    (a trial building its architecture) the user's ``__init__`` runs with each evolved ``LayerChoice``
+    resolved to the chosen learned candidate."""
+    from nni.nas.space import current_model
+    from .learned import LearnedSpace
+    learned = LearnedSpace.from_dict(document)
+    sample = current_model()
+    if sample is None:
+        return adopted_model_space(learned, base_class(*base_args, **base_kwargs))
+    from nni.nas.space import model_context
+    layout = learned.adopted
+    chosen, users = {}, {}
+    for spec in layout.blocks():
+        name = sample[spec.label]
+        raw = layout.raw_names.get(spec.label, [])
+        user = next((r for r in raw if str(r) == str(name)), None)
+        cand = learned.candidate(spec, str(name))
+        # a user's candidate is built by their own code (under its own name: 0, not '0'); a learned cell
+        # replaces the choice
+        if user is not None:
+            users[spec.label] = user
+        chosen[spec.label] = None if user is not None else cand.build(spec.c_in, spec.c_out, spec.stride)
+    with model_context(users), _learned_choices(chosen):
+        return base_class(*base_args, **base_kwargs)
+
+
+class _learned_choices:
+    """While building a user's space under a model context, a ``LayerChoice`` whose label has a learned
+    cell chosen returns that cell's block instead of one of the user's candidates."""
+
+    def __init__(self, chosen: Dict[str, Optional[nn.Module]]):
+        self.chosen = {k: v for k, v in chosen.items() if v is not None}
+
+    def __enter__(self):
+        self.original = LayerChoice.__dict__['create_fixed_module']
+        original, chosen = self.original.__func__, self.chosen
+
+        def create_fixed_module(cls, sample, candidates, *, weights=None, label=None):
+            for full, module in chosen.items():
+                if label is not None and (full == label or full.endswith('/' + str(label))):
+                    return module
+            return original(cls, sample, candidates, weights=weights, label=label)
+        LayerChoice.create_fixed_module = classmethod(create_fixed_module)
+        return self
+
+    def __exit__(self, *exc):
+        LayerChoice.create_fixed_module = self.original
+        return False
+
+
+def _replace_choices(learned, base: ModelSpace) -> ModelSpace:
+    """``base`` (the user's space) with each evolved ``LayerChoice``'s candidates replaced by the learned
     ones. User candidates keep their names and modules; evolved cells are named by their text."""
     layout: AdoptedLayout = learned.skeleton
     if not isinstance(base, ModelSpace):
@@ -549,8 +623,21 @@ def _orig_name(lc: LayerChoice, name: str):
     raise KeyError(name)
 
 
+def _plain(value):
+    """JSON-able copy of a sample's values (NNI gives ranges and numpy scalars too)."""
+    return json.loads(json.dumps(value, default=lambda v: v.item() if hasattr(v, 'item') else list(v)))
+
+
 def learned_cost(learned, sample: dict) -> NetworkCost:
+    """Analytic for the evolved choices, plus the rest as measured with the left-alone choices at the values
+    they had in the evolution; other values of those need a count of the built network."""
     layout: AdoptedLayout = learned.skeleton
+    other = {k: v for k, v in _plain({k: sample[k] for k in layout.pinned if k in sample}).items()
+             if v != layout.pinned[k]}
+    if other:
+        raise LearnedSpaceError(f'the rest of the network was priced with {", ".join(f"{k}={layout.pinned[k]!r}" for k in other)} '
+                                f'(as in the evolution), not {", ".join(f"{k}={v!r}" for k, v in other.items())}; count '
+                                'the built network instead: count_by_hooks(space.freeze(sample), input_shape)')
     m, p = layout.outside
     for spec in layout.blocks():
         cand = learned.candidate(spec, sample[spec.label])
