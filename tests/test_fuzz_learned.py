@@ -5,6 +5,7 @@ import copy
 import json
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from autospace_nni.errors import LearnedSpaceError
@@ -19,8 +20,29 @@ json_values = st.recursive(
     max_leaves=12)
 
 
-def _valid_doc():
-    return manual_space(Skeleton.preset('tiny-8')).to_dict()
+def _valid_doc(kind='skeleton'):
+    if kind == 'skeleton':
+        return manual_space(Skeleton.preset('tiny-8')).to_dict()
+    return _adopted_doc()
+
+
+def _adopted_doc():
+    """A space learned on a user's model space (examples/hello_nas_space.py): its user's candidates, named."""
+    if not _ADOPTED:
+        import sys
+        from pathlib import Path
+        from autospace_nni.space.adopted import adopt
+        from autospace_nni.space.learned import LearnedCell
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1] / 'examples'))
+        from hello_nas_space import HelloNasSpace
+        layout = adopt(HelloNasSpace(), (1, 8, 8)).layout
+        groups = {g: [LearnedCell(c, 1.0, True, layout.user_name(g, c)) for c in layout.candidates_of(g)]
+                  for g in layout.groups()}
+        _ADOPTED.append(LearnedSpace(layout, groups).to_dict())
+    return copy.deepcopy(_ADOPTED[0])
+
+
+_ADOPTED = []
 
 
 def _paths(node, prefix=()):
@@ -54,10 +76,11 @@ def test_random_json_never_escapes(value):
     _load_or_documented_error(value)
 
 
+@pytest.mark.parametrize('kind', ['skeleton', 'model-space'])
 @SETTINGS
-@given(st.data())
-def test_corrupted_document_never_escapes(data):
-    doc = _valid_doc()
+@given(data=st.data())
+def test_corrupted_document_never_escapes(kind, data):
+    doc = _valid_doc(kind)
     paths = list(_paths(doc))[1:]
     for _ in range(data.draw(st.integers(1, 3))):
         path = data.draw(st.sampled_from(paths))
@@ -100,6 +123,7 @@ def test_truncated_or_byte_flipped_file_never_escapes(tmp_path_factory, seed):
         assert '\n' not in str(e)
 
 
-def test_valid_document_still_loads():
-    doc = _valid_doc()
+@pytest.mark.parametrize('kind', ['skeleton', 'model-space'])
+def test_valid_document_still_loads(kind):
+    doc = _valid_doc(kind)
     assert _load_or_documented_error(copy.deepcopy(doc)) is not None

@@ -75,8 +75,13 @@ class LearnedSpace:
             names = [c.choice_name for c in cells]
             if len(set(names)) != len(names):
                 raise LearnedSpaceError(f'group {g} lists the same candidate name twice')
-            if self.adopted is None and any(isinstance(c.cell, FixedCandidate) for c in cells):
+            fixed = [c.cell.name for c in cells if isinstance(c.cell, FixedCandidate)]
+            if self.adopted is None and fixed:
                 raise LearnedSpaceError(f'group {g}: fixed candidates exist only in spaces learned on a model space')
+            priced = {n for b in known[g] for n, _, _ in b.fixed}
+            unpriced = [n for n in fixed if n not in priced]
+            if unpriced:
+                raise LearnedSpaceError(f'group {g}: fixed candidates {unpriced} have no measured cost in the document')
 
     @property
     def adopted(self):
