@@ -268,6 +268,10 @@ class AutoSpace(OneShotStrategy):
         NasExperiment(ExplorationSpace(Skeleton.preset('tiny-8')), evaluator, strategy).run()
         strategy.learned_space().save('learned_space.json')
 
+    Any other NNI ``ModelSpace`` works too (:meth:`adopt`): each ``LayerChoice`` that maps one tensor to
+    one tensor evolves, seeded with its own candidates, and ``learned_space().model_space()`` gives that
+    space back with the learned candidates (README, "Drop-in").
+
     Every METHOD.md choice is a keyword argument with METHOD.md's default.
 
     Parameters
