@@ -179,12 +179,21 @@ def main():
     ap.add_argument('--cells', type=int, default=1000)
     ap.add_argument('--seed', type=int, default=0)
     ap.add_argument('--one', choices=['autospace', 'darts'], help=argparse.SUPPRESS)
+    ap.add_argument('--part', choices=['all', 'steps', 'cost'], default='all',
+                    help='steps: AutoSpace vs DARTS step time; cost: the cost model on random cells')
     ap.add_argument('--no-write', action='store_true', help='print only (the smoke test)')
     args = ap.parse_args()
     if args.one:
         print('RESULT ' + json.dumps(run_one(args.one, args.skeleton, args.batch, args.steps, args.sample_k, args.seed)))
         return
     from benchmarks._report import write_section
+    if args.part in ('all', 'steps'):
+        step_times(args, write_section)
+    if args.part in ('all', 'cost'):
+        cost_queries(args, write_section)
+
+
+def step_times(args, write_section):
     results = {}
     for which in ('darts', 'autospace'):
         r = subprocess.run([sys.executable, __file__, '--one', which, '--skeleton', args.skeleton, '--batch',
@@ -198,8 +207,8 @@ def main():
     ratio = a['step_s'] / d['step_s']
     iteration_s = a['step_s'] * args.steps
     book = a['bookkeeping_s'] / (iteration_s + a['bookkeeping_s'])
-    cmd = (f'python benchmarks/overhead.py --skeleton {args.skeleton} --batch {args.batch} --steps {args.steps} '
-           f'--sample-k {args.sample_k} --cells {args.cells}')
+    cmd = (f'python benchmarks/overhead.py --part steps --skeleton {args.skeleton} --batch {args.batch} '
+           f'--steps {args.steps} --sample-k {args.sample_k}')
     body = (f'Supernet: `{args.skeleton}`, every block offers the same K={args.sample_k} cells + the reference '
             f'(AutoSpace\'s first draw, seed {args.seed}); DARTS gets them as one LayerChoice per block. Batch '
             f'{args.batch}, synthetic data, median of {a["steps"]} steps after 3 warm-up steps; each strategy in its '
@@ -214,6 +223,9 @@ def main():
     if not args.no_write:
         write_section('Overhead: AutoSpace vs DARTS step time', cmd, body)
     print(body)
+
+
+def cost_queries(args, write_section):
     c = cost_model(args.cells, args.seed)
     body2 = (f'{c["n"]} random cells (2-5 nodes, all genes) at three block shapes.\n\n'
              '| counter | agrees with `Cell.cost` | time per query |\n|---|---|---|\n'
@@ -228,7 +240,8 @@ def main():
              f'pays its share of a build: {(c["nni_us"] + c["nni_build_s"] * 1e6 / c["nni_total"]) / c["ours_us"]:.0f}x '
              f'slower than the analytic query with the build amortised over these {c["nni_total"]} cells.\n')
     if not args.no_write:
-        write_section('Cost model on random cells', cmd, body2)
+        write_section('Cost model on random cells', f'python benchmarks/overhead.py --part cost --cells {args.cells}',
+                      body2)
     print(body2)
 
 

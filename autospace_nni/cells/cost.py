@@ -36,24 +36,45 @@ def conv_cost(c_in: int, c_out: int, kernel: int, h_out: int, w_out: int, *, gro
     return madds, params
 
 
-def cell_cost(cell: 'Cell', c_in: int, c_out: int, stride: int, height: int, width: int) -> CellCost:
-    c_e = c_in * cell.expand
+#: (op, channels, stride, h_out, w_out) -> (madds, params), and the same for a block's frame (expand, SE,
+#: projection): each depends on nothing else, and a population prices many cells on the same few layer
+#: shapes. Primitives cannot be re-registered under a name, so an entry never goes stale.
+_EDGE_COSTS: dict = {}
+
+
+_FRAME_COSTS: dict = {}
+
+
+def _frame_cost(c_in, c_out, expand, se, stride, height, width):
+    """Everything of the block but its edges: expand, SE, projection; plus the output size."""
+    c_e = c_in * expand
     h, w = out_size(height, stride), out_size(width, stride)
     madds = params = 0
-    if cell.expand != 1:
-        m, p = conv_cost(c_in, c_e, 1, height, width)
-        madds += m
-        params += p
-    for s, d, op in cell.edges:
-        m, p = PRIMITIVES[op].cost(c_e, stride if s == 0 else 1, h, w)
-        madds += m
-        params += p
-    if cell.se:
+    if expand != 1:
+        madds, params = conv_cost(c_in, c_e, 1, height, width)
+    if se:
         r = se_channels(c_e)
         madds += 2 * c_e * r
         params += 2 * c_e * r + r + c_e
     m, p = conv_cost(c_e, c_out, 1, h, w)
-    return CellCost(madds + m, params + p, h, w)
+    return madds + m, params + p, h, w, c_e
+
+
+def cell_cost(cell: 'Cell', c_in: int, c_out: int, stride: int, height: int, width: int) -> CellCost:
+    frame_key = (c_in, c_out, cell.expand, cell.se, stride, height, width)
+    frame = _FRAME_COSTS.get(frame_key)
+    if frame is None:
+        frame = _FRAME_COSTS[frame_key] = _frame_cost(*frame_key)
+    madds, params, h, w, c_e = frame
+    edge_costs = _EDGE_COSTS
+    for s, d, op in cell.edges:
+        key = (op, c_e, stride if s == 0 else 1, h, w)
+        mp = edge_costs.get(key)
+        if mp is None:
+            mp = edge_costs[key] = tuple(PRIMITIVES[op].cost(c_e, key[2], h, w))
+        madds += mp[0]
+        params += mp[1]
+    return CellCost(madds, params, h, w)
 
 
 def count_by_hooks(module: nn.Module, input_shape, *, device='cpu') -> tuple[int, int]:

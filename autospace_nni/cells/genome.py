@@ -255,8 +255,7 @@ class Cell:
     # ----- cost and module (implemented in sibling modules; exposed here for convenience) -----
     def cost(self, c_in: int, c_out: int, stride: int, height: int, width: int):
         """Analytic ``CellCost(madds, params, h_out, w_out)`` of this cell as an MBConv-style block."""
-        from .cost import cell_cost
-        return cell_cost(self, c_in, c_out, stride, height, width)
+        return _cell_cost(self, c_in, c_out, stride, height, width)
 
     def build(self, c_in: int, c_out: int, stride: int):
         """The ``nn.Module`` of this cell as an MBConv-style block (expand → DAG → project, + shortcut)."""
@@ -266,3 +265,6 @@ class Cell:
 
 def parse_cells(texts: Iterable[str]) -> list[Cell]:
     return [Cell.parse(t) for t in texts]
+
+
+from .cost import cell_cost as _cell_cost  # noqa: E402  (cost imports this module's names lazily)
