@@ -311,6 +311,64 @@ def _cmd_report(args) -> int:
     return 0
 
 
+def _load_space_class(ref: str):
+    """``path/to/file.py:Class`` or ``package.module:Class``."""
+    import importlib
+    import importlib.util
+    from pathlib import Path
+    target, sep, name = ref.rpartition(':')
+    if not sep or not target or not name:
+        raise _usage(f'{ref!r}: name a space as path/to/file.py:Class or package.module:Class')
+    if target.endswith('.py'):
+        path = Path(target)
+        if not path.is_file():
+            raise _usage(f'{target} does not exist')
+        sys.path.insert(0, str(path.resolve().parent))   # so the file's own imports of its neighbours work
+        spec = importlib.util.spec_from_file_location(path.stem, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[path.stem] = module
+        spec.loader.exec_module(module)
+    else:
+        try:
+            module = importlib.import_module(target)
+        except ImportError as e:
+            raise _usage(f'cannot import {target}: {e}') from None
+    if not hasattr(module, name):
+        raise _usage(f'{target} has no {name!r}')
+    return getattr(module, name)
+
+
+def _cmd_adopt(args) -> int:
+    from nni.nas.nn.pytorch import ModelSpace
+    from .space.adopted import adopt
+    cls = _load_space_class(args.space)
+    try:
+        kwargs = json.loads(args.kwargs)
+    except json.JSONDecodeError as e:
+        raise _usage(f'--kwargs must be a JSON object: {e}') from None
+    if not isinstance(kwargs, dict):
+        raise _usage('--kwargs must be a JSON object, e.g. \'{"num_labels": 10}\'')
+    if not (isinstance(cls, type) and issubclass(cls, ModelSpace)):
+        raise _usage(f'{args.space} is not an NNI ModelSpace class')
+    try:
+        space = cls(**kwargs)
+    except TypeError as e:
+        raise _usage(f'{args.space}(**{kwargs}): {e}') from None
+    try:
+        adopted = adopt(space, tuple(args.input_shape))
+    except ValueError as e:
+        raise _usage('; '.join(line.strip() for line in str(e).splitlines())) from None
+    layout = adopted.layout
+    print(layout.format_table())
+    print()
+    for spec in layout.blocks():
+        for name, text in layout.user_candidates[spec.group].items():
+            print(f'{spec.label:10s} {name:14s} {text}')
+    print(f'\nrest of the network (as the evolution runs it): {layout.outside.madds / 1e6:.3f} M MAdds, '
+          f'{layout.outside.params / 1e3:.1f} k params')
+    return 0
+
+
 def _cmd_demo(args) -> int:
     rc = _cmd_evolve(args)
     from .report import write_report
@@ -418,6 +476,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('runs', nargs='+', help='sample-space --out folders')
     p.add_argument('--out', default='compare.png', help='the PNG to write (a .json summary is written beside it)')
     p.set_defaults(func=_cmd_compare)
+
+    p = sub.add_parser('adopt', help='show which LayerChoices of your own NNI ModelSpace AutoSpace would evolve')
+    p.add_argument('space', help='path/to/file.py:Class or package.module:Class (an NNI ModelSpace)')
+    p.add_argument('--input-shape', type=int, nargs=3, required=True, metavar=('C', 'H', 'W'),
+                   help="one example's shape, for the dry forward pass")
+    p.add_argument('--kwargs', default='{}', help='JSON object of arguments for the class, e.g. \'{"num_labels": 10}\'')
+    p.set_defaults(func=_cmd_adopt)
 
     p = sub.add_parser('report', help='write RUN_DIR/report.html with figures of an evolve run')
     p.add_argument('run_dir', help='the --out folder of evolve (search/train results inside it are included)')

@@ -345,3 +345,19 @@ def test_learned_adopted_space_runs_in_a_multi_trial_experiment(digits, tmp_path
             with pytest.raises(LearnedSpaceError, match='count the built network'):
                 learned.cost(m.sample)
     assert learned_cells > 0   # the trials did build evolved cells, not only the user's candidates
+
+
+def test_cli_adopt_shows_the_table_and_refuses_bad_input(capsys):
+    from autospace_nni.cli import main
+    root = Path(__file__).resolve().parents[1]
+    assert main(['adopt', f'{root}/examples/hello_nas_space.py:HelloNasSpace', '--input-shape', '1', '8', '8']) == 0
+    out = capsys.readouterr().out
+    assert 'left alone (InputChoice)' in out and 'sepconv3x3     e1_relu6:0-1=dw3x3' in out
+    for argv, needle in [(['nope.py:X'], 'does not exist'), (['torch.nn:Linear'], 'not an NNI ModelSpace'),
+                         (['HelloNasSpace'], 'path/to/file.py:Class'),
+                         ([f'{root}/examples/hello_nas_space.py:HelloNasSpace', '--kwargs', '[1]'], 'JSON object'),
+                         ([f'{root}/examples/hello_nas_space.py:HelloNasSpace', '--kwargs', '{"depth": 3}'],
+                          'unexpected keyword')]:
+        assert main(['adopt', *argv, '--input-shape', '1', '8', '8']) == 2
+        err = capsys.readouterr().err
+        assert needle in err and err.count('\n') == 1, err
