@@ -175,6 +175,9 @@ def test_choices_that_cannot_evolve_are_left_alone_and_listed():
         ExplorationSpace.from_model_space(OnlyMerge(), (1, 4, 4))
     with pytest.raises(ValueError, match='input_shape'):
         ExplorationSpace.from_model_space(_TwoInputChoice())
+    # the user's candidates never age out, so the population needs room for children beside them
+    with pytest.raises(ValueError, match='population_size \\(2\\) must exceed the 2 candidates'):
+        AutoSpace(population_size=2, sample_k=1, seed=0).prepare(adopted)
 
 
 def test_hello_nas_evolves_in_nasexperiment_then_darts_on_the_learned_space(digits, tmp_path, caplog):

@@ -566,6 +566,10 @@ class AutoSpace(OneShotStrategy):
                         refs += [c for c in user if c.key != self.references[g].key]
                     else:
                         planted = user + planted
+                    if len(refs) + len(planted) >= self.population_size:
+                        # the user's candidates never age out: with no room left, no child could ever join
+                        raise ValueError(f'{g}: population_size ({self.population_size}) must exceed the '
+                                         f'{len(refs) + len(planted)} candidates of the user\'s LayerChoice')
                 pop.seed(self.rng, refs, planted=planted)
                 if len(pop.members) < min(self.sample_k, self.population_size):
                     raise ValueError(f'group {g}: only {len(pop.members)} cells fit the budget '
