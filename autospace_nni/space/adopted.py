@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from nni.common.serializer import SerializableObject
-from nni.mutable import Categorical, frozen_context
+from nni.mutable import Categorical, Mutable, frozen_context
 from nni.nas.nn.pytorch import LayerChoice, ModelSpace, MutableModule, Repeat
 from nni.nas.oneshot.pytorch.supermodule.base import BaseSuperNetModule
 
@@ -455,6 +455,8 @@ def adopt(space: ModelSpace, input_shape=None) -> AdoptedSpace:
     adopted_paths = set(adopted)
     for path, m in net.named_modules():
         if isinstance(m, Repeat):
+            if not isinstance(m.depth_choice, Mutable):
+                continue   # a fixed depth is no choice
             left.append(LeftAlone(str(m.label or path), 'Repeat', path,
                                   f'depth stays a choice; the evolution runs all {len(m.blocks)} blocks'))
         elif isinstance(m, MutableModule) and m.mutables and not isinstance(m, (LayerChoice, ModelSpace)) \
