@@ -100,7 +100,7 @@ def _guess_cell(module: nn.Module, spec: BlockSpec) -> Optional[Cell]:
     return Cell(((0, 1, op),), c_e // spec.c_in, act, se)
 
 
-def recognise_candidate(module: nn.Module, spec: BlockSpec, *, example: Optional[torch.Tensor] = None) -> Optional[Cell]:
+def recognise_candidate(module: nn.Module, spec: BlockSpec) -> Optional[Cell]:
     """The cell that computes exactly what ``module`` computes on ``spec``'s shapes, or ``None``.
 
     The guess is only accepted when (1) the cell's analytic MAdds and params equal a hook count of
@@ -123,7 +123,7 @@ def recognise_candidate(module: nn.Module, spec: BlockSpec, *, example: Optional
                                 [m for m in module.modules() if isinstance(m, nn.BatchNorm2d)]):
             ours.eps = theirs.eps
         gen = torch.Generator().manual_seed(0)
-        x = torch.randn(2, *shape, generator=gen) * 8 if example is None else example
+        x = torch.randn(2, *shape, generator=gen) * 8
         was_training = module.training
         module.eval()
         block.eval()
@@ -419,20 +419,23 @@ def adopt(space: ModelSpace, input_shape=None) -> AdoptedSpace:
         label_count[lc.label] = label_count.get(lc.label, 0) + 1
     specs, paths, user, refs, adopted, raw_names = [], {}, {}, {}, {}, {}
     for path, lc in choices.items():
-        reason, spec, x = _check_choice(path, lc, calls[path], label_count, choices)
+        reason, spec = _check_choice(path, lc, calls[path], label_count, choices)
         if reason is not None:
             left.append(LeftAlone(str(lc.label), 'LayerChoice', path, reason))
             continue
+        recognised = {n: recognise_candidate(lc[n], spec) for n in lc.names}
         if spec.height == spec.width == 1:
             # on a 1x1 map strides 1 and 2 give the same shape: take the one the candidates were built with
-            specs_ = [spec, dataclasses.replace(spec, stride=2)]
-            spec = max(specs_, key=lambda sp: sum(recognise_candidate(lc[n], sp) is not None for n in lc.names))
+            spec2 = dataclasses.replace(spec, stride=2)
+            recognised2 = {n: recognise_candidate(lc[n], spec2) for n in lc.names}
+            if sum(c is not None for c in recognised2.values()) > sum(c is not None for c in recognised.values()):
+                spec, recognised = spec2, recognised2
         cands: Dict[str, Candidate] = OrderedDict()
         fixed_modules: Dict[str, nn.Module] = OrderedDict()
         fixed_costs = []
         for name in lc.names:
             module = lc[name]
-            cell = recognise_candidate(module, spec)
+            cell = recognised[name]
             if cell is not None and cell.key not in {c.key for c in cands.values()}:
                 cands[str(name)] = cell
             else:
@@ -492,31 +495,31 @@ def _dry_forward(lc: LayerChoice):
     return forward
 
 
-def _check_choice(path, lc, calls, label_count, choices) -> Tuple[Optional[str], Optional[BlockSpec], object]:
+def _check_choice(path, lc, calls, label_count, choices) -> Tuple[Optional[str], Optional[BlockSpec]]:
     if label_count[lc.label] > 1:
-        return f'label shared by {label_count[lc.label]} LayerChoices', None, None
+        return f'label shared by {label_count[lc.label]} LayerChoices', None
     if any(path.startswith(p + '.') for p in choices if p != path):
-        return 'nested inside another LayerChoice', None, None
+        return 'nested inside another LayerChoice', None
     if not calls:
-        return 'not reached by a forward pass', None, None
+        return 'not reached by a forward pass', None
     if len(calls) > 1:
-        return f'called {len(calls)} times in one forward pass', None, None
+        return f'called {len(calls)} times in one forward pass', None
     args, kwargs, out = calls[0]
     if kwargs or len(args) != 1:
-        return f'takes {len(args) + len(kwargs)} inputs (cells map one tensor to one)', None, None
+        return f'takes {len(args) + len(kwargs)} inputs (cells map one tensor to one)', None
     x = args[0]
     if not torch.is_tensor(x) or x.dim() != 4 or not torch.is_tensor(out) or out.dim() != 4:
-        return 'input or output is not one 4-D (N, C, H, W) tensor', None, None
+        return 'input or output is not one 4-D (N, C, H, W) tensor', None
     _, c_in, h, w = x.shape
     _, c_out, ho, wo = out.shape
     stride = next((s for s in (1, 2) if (out_size(h, s), out_size(w, s)) == (ho, wo)), None)
     if stride is None:
-        return f'maps {h}x{w} to {ho}x{wo}: not a same-padded stride-1 or stride-2 block', None, None
+        return f'maps {h}x{w} to {ho}x{wo}: not a same-padded stride-1 or stride-2 block', None
     for name in lc.names:
         if any(isinstance(m, MutableModule) and m.mutables for m in lc[name].modules()):
-            return f'candidate {name!r} holds choices of its own', None, None
+            return f'candidate {name!r} holds choices of its own', None
     label = str(lc.label)   # NNI's labels are a str subclass; keep checkpoints to plain types
-    return None, BlockSpec(label, 0, 0, int(c_in), int(c_out), stride, int(h), int(w), label, False), x
+    return None, BlockSpec(label, 0, 0, int(c_in), int(c_out), stride, int(h), int(w), label, False)
 
 
 def adopted_model_space(learned, base: ModelSpace) -> ModelSpace:
