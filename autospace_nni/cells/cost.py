@@ -36,12 +36,10 @@ def conv_cost(c_in: int, c_out: int, kernel: int, h_out: int, w_out: int, *, gro
     return madds, params
 
 
-#: (op, channels, stride, h_out, w_out) -> (madds, params), and the same for a block's frame (expand, SE,
-#: projection): each depends on nothing else, and a population prices many cells on the same few layer
-#: shapes. Primitives cannot be re-registered under a name, so an entry never goes stale.
-_EDGE_COSTS: dict = {}
-
-
+#: a block's frame (expand, SE, projection) per layer shape, with a table of its edges' costs keyed by
+#: (op, reads the block input): a population prices many cells on the same few layer shapes, and an edge's
+#: cost depends only on op, channels, stride and output size. Primitives cannot be re-registered under a
+#: name, so an entry never goes stale.
 _FRAME_COSTS: dict = {}
 
 
@@ -60,21 +58,23 @@ def _frame_cost(c_in, c_out, expand, se, stride, height, width):
     return madds + m, params + p, h, w, c_e
 
 
+_new_tuple = tuple.__new__
+
+
 def cell_cost(cell: 'Cell', c_in: int, c_out: int, stride: int, height: int, width: int) -> CellCost:
     frame_key = (c_in, c_out, cell.expand, cell.se, stride, height, width)
     frame = _FRAME_COSTS.get(frame_key)
     if frame is None:
-        frame = _FRAME_COSTS[frame_key] = _frame_cost(*frame_key)
-    madds, params, h, w, c_e = frame
-    edge_costs = _EDGE_COSTS
-    for s, d, op in cell.edges:
-        key = (op, c_e, stride if s == 0 else 1, h, w)
+        frame = _FRAME_COSTS[frame_key] = (*_frame_cost(*frame_key), {})
+    madds, params, h, w, c_e, edge_costs = frame
+    for key in cell._priced_edges:
         mp = edge_costs.get(key)
         if mp is None:
-            mp = edge_costs[key] = tuple(PRIMITIVES[op].cost(c_e, key[2], h, w))
+            mp = edge_costs[key] = tuple(PRIMITIVES[key[0]].cost(c_e, stride if key[1] else 1, h, w))
         madds += mp[0]
         params += mp[1]
-    return CellCost(madds, params, h, w)
+    # tuple.__new__ skips NamedTuple's keyword-parsing constructor; this is the hot path of evolution
+    return _new_tuple(CellCost, (madds, params, h, w))
 
 
 def count_by_hooks(module: nn.Module, input_shape, *, device='cpu') -> tuple[int, int]:

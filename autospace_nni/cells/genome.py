@@ -60,6 +60,9 @@ class Cell:
         edges = tuple(sorted((int(s), int(d), str(o)) for s, d, o in self.edges if o != 'none'))
         object.__setattr__(self, 'edges', edges)
         self._validate()
+        # what the cost model looks up per edge (op, and whether the edge reads the block input, so takes the
+        # stride); kept off the dataclass fields so equality, hashing and the text stay the genome's alone
+        object.__setattr__(self, '_priced_edges', tuple((op, s == 0) for s, _, op in edges))
 
     # ----- structure -----
     @property
