@@ -9,6 +9,10 @@
    spends in evolution bookkeeping (Eqn 5 fitness, tournaments, mutation, re-sampling) per iteration.
 2. The analytic cost model against NNI's FlopsParamsProfiler and a forward-hook count on ``--cells`` random
    cells: agreement and time per query.
+3. ImageNet scale (``--part imagenet``, meant for a GPU: ``--device cuda``): AutoSpace on the
+   ``proxylessnas-mobile`` skeleton at 224, K=4 + the reference, against NNI's ProxylessNAS hub space under
+   NNI's DARTS; synthetic data, step time and peak memory. Only a cuda run at 224 is written to the docs;
+   anything smaller (the CPU smoke: ``--resolution 32 --batch 2``) is printed only.
 
 Writes its sections of docs/benchmarks.md.
 """
@@ -38,7 +42,7 @@ class _Synthetic:
         x = torch.randn(n, *skeleton.input_shape, generator=g)
         y = torch.randint(0, skeleton.num_classes, (n,), generator=g)
         self.train = TensorDataset(x, y)
-        self.val = TensorDataset(x.clone(), y.clone())
+        self.val = TensorDataset(x, y)   # the same tensors: at 224 a second copy would cost gigabytes
         self.test = self.val
         self.num_classes = skeleton.num_classes
         self.input_shape = skeleton.input_shape
@@ -75,17 +79,20 @@ def _first_draw(skeleton, sample_k, seed):
     return s, cells
 
 
-def run_one(which, skeleton_name, batch, steps, sample_k, seed):
+def run_one(which, skeleton_name, batch, steps, sample_k, seed, resolution=None, device='cpu'):
     import torch
     torch.manual_seed(seed)
     torch.set_num_threads(max(1, torch.get_num_threads()))
     from autospace_nni import AutoSpace, ExplorationSpace, Skeleton, make_evaluator
     from autospace_nni.space.learned import LearnedCell, LearnedSpace
     sk = Skeleton.preset(skeleton_name)
+    if resolution:
+        sk = sk.replace(input_shape=(sk.input_shape[0], resolution, resolution))
     data = _Synthetic(sk, batch * (steps + 1), seed)
     timer = _StepTimer()
     _, cells = _first_draw(sk, sample_k, seed)
-    ev = make_evaluator(data, max_epochs=1, batch_size=batch, seed=seed, callbacks=[timer])
+    ev = make_evaluator(data, max_epochs=1, batch_size=batch, seed=seed, callbacks=[timer],
+                        accelerator='gpu' if device == 'cuda' else 'cpu')
     bookkeeping = []
     if which == 'autospace':
         strat = AutoSpace(population_size=32, sample_k=sample_k, seed=seed, iterations=1, warmup_iterations=0,
@@ -102,6 +109,13 @@ def run_one(which, skeleton_name, batch, steps, sample_k, seed):
         strat.evolve(ExplorationSpace(sk), ev)
         drawn = {g: [str(c) for c in cs] for g, cs in cells.items()}
         assert strat.history[0]['sampled'] == drawn, 'AutoSpace trained other cells than DARTS gets'
+    elif which == 'proxylessnas-hub':
+        # NNI's own ProxylessNAS space (6 MBConv candidates per layer, Repeat depths) under NNI's DARTS
+        from nni.nas.experiment import NasExperiment
+        from nni.nas.hub.pytorch import ProxylessNAS
+        from nni.nas.oneshot.pytorch.strategy import DARTS
+        exp = NasExperiment(ProxylessNAS(num_labels=sk.num_classes), ev, DARTS(arc_learning_rate=1e-3))
+        exp.run()
     else:
         from nni.nas.experiment import NasExperiment
         from nni.nas.oneshot.pytorch.strategy import DARTS
@@ -114,7 +128,8 @@ def run_one(which, skeleton_name, batch, steps, sample_k, seed):
     times = timer.times[3:]   # the first steps include lazy initialisation
     return {'which': which, 'step_s': float(np.median(times)), 'steps': len(times),
             'bookkeeping_s': float(np.mean(bookkeeping)) if bookkeeping else None,
-            'peak_rss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+            'peak_rss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            'peak_cuda_mb': torch.cuda.max_memory_allocated() / 2 ** 20 if device == 'cuda' else None}
 
 
 def cost_model(n_cells, seed=0):
@@ -182,31 +197,66 @@ def main():
     ap.add_argument('--sample-k', type=int, default=4)
     ap.add_argument('--cells', type=int, default=1000)
     ap.add_argument('--seed', type=int, default=0)
-    ap.add_argument('--one', choices=['autospace', 'darts'], help=argparse.SUPPRESS)
-    ap.add_argument('--part', choices=['all', 'steps', 'cost'], default='all',
-                    help='steps: AutoSpace vs DARTS step time; cost: the cost model on random cells')
+    ap.add_argument('--one', choices=['autospace', 'darts', 'proxylessnas-hub'], help=argparse.SUPPRESS)
+    ap.add_argument('--part', choices=['all', 'steps', 'cost', 'imagenet'], default='all',
+                    help='steps: AutoSpace vs DARTS step time; cost: the cost model on random cells; imagenet: '
+                         'proxylessnas-mobile vs NNI\'s ProxylessNAS hub space under DARTS (not part of all)')
+    ap.add_argument('--device', choices=['cpu', 'cuda'], default='cpu')
+    ap.add_argument('--resolution', type=int, default=None, help='input size for --part imagenet (default 224)')
     ap.add_argument('--no-write', action='store_true', help='print only (the smoke test)')
     args = ap.parse_args()
     if args.one:
-        print('RESULT ' + json.dumps(run_one(args.one, args.skeleton, args.batch, args.steps, args.sample_k, args.seed)))
+        print('RESULT ' + json.dumps(run_one(args.one, args.skeleton, args.batch, args.steps, args.sample_k, args.seed,
+                                             args.resolution, args.device)))
         return
     from benchmarks._report import write_section
+    if args.part == 'imagenet':
+        imagenet_step_times(args, write_section)
+        return
     if args.part in ('all', 'steps'):
         step_times(args, write_section)
     if args.part in ('all', 'cost'):
         cost_queries(args, write_section)
 
 
-def step_times(args, write_section):
+def _run_each(whichs, args, skeleton, extra=()):
+    """Each strategy in its own subprocess, one after the other (so peak memory is its own)."""
     results = {}
-    for which in ('darts', 'autospace'):
-        r = subprocess.run([sys.executable, __file__, '--one', which, '--skeleton', args.skeleton, '--batch',
+    for which in whichs:
+        r = subprocess.run([sys.executable, __file__, '--one', which, '--skeleton', skeleton, '--batch',
                             str(args.batch), '--steps', str(args.steps), '--sample-k', str(args.sample_k),
-                            '--seed', str(args.seed)], capture_output=True, text=True, cwd=ROOT)
+                            '--seed', str(args.seed), *extra], capture_output=True, text=True, cwd=ROOT)
         line = [l for l in r.stdout.splitlines() if l.startswith('RESULT ')]
         if r.returncode != 0 or not line:
             raise SystemExit(f'{which} failed:\n{r.stderr[-3000:]}')
         results[which] = json.loads(line[0][7:])
+    return results
+
+
+def imagenet_step_times(args, write_section):
+    res = args.resolution or 224
+    results = _run_each(('proxylessnas-hub', 'autospace'), args, 'proxylessnas-mobile',
+                        ('--resolution', str(res), '--device', args.device))
+    h, a = results['proxylessnas-hub'], results['autospace']
+    mem = 'peak_cuda_mb' if args.device == 'cuda' else 'peak_rss_mb'
+    mem_name = 'peak GPU memory (allocated)' if args.device == 'cuda' else 'peak RSS'
+    cmd = (f'python benchmarks/overhead.py --part imagenet --device {args.device} --resolution {res} '
+           f'--batch {args.batch} --steps {args.steps} --sample-k {args.sample_k}')
+    body = (f'Device: {args.device}. AutoSpace: `proxylessnas-mobile` at {res}x{res}, every block K={args.sample_k} '
+            f'sampled cells + the reference (path_mode sum). NNI: its `ProxylessNAS` hub space (6 MBConv candidates per '
+            f'layer, Repeat depths) under NNI `DARTS`. Batch {args.batch}, synthetic data, median of {a["steps"]} '
+            f'steps after 3 warm-up steps; each in its own process.\n\n'
+            f'| supernet | step (α step + weight step) | ratio | {mem_name} |\n|---|---|---|---|\n'
+            f'| NNI ProxylessNAS hub + DARTS | {h["step_s"] * 1e3:.1f} ms | 1.00 | {h[mem]:.0f} MB |\n'
+            f'| AutoSpace proxylessnas-mobile | {a["step_s"] * 1e3:.1f} ms | {a["step_s"] / h["step_s"]:.2f} | '
+            f'{a[mem]:.0f} MB |\n')
+    if not args.no_write and args.device == 'cuda' and res == 224:
+        write_section('Overhead at ImageNet scale', cmd, body)
+    print(body)
+
+
+def step_times(args, write_section):
+    results = _run_each(('darts', 'autospace'), args, args.skeleton)
     a, d = results['autospace'], results['darts']
     ratio = a['step_s'] / d['step_s']
     iteration_s = a['step_s'] * args.steps

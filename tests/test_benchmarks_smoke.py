@@ -35,3 +35,12 @@ def test_space_quality_smoke(tmp_path):
     small, large = (json.loads((tmp_path / f'evolve_budget-{b}' / 'learned_space.json').read_text())
                     for b in ('small', 'large'))
     assert small['budget_madds'] < large['budget_madds']
+
+
+def test_overhead_imagenet_part_smoke():
+    # the GPU benchmark's code path at a size a CPU runs in a minute (32 px at batch 2 is too degenerate:
+    # 1x1 maps, BN over two values, and the fault detector rightly stops on the NaN)
+    out = _run('benchmarks/overhead.py', '--part', 'imagenet', '--resolution', '64', '--batch', '4', '--steps', '6',
+               '--no-write')
+    assert '| NNI ProxylessNAS hub + DARTS |' in out and '| AutoSpace proxylessnas-mobile |' in out
+    assert 'median of 3 steps' in out

@@ -35,7 +35,7 @@ from nni.nas.oneshot.pytorch.supermodule.base import BaseSuperNetModule
 
 from ..cells.block import CellBlock
 from ..cells.cost import count_by_hooks
-from ..cells.fixed import Candidate, FixedCandidate, parse_candidate
+from ..cells.fixed import Candidate, FixedCandidate, FixedModules, parse_candidate
 from ..cells.genome import Cell
 from ..cells.ops import out_size
 from ..errors import LearnedSpaceError
@@ -147,18 +147,13 @@ class AdoptedChoice(CellChoice):
         self.spec = spec
         self.label = spec.label
         self.reference = reference
-        self._fixed_keys = {name: f'c{i}' for i, name in enumerate(fixed_modules)}
-        self.fixed = nn.ModuleDict({self._fixed_keys[n]: m for n, m in fixed_modules.items()})
+        self.fixed = FixedModules(fixed_modules)
         self.choice = self.add_mutable(Categorical([str(reference)], label=spec.label))
         self.reference_block = self._build(reference)
 
-    @property
-    def fixed_modules(self) -> Dict[str, nn.Module]:
-        return {n: self.fixed[k] for n, k in self._fixed_keys.items()}
-
     def _build(self, cand: Candidate) -> nn.Module:
         if isinstance(cand, FixedCandidate):
-            return self.fixed[self._fixed_keys[cand.name]]
+            return self.fixed[cand.name]
         return cand.build(self.spec.c_in, self.spec.c_out, self.spec.stride)
 
     def check_contains(self, sample):
@@ -169,7 +164,7 @@ class AdoptedChoice(CellChoice):
             cand = parse_candidate(sample[self.label])
         except ValueError as e:
             return SampleValidationError(f'{self.label}: {e}')
-        if isinstance(cand, FixedCandidate) and cand.name not in self._fixed_keys:
+        if isinstance(cand, FixedCandidate) and cand.name not in self.fixed:
             return SampleValidationError(f'{self.label}: no fixed candidate {cand.name!r}')
         return None
 

@@ -58,6 +58,9 @@ class LearnedSpace:
     budget_madds: Optional[float] = None
     seed: Optional[int] = None
     provenance: dict = dataclasses.field(default_factory=dict)
+    #: the user's model space an adopted space was learned on, so ``model_space()`` needs no argument in the
+    #: process that evolved it; never saved (a document cannot hold a module) nor compared
+    base: Optional[object] = dataclasses.field(default=None, repr=False, compare=False)
 
     def __post_init__(self):
         known = self.skeleton.groups()
@@ -112,7 +115,7 @@ class LearnedSpace:
         candidates replaced by the learned ones, labels unchanged."""
         if self.adopted is not None:
             from .adopted import adopted_model_space
-            base = base if base is not None else getattr(self, 'base', None)
+            base = base if base is not None else self.base
             if base is None:
                 raise LearnedSpaceError(f'this space was learned on {self.adopted.class_path}: pass that space, '
                                         'built with the same arguments, as model_space(base=...)')

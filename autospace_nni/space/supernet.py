@@ -24,7 +24,7 @@ from torch import nn
 from nni.nas.oneshot.pytorch.supermodule.base import BaseSuperNetModule
 
 from ..cells.block import SqueezeExcite
-from ..cells.fixed import FixedCandidate, parse_candidate
+from ..cells.fixed import FixedCandidate, FixedModules, parse_candidate
 from ..cells.genome import Cell
 from ..cells.ops import ConvBNAct, PRIMITIVES
 from .skeleton import BlockSpec
@@ -130,16 +130,14 @@ class AutoSpaceMixedLayer(BaseSuperNetModule):
     """
 
     def __init__(self, spec: BlockSpec, supercell: SuperCell, max_branches: int, label: str, group: str,
-                 fixed: Optional[Dict[str, nn.Module]] = None):
+                 fixed: Optional[FixedModules] = None):
         super().__init__()
         self.spec = spec
         self.label = label
         self.group = group
         self.supercell = supercell
-        # an adopted space's fixed candidates: the user's own modules, trained in place across iterations
-        fixed = dict(fixed or {})
-        self._fixed_keys = {name: f'c{i}' for i, name in enumerate(fixed)}   # module names may hold dots
-        self.fixed = nn.ModuleDict({self._fixed_keys[n]: m for n, m in fixed.items()})
+        # an adopted space's fixed candidates: the user's own modules, shared with the adopted choice
+        self.fixed = fixed if fixed is not None else FixedModules()
         self._arch_alpha = nn.Parameter(torch.zeros(max_branches))
         self.branches: List[Cell] = []
         self.has_reference = False
@@ -165,17 +163,17 @@ class AutoSpaceMixedLayer(BaseSuperNetModule):
 
     def _supports(self, cand) -> Optional[str]:
         if isinstance(cand, FixedCandidate):
-            return None if cand.name in self._fixed_keys else f'no fixed candidate {cand.name!r} in this layer'
+            return None if cand.name in self.fixed else f'no fixed candidate {cand.name!r} in this layer'
         return self.supercell.supports(cand)
 
     def run_branch(self, x, cand):
         if isinstance(cand, FixedCandidate):
-            return self.fixed[self._fixed_keys[cand.name]](x)
+            return self.fixed[cand.name](x)
         return self.supercell(x, cand)
 
     def used_parameters(self, cand) -> List[nn.Parameter]:
         if isinstance(cand, FixedCandidate):
-            return list(self.fixed[self._fixed_keys[cand.name]].parameters())
+            return list(self.fixed[cand.name].parameters())
         return self.supercell.used_parameters(cand)
 
     @property
@@ -246,7 +244,7 @@ class AutoSpaceMixedLayer(BaseSuperNetModule):
     def freeze(self, sample):
         cand = parse_candidate(sample[self.label])
         if isinstance(cand, FixedCandidate):
-            return copy.deepcopy(self.fixed[self._fixed_keys[cand.name]])
+            return copy.deepcopy(self.fixed[cand.name])
         return cand.build(self.spec.c_in, self.spec.c_out, self.spec.stride)
 
     @classmethod
@@ -257,7 +255,7 @@ class AutoSpaceMixedLayer(BaseSuperNetModule):
             pool = SuperCell(module.spec, max_nodes=opts['max_nodes'], ops=opts['ops'],
                              expand_choices=opts['expand_choices'], acts=opts['acts'], se=opts['se'])
             return cls(module.spec, pool, opts['max_branches'], module.label, module.spec.group,
-                       fixed=getattr(module, 'fixed_modules', None))
+                       fixed=getattr(module, 'fixed', None))
         return None
 
     def extra_repr(self) -> str:

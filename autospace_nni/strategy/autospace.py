@@ -793,11 +793,9 @@ class AutoSpace(OneShotStrategy):
                 'wall_time_s': round(self._wall_time, 3), 'dataset': self.dataset_name, 'options': options,
                 'rollbacks': self.rollbacks}
         prov = json.loads(json.dumps(prov, default=str))   # plain JSON types, so save/load round-trips
-        learned = LearnedSpace(self.skeleton, groups, None if self.references is None else dict(self.references),
-                               self.budget_madds, self.seed, prov)
-        if self.adopted is not None:
-            learned.base = self.adopted.base   # so learned.model_space() needs no argument in this process
-        return learned
+        return LearnedSpace(self.skeleton, groups, None if self.references is None else dict(self.references),
+                            self.budget_madds, self.seed, prov,
+                            base=self.adopted.base if self.adopted is not None else None)
 
     def list_models(self, sort: bool = True, limit: Optional[int] = 1):
         """The best architecture inside the learned space: each block takes its group's fittest cell."""
