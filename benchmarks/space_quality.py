@@ -111,7 +111,7 @@ def main():
             _evolve(run_evolve, cfg, out)
         hist = [json.loads(l) for l in (out / 'history.jsonl').read_text().splitlines()]
         evolved[ref] = {'space': LearnedSpace.load(out / 'learned_space.json'), 'converged_at': _convergence(hist),
-                        'iterations': len(hist)}
+                        'iterations': len(hist), 'history': hist}
     spaces = {'learned': evolved['default']['space'], 'manual': manual_space(skeleton)}
 
     # 2. search both spaces with each algorithm and seed, retrain the winners
@@ -180,14 +180,31 @@ def main():
     lines += ['', '| space | EDF n | mean error | best error | MAdds range |', '|---|---|---|---|---|']
     lines += [f'| {r["space"]} | {r["n"]} | {r["mean_error"]:.4f} | {r["min_error"]:.4f} | '
               f'{r["madds_min"] / 1e6:.3f}-{r["madds_max"] / 1e6:.3f} M |' for r in edf_rows]
+    ratios = {s: np.mean([r['madds'] for r in rows if r['strategy'] == s and r['space'] == 'learned']) /
+              np.mean([r['madds'] for r in rows if r['strategy'] == s and r['space'] == 'manual']) for s in S['strategies']}
+    lines += ['', 'The budget is an upper bound, so the winners need not spend it: mean MAdds of the learned-space '
+                  'winners / the manual-space winners: ' + ', '.join(f'{s} {r:.2f}x' for s, r in ratios.items()) +
+              '. The EDFs below compare the two spaces at matched MAdds.']
     ca, cn = evolved['default']['converged_at'], evolved['none']['converged_at']
+    churn = {ref: [sum(v for k, v in h.items() if k.startswith('churn/')) for h in evolved[ref]['history']]
+             for ref in ('default', 'none')}
+    fit = [c.fitness for cs in spaces['learned'].groups.values() for c in cs]
+    e1 = np.mean([getattr(c.cell, 'expand', None) == 1 for cs in spaces['learned'].groups.values() for c in cs])
+    lines += ['', f'Learned space (with reference): fitness of its {len(fit)} cells (Eqn 5; 1 = as good as the reference) '
+                  f'spans {min(fit):.3f}-{max(fit):.3f}; {100 * e1:.0f}% of them have expand ratio 1.']
     lines += ['', f'Convergence (top-M stable for 3 iterations): with reference at iteration {ca}, without at {cn} '
-                  f'(of {evolved["default"]["iterations"]}).', '',
+                  f'(of {evolved["default"]["iterations"]}). Cells entering the top-M sets per iteration (all groups): '
+                  f'with reference {churn["default"]}, without {churn["none"]}.', '',
               'Goals: learned beats manual by ≥ 0.3 points with both algorithms: ' +
               ', '.join(f'{s} {100 * g:+.2f} points ({"met" if g >= 0.003 else "NOT met"})' for s, g in gaps.items()) +
               f'; reference converges ≥ 1.5x faster: ' +
               ('met' if ca and cn and cn >= 1.5 * ca else 'NOT met' if ca and cn else 'undecided (a run did not converge)') +
               '.', '', f'![error EDFs]({png.name})' if not args.no_write else '']
+    best = max((r for r in rows if r['madds'] <= 25e6), key=lambda r: r['test_acc'], default=None)
+    if best is not None:
+        lines += ['', f'Best retrained network at ≤ 25 M MAdds: {best["test_acc"]:.4f} test accuracy ({best["strategy"]}, '
+                      f'{best["space"]} space, seed {best["seed"]}, {best["madds"] / 1e6:.2f} M MAdds); goal ≥ 0.955: '
+                      f'{"met" if best["test_acc"] >= 0.955 else "NOT met"}.']
     lines += ['', f'Budget specialisation (DARTS, seed 0): spaces learned at {spec_budgets["small"] / 1e6:.3g} M and '
                   f'{spec_budgets["large"] / 1e6:.3g} M MAdds, each searched at both budgets; test accuracy (MAdds).', '',
               '| space learned at | searched at small | searched at large |', '|---|---|---|']
