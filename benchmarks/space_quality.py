@@ -15,6 +15,9 @@ Protocol (every step is cached in --work, so a killed run resumes where it stopp
 3. Design-space check: n random architectures per space at matched MAdds, trained briefly; error EDFs.
 4. Budget specialisation: spaces learned at a small and a large budget, each searched (DARTS, seed 0) at
    both budgets and retrained; does each space win at its own budget?
+5. α step size: the with-reference evolution again at a larger architecture learning rate (``arc_lr_alt``),
+   its cells' fitness spread and its EDF beside the others. Eqn 5 can only rank cells as far as α moves in an
+   iteration, so this checks whether a weak fitness signal, rather than the method, limits the learned space.
 
 ``smoke`` runs in CI at toy size (digits, tiny-8) so the script cannot rot; its numbers mean nothing.
 ``cpu`` is Fashion-MNIST / mobile-28 sized for a few hours on 2 cores; ``gpu`` is larger, for a GPU machine.
@@ -34,15 +37,17 @@ sys.path.insert(0, str(ROOT))
 SCALES = {
     'smoke': dict(dataset='digits', skeleton='tiny-8', iterations=3, population=8, sample_k=2, budget=3.5e5,
                   search_epochs=1, trials=2, trial_epochs=1, retrain_epochs=1, seeds=[0], edf_n=3, edf_epochs=1,
-                  limit=400, strategies=['darts', 'random'], spec_budgets=(2.5e5, 4.5e5)),
+                  limit=400, strategies=['darts', 'random'], spec_budgets=(2.5e5, 4.5e5), arc_lr_alt=0.1),
     # sized from measured costs on 2 cores (a mobile-28 supernet step, K=4 + reference, batch 64: ~5 s): about
     # 13 min per evolution, 2-3 min per DARTS search, ~3 h in all. Small data, so absolute accuracies are low.
     'cpu': dict(dataset='fashion-mnist', skeleton='mobile-28', iterations=10, population=16, sample_k=4,
                 budget=12e6, search_epochs=1, trials=8, trial_epochs=1, retrain_epochs=3, seeds=[0, 1, 2],
-                edf_n=20, edf_epochs=1, limit=4000, strategies=['darts', 'evolution'], spec_budgets=(6e6, 18e6)),
+                edf_n=20, edf_epochs=1, limit=4000, strategies=['darts', 'evolution'], spec_budgets=(6e6, 18e6),
+                arc_lr_alt=1e-2),
     'gpu': dict(dataset='fashion-mnist', skeleton='mobile-28', iterations=40, population=64, sample_k=4,
                 budget=12e6, search_epochs=10, trials=30, trial_epochs=3, retrain_epochs=30, seeds=[0, 1, 2],
-                edf_n=50, edf_epochs=3, limit=None, strategies=['darts', 'evolution'], spec_budgets=(6e6, 18e6)),
+                edf_n=50, edf_epochs=3, limit=None, strategies=['darts', 'evolution'], spec_budgets=(6e6, 18e6),
+                arc_lr_alt=1e-2),
 }
 
 
@@ -132,14 +137,26 @@ def main():
                             'params': rec['params'], 'test_acc': m['test_acc'], 'sample': rec['sample']}
                 rows.append(_cached(work / tag / 'result.json', search_and_retrain))
 
+    # 5 (run before the plot, so its EDF joins the others). The with-reference evolution at a larger α step
+    alt_name = f'learned-arc-lr-{S["arc_lr_alt"]:g}'
+    out = work / f'evolve_arc-lr-{S["arc_lr_alt"]:g}'
+    if not (out / 'learned_space.json').exists():
+        cfg = EvolveConfig(dataset=S['dataset'], skeleton=S['skeleton'], iterations=S['iterations'],
+                           population=S['population'], sample_k=S['sample_k'], seed=0, reference='default',
+                           budget_madds=S['budget'], patience=0, limit=S['limit'], device=args.device,
+                           arc_lr=S['arc_lr_alt'])
+        _evolve(run_evolve, cfg, out)
+    alt_space = LearnedSpace.load(out / 'learned_space.json')
+
     # 3. design-space EDFs at matched MAdds (around the budget)
     lo, hi = 0.7 * S['budget'], 1.0 * S['budget']
-    for name, space in spaces.items():
+    edf_spaces = {**spaces, alt_name: alt_space}
+    for name, space in edf_spaces.items():
         sample_space(space, data, work / f'edf_{name}', n=S['edf_n'], epochs=S['edf_epochs'], madds_range=(lo, hi),
                      name=name, progress=True, device=args.device)
     docs = ROOT / 'docs'
     png = docs / f'space_quality_{args.scale}_edf.png' if not args.no_write else work / 'edf.png'
-    edf_rows = plot_edfs([work / 'edf_learned', work / 'edf_manual'], png)
+    edf_rows = plot_edfs([work / f'edf_{name}' for name in edf_spaces], png)
 
     # 4. budget specialisation: a space learned at each of two budgets, each searched at both (DARTS, seed 0)
     spec_budgets = dict(zip(('small', 'large'), S['spec_budgets']))
@@ -188,10 +205,14 @@ def main():
     ca, cn = evolved['default']['converged_at'], evolved['none']['converged_at']
     churn = {ref: [sum(v for k, v in h.items() if k.startswith('churn/')) for h in evolved[ref]['history']]
              for ref in ('default', 'none')}
-    fit = [c.fitness for cs in spaces['learned'].groups.values() for c in cs]
-    e1 = np.mean([getattr(c.cell, 'expand', None) == 1 for cs in spaces['learned'].groups.values() for c in cs])
-    lines += ['', f'Learned space (with reference): fitness of its {len(fit)} cells (Eqn 5; 1 = as good as the reference) '
-                  f'spans {min(fit):.3f}-{max(fit):.3f}; {100 * e1:.0f}% of them have expand ratio 1.']
+    def describe(space):
+        fit = [c.fitness for cs in space.groups.values() for c in cs]
+        e1 = np.mean([getattr(c.cell, 'expand', None) == 1 for cs in space.groups.values() for c in cs])
+        arc_lr = space.provenance.get('options', {}).get('arc_learning_rate')
+        return (f'arc_lr {arc_lr:g}: fitness of its {len(fit)} cells spans {min(fit):.3f}-{max(fit):.3f}; '
+                f'{100 * e1:.0f}% have expand ratio 1')
+    lines += ['', f'Learned space (with reference, {describe(spaces["learned"])}; Eqn 5: 1 = as good as the '
+                  f'reference). The same evolution at a larger α step (`{alt_name}` in the EDFs, {describe(alt_space)}).']
     lines += ['', f'Convergence (top-M stable for 3 iterations): with reference at iteration {ca}, without at {cn} '
                   f'(of {evolved["default"]["iterations"]}). Cells entering the top-M sets per iteration (all groups): '
                   f'with reference {churn["default"]}, without {churn["none"]}.', '',

@@ -27,7 +27,7 @@ def test_space_quality_smoke(tmp_path):
                '8779')
     for needle in ('| darts | learned |', '| darts | manual |', '| random | learned |', '| random | manual |',
                    '| learned | 3 |', '| manual | 3 |', 'Convergence', '| small | ', '| large | ',
-                   'each space wins at its own budget'):
+                   'each space wins at its own budget', '| learned-arc-lr-0.1 | 3 |', 'at a larger α step'):
         assert needle in out, out[-2000:]
     assert (tmp_path / 'edf.png').exists() and (tmp_path / 'evolve_ref-none' / 'learned_space.json').exists()
     # the two budget-specialised spaces really were learned under their budgets
