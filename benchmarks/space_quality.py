@@ -12,7 +12,8 @@ Protocol (every step is cached in --work, so a killed run resumes where it stopp
    multi-trial: RegularizedEvolution through NNI's training service), the same budget, data and seed;
    retrain each winner with the same recipe; repeat for every seed. The test split is touched only by the
    final retrain.
-3. Design-space check: n random architectures per space at matched MAdds, trained briefly; error EDFs.
+3. Design-space check: n random architectures per space at matched MAdds, trained briefly; error EDFs (test
+   error, as RegNet's EDFs: each network is measured once and nothing is chosen on it).
 4. Budget specialisation: spaces learned at a small and a large budget, each searched (DARTS, seed 0) at
    both budgets and retrained; does each space win at its own budget?
 5. α step size: the with-reference evolution again at a larger architecture learning rate (``arc_lr_alt``),
