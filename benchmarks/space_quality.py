@@ -52,11 +52,20 @@ SCALES = {
 }
 
 
-def _evolve(run_evolve, cfg, out: Path):
-    """Evolve into ``out``, continuing a killed run from its checkpoint when there is one."""
+def _learn(S, out: Path, device: str, **changes):
+    """The space learned into ``out`` with the scale's settings (plus ``changes``), evolving it first unless it
+    is there; a killed evolution continues from its checkpoint."""
+    from autospace_nni.pipeline import EvolveConfig, run_evolve
+    from autospace_nni.space.learned import LearnedSpace
     from autospace_nni.strategy.autospace import AutoSpace
-    resume = (out / 'checkpoints').is_dir() and AutoSpace.find_checkpoint(out / 'checkpoints') is not None
-    run_evolve(cfg, out, overwrite=not resume, resume=resume, progress=True)
+    if not (out / 'learned_space.json').exists():
+        settings = dict(dataset=S['dataset'], skeleton=S['skeleton'], iterations=S['iterations'],
+                        population=S['population'], sample_k=S['sample_k'], seed=0, reference='default',
+                        budget_madds=S['budget'], patience=0, limit=S['limit'], device=device)
+        cfg = EvolveConfig(**{**settings, **changes})
+        resume = (out / 'checkpoints').is_dir() and AutoSpace.find_checkpoint(out / 'checkpoints') is not None
+        run_evolve(cfg, out, overwrite=not resume, resume=resume, progress=True)
+    return LearnedSpace.load(out / 'learned_space.json')
 
 
 def _cached(path: Path, make):
@@ -95,10 +104,10 @@ def main():
     _quiet_nni_warnings()
     from autospace_nni.data import load_dataset
     from autospace_nni.design_space import plot_edfs, sample_space
-    from autospace_nni.pipeline import EvolveConfig, quiet_libraries, run_evolve
+    from autospace_nni.pipeline import quiet_libraries
     from autospace_nni.retrain import retrain
     from autospace_nni.search import run_search
-    from autospace_nni.space.learned import LearnedSpace, manual_space
+    from autospace_nni.space.learned import manual_space
     from autospace_nni.space.network import Architecture
     from autospace_nni.space.skeleton import Skeleton
     quiet_libraries()
@@ -109,15 +118,9 @@ def main():
     evolved = {}
     for ref in ('default', 'none'):
         out = work / f'evolve_ref-{ref}'
-        if not (out / 'learned_space.json').exists():
-            cfg = EvolveConfig(dataset=S['dataset'], skeleton=S['skeleton'], iterations=S['iterations'],
-                               population=S['population'], sample_k=S['sample_k'], seed=0,
-                               reference=None if ref == 'none' else 'default', budget_madds=S['budget'],
-                               patience=0, limit=S['limit'], device=args.device)
-            _evolve(run_evolve, cfg, out)
+        space = _learn(S, out, args.device, reference=None if ref == 'none' else 'default')
         hist = [json.loads(l) for l in (out / 'history.jsonl').read_text().splitlines()]
-        evolved[ref] = {'space': LearnedSpace.load(out / 'learned_space.json'), 'converged_at': _convergence(hist),
-                        'iterations': len(hist), 'history': hist}
+        evolved[ref] = {'space': space, 'converged_at': _convergence(hist), 'iterations': len(hist), 'history': hist}
     spaces = {'learned': evolved['default']['space'], 'manual': manual_space(skeleton)}
 
     # 2. search both spaces with each algorithm and seed, retrain the winners
@@ -140,14 +143,7 @@ def main():
 
     # 5 (run before the plot, so its EDF joins the others). The with-reference evolution at a larger α step
     alt_name = f'learned-arc-lr-{S["arc_lr_alt"]:g}'
-    out = work / f'evolve_arc-lr-{S["arc_lr_alt"]:g}'
-    if not (out / 'learned_space.json').exists():
-        cfg = EvolveConfig(dataset=S['dataset'], skeleton=S['skeleton'], iterations=S['iterations'],
-                           population=S['population'], sample_k=S['sample_k'], seed=0, reference='default',
-                           budget_madds=S['budget'], patience=0, limit=S['limit'], device=args.device,
-                           arc_lr=S['arc_lr_alt'])
-        _evolve(run_evolve, cfg, out)
-    alt_space = LearnedSpace.load(out / 'learned_space.json')
+    alt_space = _learn(S, work / f'evolve_arc-lr-{S["arc_lr_alt"]:g}', args.device, arc_lr=S['arc_lr_alt'])
 
     # 3. design-space EDFs at matched MAdds (around the budget)
     lo, hi = 0.7 * S['budget'], 1.0 * S['budget']
@@ -161,15 +157,8 @@ def main():
 
     # 4. budget specialisation: a space learned at each of two budgets, each searched at both (DARTS, seed 0)
     spec_budgets = dict(zip(('small', 'large'), S['spec_budgets']))
-    spec_spaces = {}
-    for bname, budget in spec_budgets.items():
-        out = work / f'evolve_budget-{bname}'
-        if not (out / 'learned_space.json').exists():
-            cfg = EvolveConfig(dataset=S['dataset'], skeleton=S['skeleton'], iterations=S['iterations'],
-                               population=S['population'], sample_k=S['sample_k'], seed=0, reference='default',
-                               budget_madds=budget, patience=0, limit=S['limit'], device=args.device)
-            _evolve(run_evolve, cfg, out)
-        spec_spaces[bname] = LearnedSpace.load(out / 'learned_space.json')
+    spec_spaces = {bname: _learn(S, work / f'evolve_budget-{bname}', args.device, budget_madds=budget)
+                   for bname, budget in spec_budgets.items()}
     spec = {}
     for sname, space in spec_spaces.items():
         for bname, budget in spec_budgets.items():
