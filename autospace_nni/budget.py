@@ -5,8 +5,10 @@
   (``RangeProfilerFilter``, ``Filter`` middleware) can use it directly.
 * :class:`BudgetPenalty` is an NNI ``ExpectationProfilerPenalty`` (so NNI's DARTS, GumbelDARTS and
   Proxyless accept it as ``penalty=``) on the *expected* MAdds under the mixing probabilities,
-  differentiable in α. Its default form is ProxylessNAS' ``mul#log``:
-  ``CE · (log E[F] / log F_target)^β``; ``'add'`` and ``'mul'`` use NNI's built-in aggregations.
+  differentiable in α. Its default form is ProxylessNAS' ``mul#log`` with a hinge,
+  ``CE · max(1, log E[F] / log F_target)^β`` (:func:`budget_factor`): a network already under the budget
+  earns nothing by getting cheaper. ``'add'`` and ``'mul'`` use NNI's built-in aggregations, hinged too
+  (NNI's ``nonlinear='positive'``).
 
 NNI 3.0's differentiable layers export their probabilities with ``.tolist()``, so a penalty computed from
 ``export_probs()`` is a constant that gives α no gradient. :meth:`BudgetPenalty.bind` points the
@@ -27,9 +29,16 @@ from .cells.fixed import parse_candidate
 from .space.network import Architecture, choice_cost, fixed_cost
 from .space.skeleton import Skeleton, ZERO
 
-__all__ = ['AnalyticCostProfiler', 'BudgetPenalty', 'PENALTY_MODES']
+__all__ = ['AnalyticCostProfiler', 'BudgetPenalty', 'PENALTY_MODES', 'budget_factor']
 
 PENALTY_MODES = ('mul#log', 'add', 'mul')
+
+
+def budget_factor(expected: torch.Tensor, target: float, beta: float) -> torch.Tensor:
+    """The hinged ``mul#log`` factor ``max(1, log E[F] / log F_target) ** beta``: 1, with no gradient,
+    while the expected cost is within the budget."""
+    log_target = math.log(target)
+    return (torch.clamp(torch.log(expected), min=log_target) / log_target) ** beta
 
 
 class AnalyticCostProfiler(Profiler):
@@ -105,7 +114,7 @@ class BudgetPenalty(ExpectationProfilerPenalty):
         expected = self.profile(sample)
         if not torch.is_tensor(expected):
             expected = torch.tensor(float(expected))
-        factor = (torch.log(expected) / math.log(self.baseline)) ** self.beta
+        factor = budget_factor(expected, self.baseline, self.beta)
         new = loss * factor
         return new, {'loss_original': loss.detach(), 'expected_madds': expected.detach(),
                      'factor': factor.detach(), 'loss_final': new.detach()}

@@ -75,6 +75,7 @@ def _cmd_data(args) -> int:
 
 
 def _add_evolve_args(p: argparse.ArgumentParser, *, demo: bool = False) -> None:
+    from .fitness import DEFAULT_FITNESS, FITNESS_ESTIMATORS
     _add_data_args(p)
     p.add_argument('--skeleton', default='tiny-8', help='skeleton preset (tiny-8 for digits, mobile-28 for fashion-mnist)')
     p.add_argument('--grouping', default='stage', choices=['stage', 'layer'],
@@ -102,9 +103,10 @@ def _add_evolve_args(p: argparse.ArgumentParser, *, demo: bool = False) -> None:
     p.add_argument('--penalty', default='mul#log', choices=['mul#log', 'add', 'mul', 'none'])
     p.add_argument('--no-hard-filter', action='store_true', help='keep over-budget cells in the population')
     p.add_argument('--n-nodes', type=int, default=4, help='nodes of random cells')
-    p.add_argument('--path-mode', default='sum', choices=['sum', 'sample'],
-                   help="'sum': Eqn 3's weighted sum (default); 'sample': ProxylessNAS binary gates, one active "
-                        "path, which ranked identity cells correctly where 'sum' did not (docs/method-notes.md)")
+    p.add_argument('--fitness', default=DEFAULT_FITNESS, choices=list(FITNESS_ESTIMATORS),
+                   help='how sampled cells are scored: ' + '; '.join(f'{e.name}: {e.summary}'
+                                                                     for e in FITNESS_ESTIMATORS.values()) +
+                        f' (default {DEFAULT_FITNESS}: measured best, docs/benchmarks.md "Fitness quality")')
     p.add_argument('--arc-lr', type=float, default=None, help="Adam learning rate of α (default: the preset's)")
     p.add_argument('--lr', type=float, default=0.05, help='SGD learning rate of the weights (cosine schedule)')
     p.add_argument('--batch-size', type=int, default=None)
@@ -149,7 +151,7 @@ def _evolve_config(args):
                         beta=args.beta, top_m=args.top_m, patience=args.patience, warmup=args.warmup,
                         reference=reference, budget_madds=args.budget_madds,
                         penalty=None if args.penalty == 'none' else args.penalty,
-                        hard_filter=not args.no_hard_filter, n_nodes=args.n_nodes, path_mode=args.path_mode,
+                        hard_filter=not args.no_hard_filter, n_nodes=args.n_nodes, fitness=args.fitness,
                         arc_lr=pick(args.arc_lr, 'arc_lr'), lr=args.lr,
                         batch_size=pick(args.batch_size, 'batch_size'), limit=args.limit, device=args.device,
                         max_rollbacks=args.max_rollbacks, rollback_lr_factor=args.rollback_lr_factor,

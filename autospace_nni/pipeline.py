@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from .errors import AutoSpaceError
+from .fitness import DEFAULT_FITNESS
 
 __all__ = ['EvolveConfig', 'run_evolve', 'PRESETS', 'RunDirError']
 
@@ -46,7 +47,7 @@ class EvolveConfig:
     penalty: Optional[str] = 'mul#log'
     hard_filter: bool = True
     n_nodes: int = 4
-    path_mode: str = 'sum'
+    fitness: str = DEFAULT_FITNESS
     arc_lr: float = 1e-3
     lr: float = 0.05
     batch_size: int = 64
@@ -62,14 +63,13 @@ class EvolveConfig:
                     warmup_iterations=self.warmup, reference=self.reference, budget_madds=self.budget_madds,
                     budget_penalty=self.penalty, hard_filter=self.hard_filter, n_nodes=self.n_nodes,
                     arc_learning_rate=self.arc_lr, iterations=self.iterations, seed=self.seed,
-                    path_mode=self.path_mode, max_rollbacks=self.max_rollbacks,
+                    fitness=self.fitness, max_rollbacks=self.max_rollbacks,
                     rollback_lr_factor=self.rollback_lr_factor)
 
 
 #: per-skeleton settings for the CLI; the strategy itself keeps METHOD.md's defaults. On tiny data an
 #: iteration is only a few α steps, so α's learning rate is raised to give a readable fitness signal.
-#: ``--path-mode sample`` (ProxylessNAS binary gates) is the remedy for the weighted sum's preference
-#: for parameter-free cells seen on digits; see docs/method-notes.md.
+#: ``arc_lr`` matters only for the α estimators (``--fitness alpha-sum|alpha-gates``).
 PRESETS = {
     'tiny-8': dict(arc_lr=0.03, batch_size=32, iterations=12, population=16, sample_k=3, tournament_size=4),
     'mobile-28': dict(arc_lr=3e-3, batch_size=128, iterations=20, population=32, sample_k=4, tournament_size=8),
@@ -137,7 +137,10 @@ def load_run_config(out) -> EvolveConfig:
         raise RunDirError(f'{out} holds no run to resume (no run.json); start one with evolve --out') from None
     except json.JSONDecodeError as e:
         raise RunDirError(f'{out}/run.json is corrupt ({e}); start a new run with --overwrite') from None
-    return EvolveConfig(**run['config'])
+    config = dict(run['config'])
+    if 'path_mode' in config:   # runs of package versions before the fitness option
+        config['fitness'] = {'sum': 'alpha-sum', 'sample': 'alpha-gates'}[config.pop('path_mode')]
+    return EvolveConfig(**config)
 
 
 def _truncate_history(path: Path, iterations_done: int) -> None:

@@ -72,21 +72,60 @@ def test_admissible_filter_is_respected():
     assert all(m.cell.expand == 1 for m in p.members)
 
 
-def test_fitness_update_is_eqn5_and_ranking_prefers_scored():
+def test_fitness_update_is_eqn5_on_own_scores_and_ranking_prefers_scored():
     rng = np.random.RandomState(4)
     p = _pop(size=4)
     p.seed(rng)
     a, b, c, d = p.members
+    # the first score replaces the prior (initial or inherited fitness is no measurement) ...
     p.update_fitness({a.key: 2.0, b.key: 0.5}, beta=0.7)
-    assert a.fitness == pytest.approx(0.7 * 1.0 + 0.3 * 2.0)
-    assert b.fitness == pytest.approx(0.7 * 1.0 + 0.3 * 0.5)
-    assert c.fitness == 1.0 and c.evals == 0 and a.evals == 1
+    assert a.fitness == pytest.approx(2.0) and b.fitness == pytest.approx(0.5)
+    # ... later ones follow Eqn 5
+    p.update_fitness({a.key: 1.0}, beta=0.7)
+    assert a.fitness == pytest.approx(0.7 * 2.0 + 0.3 * 1.0) and a.evals == 2
+    assert c.fitness == 1.0 and c.evals == 0 and b.evals == 1
     ranked = p.ranked()
     assert ranked[0] is a and ranked[1] is b   # never-scored c, d rank after scored ones
+    # with min_evals=2 a cell scored once ranks after a cell scored twice, even with a higher fitness
+    p.update_fitness({b.key: 9.0}, beta=0.0)
+    b.evals = 1
+    assert p.ranked(min_evals=2)[0] is a and p.top(1, min_evals=2) == [a]
     state = p.state_dict()
     q = _pop(size=4)
     q.load_state_dict(state)
     assert [m.to_dict() for m in q.members] == [m.to_dict() for m in p.members]
+
+
+def test_a_child_inherits_a_prior_not_evidence():
+    rng = np.random.RandomState(5)
+    p = _pop(size=6)
+    p.seed(rng)
+    parent = p.members[0]
+    p.update_fitness({parent.key: 3.0}, beta=0.7)
+    child = p._admitted_mutant(parent, rng, set(), 50)
+    assert child is not None and child.parent == parent.key
+    assert child.fitness == 3.0 and child.evals == 0          # a prior for tournaments only
+    p.update_fitness({child.key: 0.2}, beta=0.7)
+    assert child.fitness == pytest.approx(0.2)                  # its own first score, not 0.7*3 + 0.3*0.2
+
+
+def test_the_reference_is_a_parent_but_never_a_pick():
+    ref = Cell.parse('e6_relu6:0-1=dw3x3')
+    children_of_ref = 0
+    for seed in range(10):
+        rng = np.random.RandomState(seed)
+        p = _pop(size=8)
+        p.seed(rng, [ref])
+        p.members[0].fitness = 5.0   # the reference wins every tournament it enters
+        for _ in range(5):
+            chosen = p.select(rng, 2, sample_size=8, p_mutation=0.5, exclude={ref.key}, parent_only={ref.key})
+            assert ref.key not in {m.key for m in chosen} and ref.key in p.keys()
+            children_of_ref += sum(m.parent == ref.key for m in chosen)
+        # mutation off: the reference takes no part, and nothing new joins
+        before = p.keys()
+        chosen = p.select(rng, 2, sample_size=8, p_mutation=0.0, exclude={ref.key}, parent_only={ref.key})
+        assert ref.key not in {m.key for m in chosen} and p.keys() == before
+    assert children_of_ref >= 40   # each round's first tournament sees every member, so the reference wins it
 
 
 @pytest.mark.parametrize('replacement', ['oldest', 'worst'])

@@ -1,4 +1,4 @@
-"""The AutoSpace supernet layer (METHOD.md Eqn 3) and its static weight pool.
+"""The AutoSpace supernet layer (Eqn 3, docs/method.md) and its static weight pool.
 
 Lightning builds its optimizers once, but the sampled cells change every iteration. So each searchable
 block gets a :class:`SuperCell` that registers, up front, one module per (edge position, op, expand
@@ -145,6 +145,7 @@ class AutoSpaceMixedLayer(BaseSuperNetModule):
         self.path_mode = 'sum'   # 'sum': Eqn 3; 'sample': ProxylessNAS binary gates (one active path)
         self.weight_path_mode = 'sum'   # the same choice for the weight step
         self.arch_step = False   # set by the Lightning module around the α step
+        self.active: Optional[int] = None   # run only this branch (the paired evaluation sets it)
         self.generator: Optional[torch.Generator] = None
 
     # ----- branches -----
@@ -189,6 +190,8 @@ class AutoSpaceMixedLayer(BaseSuperNetModule):
     def forward(self, x):
         if not self.branches:
             raise RuntimeError(f'{self.label}: no branches set; the strategy sets them before training')
+        if self.active is not None:
+            return self.run_branch(x, self.branches[self.active])
         w = self.probs()
         mode = self.path_mode if self.arch_step else self.weight_path_mode
         if mode == 'sample':
@@ -215,13 +218,10 @@ class AutoSpaceMixedLayer(BaseSuperNetModule):
         return out + gate
 
     def scores(self) -> Dict[str, float]:
-        """Eqn 5's r for each sampled cell: p_c / p_ref with a reference, else K · p_c."""
-        p = torch.softmax(self._arch_alpha[:len(self.branches)].detach(), -1)
-        if self.has_reference:
-            ref = p[-1]
-            return {c.key: float(p[i] / ref) for i, c in enumerate(self.branches[:-1])}
-        k = len(self.branches)
-        return {c.key: float(k * p[i]) for i, c in enumerate(self.branches)}
+        """The α estimators' r for each sampled cell (:func:`~autospace_nni.strategy.fitness.alpha_scores`)."""
+        from ..fitness import alpha_scores
+        p = torch.softmax(self._arch_alpha[:len(self.branches)].detach(), -1).tolist()
+        return alpha_scores(p, [c.key for c in self.branches], self.has_reference)
 
     # ----- NNI supernet contract -----
     def arch_parameters(self):

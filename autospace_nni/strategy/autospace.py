@@ -5,16 +5,18 @@ What happens, in Lightning terms:
 * ``mutate_model``: a mutation hook swaps every :class:`CellChoice` of the exploration space for an
   :class:`AutoSpaceMixedLayer` (K sampled cells + the reference branch, weighted by softmax(α), Eqn 3),
   each with a static weight pool.
-* One **iteration** is one Lightning training epoch (or ``steps_per_iteration`` optimizer steps). The
-  epoch iterates the train and held-out loaders together and stops at the shorter one, so by default an
-  iteration is one pass over the held-out split. Each step first updates α on a held-out batch (Adam,
-  with the budget penalty), then the weights on a train batch (the evaluator's optimizer), as in DARTS'
-  first-order update (Eqn 4). During the first ``warmup_iterations`` paths are weighted uniformly and α is
-  not trained.
-* At the **iteration boundary** (``on_train_epoch_end``): Eqn 5 updates the fitness of each sampled cell
-  from its α, then each group draws its next K cells by tournament with local mutation (children join
-  the population, the oldest member leaves), α is reset to zero and its Adam state cleared. Training stops
-  after ``iterations`` or once every group's top-M set is unchanged for ``patience`` iterations.
+* One **iteration** is one Lightning training epoch (or ``steps_per_iteration`` optimizer steps): one
+  pass over the training split, the held-out loader cycling beside it. With an α estimator
+  (:mod:`autospace_nni.fitness`) each step first updates α on a held-out batch (Adam, with the budget penalty), then the
+  weights on a train batch (the evaluator's optimizer), as in DARTS' first-order update (Eqn 4). With
+  ``paired-eval`` only the weights train, one uniformly drawn path per step. During the first
+  ``warmup_iterations`` paths are weighted uniformly and nothing is scored.
+* At the **iteration boundary** (``on_train_epoch_end``): the estimator scores each sampled cell, Eqn 5
+  updates their fitness, then each group draws its next K cells by tournament with local mutation
+  (children join the population, the oldest member leaves; the reference is a parent too), α is reset
+  to zero and its Adam state cleared. The main phase ends after ``iterations - final_iterations``
+  iterations or once every group's top-M set is unchanged for ``patience`` iterations; the final
+  iterations then score each group's finalists again, without mutation.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from ..space.learned import LearnedCell, LearnedSpace
 from ..space.skeleton import Skeleton, reference_cell
 from ..space.supernet import AutoSpaceMixedLayer
 from .evolution import CellSampler, GroupPopulation
+from ..fitness import DEFAULT_FITNESS, estimator as fitness_estimator, paired_scores
 
 __all__ = ['AutoSpace', 'AutoSpaceLightningModule', 'NonFiniteError']
 
@@ -118,7 +121,9 @@ class AutoSpaceLightningModule(BaseOneShotLightningModule):
     def training_step(self, batch, batch_idx):
         s = self.strategy
         trn_batch, val_batch = batch['train'], batch['val']
-        if s.in_warmup:
+        if not s.estimator.trains_alpha:
+            pass   # paired-eval: the held-out split is used only by the end-of-iteration evaluation
+        elif s.in_warmup:
             with torch.no_grad():
                 self._val_forward(val_batch)
         else:
@@ -192,8 +197,71 @@ class AutoSpaceLightningModule(BaseOneShotLightningModule):
             s.save_checkpoint(self.trainer)   # the iteration-0 boundary, so even a first-iteration fault rolls back
         return super().on_train_start()
 
+    def _heldout_dataset(self):
+        # the held-out loader of the CombinedLoader that AutoSpace.train_dataloader built
+        return self.strategy._mutated_model_space.evaluator.train_dataloaders.flattened[1].dataset
+
+    def _paired_scores(self) -> tuple:
+        """``paired-eval``: each sampled cell in its group's blocks, the reference cell everywhere else,
+        against the all-reference network, on the same held-out images. Returns the scores per group
+        and the held-out accuracy and loss of the all-reference network."""
+        s = self.strategy
+        x, y = s.eval_batch(self._heldout_dataset())
+        x, y = x.to(self.device), y.to(self.device)
+        module = self.training_module
+        base = {g: (len(ls[0].branches) - 1 if ls[0].has_reference else 0) for g, ls in s._layers.items()}
+
+        def loss_of(active):
+            for g, layers in s._layers.items():
+                for layer in layers:
+                    layer.active = active.get(g, base[g])
+            total, correct = 0.0, 0
+            for i in range(0, len(x), 256):
+                logits = module(x[i:i + 256])
+                total += float(nn.functional.cross_entropy(logits, y[i:i + 256], reduction='sum'))
+                correct += int((logits.argmax(-1) == y[i:i + 256]).sum())
+            return total / len(x), correct / len(x)
+
+        bns = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        momenta = [m.momentum for m in bns]
+        try:
+            for m in bns:   # batch statistics, as in training, but the running statistics stay untouched
+                m.momentum = 0.0
+            with torch.no_grad():
+                ref_loss, ref_acc = loss_of({})
+                scores = {}
+                for g, layers in s._layers.items():
+                    keys = [c.key for c in layers[0].branches]
+                    cells = range(len(keys) - 1) if layers[0].has_reference else range(len(keys))
+                    losses = {keys[i]: (ref_loss if i == base[g] else loss_of({g: i})[0]) for i in cells}
+                    scores[g] = paired_scores(losses, ref_loss if layers[0].has_reference else None)
+        finally:
+            for m, mom in zip(bns, momenta):
+                m.momentum = mom
+            for layers in s._layers.values():
+                for layer in layers:
+                    layer.active = None
+        return scores, ref_acc, ref_loss
+
+    def _alpha_scores(self) -> dict:
+        # one score per cell and group: the mean of its blocks' r
+        scores = {}
+        for g, layers in self.strategy._layers.items():
+            per_block = [layer.scores() for layer in layers]
+            scores[g] = {k: float(np.mean([b[k] for b in per_block])) for k in per_block[0]}
+        return scores
+
     def _end_iteration(self):
         self._check_finite()
+        s = self.strategy
+        steps = self._steps_in_iteration
+        scores = None
+        if not s.in_warmup:
+            if s.estimator.scores_from == 'paired':
+                scores, acc, loss = self._paired_scores()
+                self._val_correct, self._val_total, self._val_loss_sum = acc, 1, loss
+            else:
+                scores = self._alpha_scores()
         correct, loss_sum, total = float(self._val_correct), self._val_loss_sum, float(self._val_total)
         if self.trainer.world_size > 1:
             # under DDP each rank saw its own share of the held-out batches: pool the raw sums
@@ -204,7 +272,7 @@ class AutoSpaceLightningModule(BaseOneShotLightningModule):
         self._val_correct = self._val_total = 0
         self._val_loss_sum = 0.0
         self._steps_in_iteration = 0
-        record = self.strategy._end_iteration(self, val_acc=val_acc, val_loss=val_loss)
+        record = self.strategy._end_iteration(self, val_acc=val_acc, val_loss=val_loss, scores=scores, steps=steps)
         if self.trainer.world_size > 1:
             # the population update is computed on rank 0 and broadcast, so every rank holds the same
             # populations and samples the same next cells whatever its α drifted to
@@ -272,7 +340,7 @@ class AutoSpace(OneShotStrategy):
     one tensor evolves, seeded with its own candidates, and ``learned_space().model_space()`` gives that
     space back with the learned candidates (README, "Drop-in").
 
-    Every METHOD.md choice is a keyword argument with METHOD.md's default.
+    Every choice of the method (docs/method.md) is a keyword argument with its default.
 
     Parameters
     ----------
@@ -302,14 +370,26 @@ class AutoSpace(OneShotStrategy):
         ``{group: [cells]}``; e.g. the candidates of a hand-made space.
     top_m
         M, cells per group in the learned space.
+    min_evals
+        Scores a cell needs of its own before it may enter the learned top-M (>= 1).
+    final_iterations
+        The last iterations, which score each group's finalists again (its best cells, K per iteration,
+        no mutation); ``None`` = ``ceil(top_m / sample_k)``, so every top-M candidate is re-scored.
+    fitness
+        The fitness estimator (:mod:`autospace_nni.fitness`): ``'paired-eval'``,
+        ``'alpha-gates'`` or ``'alpha-sum'``; the default is the one measured best.
+    eval_images
+        Held-out images of the ``paired-eval`` evaluation (the same images for every cell of an
+        iteration, a fresh seeded draw each iteration).
     patience
-        Stop early once every group's top-M set is unchanged for this many iterations (0 = never).
+        End the main phase once every group's top-M set is unchanged for this many iterations (0 = never).
     iterations
-        T; ``None`` = the trainer's ``max_epochs`` (one iteration per epoch).
+        T, final iterations included; ``None`` = the trainer's ``max_epochs`` (one iteration per epoch).
     warmup_iterations
         W iterations of weight-only training with uniform path weights.
     steps_per_iteration
-        Optimizer steps per iteration; ``None`` = one pass over the held-out split (one epoch).
+        Optimizer steps per iteration; ``None`` = one pass over the training split (one epoch; the
+        held-out loader cycles beside it).
     arc_learning_rate, arc_betas, arc_weight_decay
         Adam for α.
     budget_madds
@@ -320,10 +400,10 @@ class AutoSpace(OneShotStrategy):
     budget_beta, budget_scale
         β of ``mul#log``; scale of ``add``/``mul``.
     hard_filter
-        Reject cells whose MAdds alone exceed their block's share of the budget.
+        Reject a cell only when no network of the skeleton that uses it in its group's blocks fits the
+        budget, with the cheapest candidates everywhere else (``zero`` where a block may be skipped).
     filter_slack
-        Multiplier on that share. A block's share is ``(budget - fixed layers) x`` its fraction of the
-        reference network's block MAdds.
+        Multiplier on the budget in that test.
     checkpoint_dir
         Where an atomic checkpoint is written at every iteration boundary (``None``: no checkpoints, and a
         numerical fault ends the run).
@@ -345,21 +425,23 @@ class AutoSpace(OneShotStrategy):
                  initial_fitness: float = 1.0, n_nodes: int = 4, ops: Sequence[str] = DEFAULT_OPS,
                  expand_choices: Sequence[int] = EXPAND_CHOICES, act_choices: Sequence[str] = ACT_CHOICES,
                  se_choices: Sequence[bool] = SE_CHOICES, edge_prob: float = 0.3,
-                 reference: Any = 'default', keep_reference: bool = True, seed_cells: Any = None, top_m: int = 6, patience: int = 3,
+                 reference: Any = 'default', keep_reference: bool = True, seed_cells: Any = None, top_m: int = 6,
+                 min_evals: int = 2, final_iterations: Optional[int] = None, fitness: str = DEFAULT_FITNESS,
+                 eval_images: int = 256, patience: int = 3,
                  iterations: Optional[int] = None, warmup_iterations: int = 2,
                  steps_per_iteration: Optional[int] = None, arc_learning_rate: float = 1e-3,
                  arc_betas: tuple = (0.0, 0.999), arc_weight_decay: float = 0.0,
                  budget_madds: Optional[float] = None, budget_penalty: Optional[str] = 'mul#log',
                  budget_beta: float = 0.3, budget_scale: float = 1.0, hard_filter: bool = True,
-                 filter_slack: float = 1.0, path_mode: str = 'sum', weight_path_mode: Optional[str] = None,
-                 checkpoint_dir: Optional[str] = None, max_rollbacks: int = 3, rollback_lr_factor: float = 0.5,
+                 filter_slack: float = 1.0, checkpoint_dir: Optional[str] = None, max_rollbacks: int = 3, rollback_lr_factor: float = 0.5,
                  gradient_clip_val: Optional[float] = None, input_shape: Optional[Sequence[int]] = None,
                  seed: Optional[int] = None, mutation_hooks=None, **kwargs):
         super().__init__(mutation_hooks=mutation_hooks, **kwargs)
         for name, value, low in [('population_size', population_size, 1), ('sample_k', sample_k, 1),
                                  ('tournament_size', tournament_size, 1), ('top_m', top_m, 1),
                                  ('n_nodes', n_nodes, 2), ('patience', patience, 0), ('max_rollbacks', max_rollbacks, 0),
-                                 ('warmup_iterations', warmup_iterations, 0)]:
+                                 ('warmup_iterations', warmup_iterations, 0), ('min_evals', min_evals, 1),
+                                 ('eval_images', eval_images, 1)]:
             if not isinstance(value, int) or value < low:
                 raise ValueError(f'{name} must be an integer >= {low}, got {value!r}')
         if sample_k > population_size:
@@ -372,6 +454,9 @@ class AutoSpace(OneShotStrategy):
             raise ValueError(f"replacement must be 'oldest' or 'worst', got {replacement!r}")
         if iterations is not None and (not isinstance(iterations, int) or iterations < 1):
             raise ValueError(f'iterations must be a positive integer or None, got {iterations!r}')
+        if final_iterations is not None and (not isinstance(final_iterations, int) or final_iterations < 0):
+            raise ValueError(f'final_iterations must be an integer >= 0 or None, got {final_iterations!r}')
+        self.estimator = fitness_estimator(fitness)   # ValueError for an unknown name
         if steps_per_iteration is not None and (not isinstance(steps_per_iteration, int) or steps_per_iteration < 1):
             raise ValueError(f'steps_per_iteration must be a positive integer or None, got {steps_per_iteration!r}')
         if budget_madds is not None and budget_madds <= 0:
@@ -401,6 +486,10 @@ class AutoSpace(OneShotStrategy):
         self.seed_cells = seed_cells
         self.keep_reference = keep_reference
         self.top_m = top_m
+        self.min_evals = min_evals
+        self.final_iterations = (-(-top_m // sample_k) if final_iterations is None else final_iterations)
+        self.fitness = fitness
+        self.eval_images = eval_images
         self.patience = patience
         self.iterations = iterations
         self.warmup_iterations = warmup_iterations
@@ -418,9 +507,6 @@ class AutoSpace(OneShotStrategy):
         self.input_shape = None if input_shape is None else tuple(input_shape)
         self.seed = seed
         self.adopted = None   # the AdoptedSpace when run on a user's own ModelSpace
-        if path_mode not in ('sum', 'sample'):
-            raise ValueError(f"path_mode must be 'sum' (Eqn 3) or 'sample' (binary gates), got {path_mode!r}")
-        self.path_mode = path_mode
         self.checkpoint_dir = checkpoint_dir
         self.max_rollbacks = max_rollbacks
         self.rollback_lr_factor = rollback_lr_factor
@@ -428,10 +514,6 @@ class AutoSpace(OneShotStrategy):
         self.lr_scale = 1.0                  # product of the rollback factors applied so far
         self._pending_lr_scale: Optional[float] = None
         self.on_rollback = []                # callbacks(strategy, fault_record)
-        weight_path_mode = path_mode if weight_path_mode is None else weight_path_mode
-        if weight_path_mode not in ('sum', 'sample'):
-            raise ValueError(f"weight_path_mode must be 'sum' or 'sample', got {weight_path_mode!r}")
-        self.weight_path_mode = weight_path_mode
         self._torch_gen = torch.Generator().manual_seed(0 if seed is None else seed)
 
         self.rng = np.random.RandomState(seed)
@@ -446,6 +528,8 @@ class AutoSpace(OneShotStrategy):
         self.penalty: Optional[BudgetPenalty] = None
         self._stable_iterations = 0
         self._last_top: Optional[Dict[str, tuple]] = None
+        self._finalists: Optional[Dict[str, List[str]]] = None   # set when the final iterations begin
+        self._finals_start = 0
         self._layers: Dict[str, List[AutoSpaceMixedLayer]] = {}
         self._started = None
         self._wall_time = 0.0
@@ -475,17 +559,19 @@ class AutoSpace(OneShotStrategy):
             return refs
         raise ValueError(f"reference must be 'default', None, a cell or a {{group: cell}} dict, got {opt!r}")
 
-    def _block_shares(self) -> Dict[str, float]:
-        """Each block's share of the budget, proportional to the reference network's block MAdds."""
-        sk = self.skeleton
-        if self.adopted is not None:   # the user's own first candidate is the yardstick of each choice
-            costs = {b.label: choice_cost(self.adopted.references[b.group], b).madds for b in sk.blocks()}
-        else:
-            yardstick = reference_cell(sk)
-            costs = {b.label: yardstick.cost(b.c_in, b.c_out, b.stride, b.height, b.width).madds for b in sk.blocks()}
-        free = self.budget_madds - self.profiler.fixed
-        total = sum(costs.values())
-        return {l: max(0.0, free) * c / total for l, c in costs.items()}
+    def _cheapest_costs(self) -> Dict[str, int]:
+        """Each block's cheapest candidate: ``zero`` where the block may be skipped, else the cheapest
+        single-edge cell the sampler can draw (or a cheaper candidate of an adopted space)."""
+        sk, smp = self.skeleton, self.sampler
+        cheap = [Cell(((0, 1, op),), min(smp.expand_choices), act, False) for op in smp.ops for act in smp.act_choices]
+        floor = {}
+        for b in sk.blocks():
+            if b.zero_allowed:
+                floor[b.label] = 0
+                continue
+            options = list(cheap) + ([] if self.adopted is None else list(self.adopted.layout.candidates_of(b.group)))
+            floor[b.label] = min(choice_cost(c, b).madds for c in options)
+        return floor
 
     def _seed_cells_for(self, group: str) -> List[Cell]:
         opt = self.seed_cells
@@ -499,13 +585,17 @@ class AutoSpace(OneShotStrategy):
         return [c if isinstance(c, Cell) else Cell.parse(c) for c in opt]
 
     def _admissible_fn(self, group: str):
+        """The hard filter: can some network that uses ``cell`` in every block of ``group`` fit the
+        budget, with the cheapest candidates everywhere else?"""
         if self.budget_madds is None or not self.hard_filter:
             return lambda cell: True
-        shares = self._block_shares()
+        floor = self._cheapest_costs()
         specs = self.skeleton.groups()[group]
+        elsewhere = self.profiler.fixed + sum(v for label, v in floor.items() if label not in {b.label for b in specs})
+        limit = self.budget_madds * self.filter_slack
 
         def admissible(cell: Cell) -> bool:
-            return all(choice_cost(cell, b).madds <= shares[b.label] * self.filter_slack for b in specs)
+            return elsewhere + sum(choice_cost(cell, b).madds for b in specs) <= limit
         return admissible
 
     def default_mutation_hooks(self):
@@ -604,17 +694,25 @@ class AutoSpace(OneShotStrategy):
 
     def train_dataloader(self, train_dataloader_fn, val_dataloader_fn):
         from pytorch_lightning.utilities.combined_loader import CombinedLoader
-        # 'min_size': an epoch ends with the shorter loader, i.e. one pass over the held-out split.
-        return CombinedLoader({'train': train_dataloader_fn(), 'val': val_dataloader_fn()}, mode='min_size')
+        # an epoch is one pass over the training split: a shorter held-out loader cycles ('max_size_cycle'),
+        # a longer one is cut ('min_size')
+        train, val = train_dataloader_fn(), val_dataloader_fn()
+        mode = 'min_size' if len(val) >= len(train) else 'max_size_cycle'
+        return CombinedLoader({'train': train, 'val': val}, mode=mode)
 
     def val_dataloader(self, train_dataloader_fn, val_dataloader_fn):
         return None
 
+    def _set_iterations(self, trainer) -> None:
+        # T defaults to the trainer's max_epochs; the trainer must allow T epochs
+        if self.iterations is None:
+            self.iterations = int(trainer.fit_loop.max_epochs or 1)
+        trainer.fit_loop.max_epochs = max(trainer.fit_loop.max_epochs or 0, self.iterations)
+
     def _run(self):
         self._started = time.time()
         ev = self._mutated_model_space.evaluator
-        if self.iterations is not None:
-            ev.trainer.fit_loop.max_epochs = max(ev.trainer.fit_loop.max_epochs or 0, self.iterations)
+        self._set_iterations(ev.trainer)
         try:
             super()._run()
         finally:
@@ -631,9 +729,7 @@ class AutoSpace(OneShotStrategy):
         oneshot_evaluator = self.mutate_evaluator(evaluator)
         self._mutated_model_space = RawFormatModelSpace(supernet, oneshot_evaluator)
         self.attach(supernet)
-        if self.iterations is not None:
-            trainer = oneshot_evaluator.trainer
-            trainer.fit_loop.max_epochs = max(trainer.fit_loop.max_epochs or 0, self.iterations)
+        self._set_iterations(oneshot_evaluator.trainer)
         if resume_from is not None:
             oneshot_evaluator.fit_kwargs['ckpt_path'] = str(resume_from)
         while True:
@@ -678,21 +774,45 @@ class AutoSpace(OneShotStrategy):
         return self.iteration < self.warmup_iterations
 
     def _apply_warmup(self, module: AutoSpaceLightningModule) -> None:
-        warm = self.in_warmup
+        learn_alpha = not self.in_warmup and self.estimator.trains_alpha
         for layers in self._layers.values():
             for layer in layers:
-                layer.uniform = warm
-                layer._arch_alpha.requires_grad_(not warm)
+                layer.uniform = not learn_alpha
+                layer._arch_alpha.requires_grad_(learn_alpha)
 
     def _sample_next(self) -> None:
-        exclude = set()
-        if self.references is not None:
-            exclude = {self.references[g].key for g in self.populations}
         for g, pop in self.populations.items():
+            if self._finalists is not None:
+                # final iterations: the finalists, K at a time, in rank order; no mutation
+                done = self.iteration - self._finals_start
+                self.sampled[g] = self._finalists[g][done * self.sample_k:(done + 1) * self.sample_k]
+                if self.sampled[g]:
+                    continue
+            # the reference is always a branch, so it is never picked; it is a parent like any member
+            ref = set() if self.references is None else {self.references[g].key}
             chosen = pop.select(self.rng, self.sample_k, sample_size=self.tournament_size,
-                                p_mutation=self.p_mutation, exclude=exclude)
+                                p_mutation=self.p_mutation, exclude=ref, parent_only=ref)
             self.sampled[g] = [m.key for m in chosen]
         self._apply_branches()
+
+    def _begin_finals(self) -> None:
+        """Fix each group's finalists: its best cells by their own scores (the reference aside)."""
+        n = self.final_iterations * self.sample_k
+        self._finals_start = self.iteration
+        self._finalists = {}
+        for g, pop in self.populations.items():
+            ref = None if self.references is None else self.references[g].key
+            self._finalists[g] = [m.key for m in pop.ranked(min_evals=1) if m.key != ref][:n]
+
+    def eval_batch(self, dataset) -> tuple:
+        """This iteration's held-out images for ``paired-eval``: ``eval_images`` of ``dataset``, a draw
+        seeded by (seed, iteration) that leaves every other random stream alone (so resume is exact)."""
+        from torch.utils.data import default_collate
+        n = min(self.eval_images, len(dataset))
+        rs = np.random.RandomState([0 if self.seed is None else int(self.seed), int(self.iteration)])
+        idx = np.sort(rs.choice(len(dataset), size=n, replace=False))
+        x, y = default_collate([dataset[int(i)] for i in idx])[:2]
+        return x, y
 
     def _apply_branches(self) -> None:
         for g, layers in self._layers.items():
@@ -701,8 +821,8 @@ class AutoSpace(OneShotStrategy):
             ref = self.references[g] if self.references is not None else None
             for layer in layers:
                 layer.set_branches(cells, ref)
-                layer.path_mode = self.path_mode
-                layer.weight_path_mode = self.weight_path_mode
+                layer.path_mode = self.estimator.arch_path_mode or 'sum'
+                layer.weight_path_mode = self.estimator.weight_path_mode
                 layer.generator = self._torch_gen
 
     def _expected_madds(self) -> float:
@@ -713,26 +833,28 @@ class AutoSpace(OneShotStrategy):
         return float(self.profiler.expectation(probs))
 
     def _end_iteration(self, module: Optional[AutoSpaceLightningModule], *, val_acc: float = float('nan'),
-                       val_loss: float = float('nan')) -> dict:
-        trained = not self.in_warmup
+                       val_loss: float = float('nan'), scores: Optional[Dict[str, Dict[str, float]]] = None,
+                       steps: Optional[int] = None) -> dict:
+        """The iteration boundary: Eqn 5 on ``scores`` (``{group: {cell key: r}}``, the estimator's
+        measurements; ``None`` in warm-up), the convergence test, and the next picks."""
+        trained = not self.in_warmup and scores is not None
         record: Dict[str, Any] = {'iteration': self.iteration, 'val_acc': val_acc, 'val_loss': val_loss,
-                                  'warmup': not trained}
+                                  'warmup': not trained, 'steps': steps, 'final': self._finalists is not None}
         record['expected_madds'] = self._expected_madds()
         if trained:
-            for g, layers in self._layers.items():
-                per_block = [layer.scores() for layer in layers]
-                scores = {k: float(np.mean([s[k] for s in per_block])) for k in per_block[0]}
+            for g in self.populations:
+                group_scores = dict(scores.get(g, {}))
                 if self.references is not None:
-                    scores[self.references[g].key] = 1.0
-                self.populations[g].update_fitness(scores, self.beta)
-                record[f'scores/{g}'] = scores
+                    group_scores[self.references[g].key] = 1.0
+                self.populations[g].update_fitness(group_scores, self.beta)
+                record[f'scores/{g}'] = group_scores
         top_now = {}
         for g, pop in self.populations.items():
             fits = [m.fitness for m in pop.members]
             record[f'fitness_mean/{g}'] = float(np.mean(fits))
             record[f'fitness_max/{g}'] = float(np.max(fits))
             record[f'diversity/{g}'] = pop.diversity()
-            top_now[g] = tuple(m.key for m in pop.top(self.top_m))
+            top_now[g] = tuple(m.key for m in pop.top(self.top_m, min_evals=self.min_evals))
             prev = self._last_top[g] if self._last_top else ()
             record[f'churn/{g}'] = len(set(top_now[g]) - set(prev)) if prev else self.top_m
         if trained:
@@ -748,9 +870,15 @@ class AutoSpace(OneShotStrategy):
                              for g, pop in self.populations.items()}
         self.history.append(record)
         self.iteration += 1
-        done_by_count = self.iterations is not None and self.iteration >= self.iterations
         converged = trained and self.patience > 0 and self._stable_iterations >= self.patience
-        self.finished = bool(done_by_count or converged)
+        if self._finalists is not None:
+            self.finished = self.iteration - self._finals_start >= self.final_iterations
+        else:
+            main_end = None if self.iterations is None else self.iterations - self.final_iterations
+            main_done = converged or (main_end is not None and self.iteration >= main_end)
+            if main_done and self.iteration >= self.warmup_iterations and self.final_iterations > 0:
+                self._begin_finals()
+            self.finished = bool(main_done and self._finalists is None)
         record['converged'] = bool(converged)
         if not self.finished:
             self._sample_next()
@@ -771,7 +899,8 @@ class AutoSpace(OneShotStrategy):
             ref_key = None if self.references is None else self.references[g].key
             # the reference branch is listed by keep_reference; every other member competes on fitness
             # (in an adopted space that includes the user's other candidates)
-            top = [m for m in pop.top(self.top_m + 1, include_reference=True) if m.key != ref_key][:self.top_m]
+            top = [m for m in pop.top(self.top_m + 1, include_reference=True, min_evals=self.min_evals)
+                   if m.key != ref_key][:self.top_m]
             name = (lambda c: None) if layout is None else (lambda c, g=g: layout.user_name(g, c))
             cells = [LearnedCell(m.cell, m.fitness, m.reference, name(m.cell)) for m in top]
             if self.keep_reference and self.references is not None:
@@ -781,13 +910,7 @@ class AutoSpace(OneShotStrategy):
                     cells.append(LearnedCell(ref, member.fitness if member else 1.0, True, name(ref)))
             groups[g] = cells
         from .. import __version__
-        options = {k: v for k, v in vars(self).items() if k in _OPTION_NAMES}
-        options['sampler'] = {'n_nodes': self.sampler.n_nodes, 'ops': list(self.sampler.ops),
-                              'expand_choices': list(self.sampler.expand_choices),
-                              'act_choices': list(self.sampler.act_choices),
-                              'se_choices': list(self.sampler.se_choices), 'edge_prob': self.sampler.edge_prob}
-        options['reference'] = (None if self.references is None else
-                                self.reference_option if isinstance(self.reference_option, str) else 'custom')
+        options = self.options()
         prov = {'package_version': __version__, 'iterations': self.iteration,
                 'converged': bool(self.history and self.history[-1].get('converged')),
                 'wall_time_s': round(self._wall_time, 3), 'dataset': self.dataset_name, 'options': options,
@@ -796,6 +919,29 @@ class AutoSpace(OneShotStrategy):
         return LearnedSpace(self.skeleton, groups, None if self.references is None else dict(self.references),
                             self.budget_madds, self.seed, prov,
                             base=self.adopted.base if self.adopted is not None else None)
+
+    def options(self) -> dict:
+        """Every constructor option, by its constructor name, as plain JSON values: the learned space's
+        provenance (everything that can change the result; only where checkpoints go is left out)."""
+        import inspect
+        out = {}
+        for name in inspect.signature(AutoSpace.__init__).parameters:
+            if name in _NOT_OPTIONS:
+                continue
+            if name == 'reference':
+                value = (None if self.reference_option is None else
+                         self.reference_option if isinstance(self.reference_option, str) else
+                         {g: str(c) for g, c in (self.references or {}).items()} or str(self.reference_option))
+            elif name == 'seed_cells':
+                opt = self.seed_cells
+                value = None if opt is None else ({g: [str(c) for c in v] for g, v in opt.items()}
+                                                  if isinstance(opt, dict) else [str(c) for c in opt])
+            elif name in _SAMPLER_FIELDS:
+                value = getattr(self.sampler, name)
+            else:
+                value = getattr(self, name)
+            out[name] = list(value) if isinstance(value, tuple) else value
+        return json.loads(json.dumps(out, default=str))
 
     def list_models(self, sort: bool = True, limit: Optional[int] = 1):
         """The best architecture inside the learned space: each block takes its group's fittest cell."""
@@ -853,6 +999,8 @@ class AutoSpace(OneShotStrategy):
             'sampled': copy.deepcopy(self.sampled),
             'stable_iterations': self._stable_iterations,
             'last_top': copy.deepcopy(self._last_top),
+            'finalists': copy.deepcopy(self._finalists),
+            'finals_start': self._finals_start,
             'history': copy.deepcopy(self.history),
             'wall_time': self._wall_time,
             'lr_scale': self.lr_scale,
@@ -873,6 +1021,8 @@ class AutoSpace(OneShotStrategy):
         self.sampled = copy.deepcopy(state['sampled'])
         self._stable_iterations = int(state['stable_iterations'])
         self._last_top = copy.deepcopy(state['last_top'])
+        self._finalists = copy.deepcopy(state.get('finalists'))
+        self._finals_start = int(state.get('finals_start', 0))
         self.history = copy.deepcopy(state['history'])
         self._wall_time = float(state.get('wall_time', 0.0))
         # a rollback restores an older checkpoint: keep the faults and learning-rate scale seen since
@@ -912,8 +1062,6 @@ def _input_shape(evaluator) -> Optional[tuple]:
     return tuple(x.shape) if torch.is_tensor(x) else None
 
 
-_OPTION_NAMES = {'population_size', 'sample_k', 'tournament_size', 'p_mutation', 'replacement', 'beta',
-                 'initial_fitness', 'keep_reference', 'top_m', 'patience', 'iterations', 'warmup_iterations',
-                 'steps_per_iteration', 'arc_learning_rate', 'arc_betas', 'arc_weight_decay', 'budget_madds',
-                 'budget_penalty', 'budget_beta', 'budget_scale', 'hard_filter', 'filter_slack',
-                 'gradient_clip_val', 'seed', 'max_rollbacks', 'rollback_lr_factor'}
+#: constructor parameters that are no option of the method (where files go, NNI's hook plumbing)
+_NOT_OPTIONS = {'self', 'checkpoint_dir', 'mutation_hooks', 'kwargs'}
+_SAMPLER_FIELDS = {f.name for f in __import__('dataclasses').fields(CellSampler)}

@@ -1,5 +1,5 @@
 """Per-group cell populations: tournament selection with local mutation, aging replacement, and the
-fitness moving average (METHOD.md "Population and selection" and "Fitness (Eqn 5)").
+fitness moving average (docs/method.md, "Population and selection" and "Fitness").
 
 Pure Python + numpy: nothing here touches torch, so it is unit-testable and cheap to checkpoint.
 """
@@ -13,6 +13,7 @@ import numpy as np
 
 from ..cells.fixed import parse_candidate
 from ..cells.genome import Cell, DEFAULT_OPS, EXPAND_CHOICES, ACT_CHOICES, SE_CHOICES
+from ..fitness import eqn5_update
 
 __all__ = ['Member', 'GroupPopulation', 'CellSampler']
 
@@ -20,9 +21,9 @@ __all__ = ['Member', 'GroupPopulation', 'CellSampler']
 @dataclasses.dataclass
 class Member:
     cell: Cell
-    fitness: float
+    fitness: float        # Eqn 5 over the cell's own scores; before its first score, a prior for tournaments
     birth: int            # creation order within the group; the oldest has the smallest birth
-    evals: int = 0        # iterations in which this cell was sampled and scored
+    evals: int = 0        # iterations in which this cell was sampled and scored (its own evidence)
     reference: bool = False
     parent: Optional[str] = None   # parent's key, for lineage in reports
 
@@ -117,6 +118,8 @@ class GroupPopulation:
         and members whose key is in ``protect`` (this round's picks) are never the ones to leave."""
         if child.key in self.keys() or not self.admissible(child):
             return None
+        # the parent's fitness is the child's prior in tournaments; it is no measurement (evals stays 0,
+        # and the child's first score replaces it, see eqn5_update)
         m = self._add(child, parent.fitness, parent=parent.key)
         while len(self.members) > self.size:
             # reference members (the reference, and an adopted space's own candidates) never age out
@@ -142,45 +145,64 @@ class GroupPopulation:
         return max(contestants, key=lambda m: m.fitness)
 
     def select(self, rng, k: int, *, sample_size: int, p_mutation: float, exclude: set = frozenset(),
-               mutate_tries: int = 20) -> List[Member]:
+               parent_only: set = frozenset(), mutate_tries: int = 20) -> List[Member]:
         """K distinct members by tournament; each winner is, with probability ``p_mutation``, replaced by
-        an admitted local mutation of itself."""
+        an admitted local mutation of itself. Keys in ``exclude`` are never picked. Members in
+        ``parent_only`` (the reference, which is a branch anyway) compete in tournaments, and a win always
+        gives a mutant of them; with ``p_mutation == 0`` they do not compete."""
         chosen: List[Member] = []
         taken = set(exclude)
+        parent_only = set(parent_only)
         for _ in range(k):
-            winner = self.tournament(rng, sample_size, taken)
+            # parents whose mutants could not be admitted this round; with mutation off, parent-only members
+            barred: set = set(parent_only) if p_mutation <= 0 else set()
+            while True:
+                winner = self.tournament(rng, sample_size, (taken - parent_only) | barred)
+                if winner is None:
+                    break
+                must = winner.key in parent_only
+                # a fixed candidate (a user's module the grammar cannot express) competes but never mutates
+                if isinstance(winner.cell, Cell) and (must or rng.rand() < p_mutation):
+                    child = self._admitted_mutant(winner, rng, taken | parent_only, mutate_tries)
+                    if child is not None:
+                        winner = child
+                        break
+                if not must:
+                    break
+                barred.add(winner.key)
             if winner is None:
                 break
-            # a fixed candidate (a user's module the grammar cannot express) competes but never mutates
-            if rng.rand() < p_mutation and isinstance(winner.cell, Cell):
-                for _ in range(mutate_tries):
-                    child = self.sampler.mutate(winner.cell, rng)
-                    if child.key in taken:
-                        continue
-                    admitted = self.admit(child, winner, protect=frozenset(taken | {winner.key}))
-                    if admitted is not None:
-                        winner = admitted
-                        break
             chosen.append(winner)
             taken.add(winner.key)
         return chosen
 
+    def _admitted_mutant(self, parent: Member, rng, taken: set, tries: int) -> Optional[Member]:
+        for _ in range(tries):
+            child = self.sampler.mutate(parent.cell, rng)
+            if child.key in taken:
+                continue
+            admitted = self.admit(child, parent, protect=frozenset(taken | {parent.key}))
+            if admitted is not None:
+                return admitted
+        return None
+
     # ----- fitness -----
     def update_fitness(self, scores: Dict[str, float], beta: float) -> None:
-        """Eqn 5: f <- beta * f + (1 - beta) * r for each scored key; others keep their fitness."""
+        """Eqn 5 (:func:`~autospace_nni.fitness.eqn5_update`) for each scored key; others keep
+        their fitness."""
         for m in self.members:
             if m.key in scores:
-                m.fitness = beta * m.fitness + (1 - beta) * float(scores[m.key])
+                m.fitness = eqn5_update(m.fitness, float(scores[m.key]), beta, m.evals)
                 m.evals += 1
 
-    def ranked(self, *, evaluated_first: bool = True) -> List[Member]:
-        """Members by fitness, best first ("global sorted α"). Cells never scored rank after scored ones,
-        so an untested cell cannot enter the learned space on its initial fitness alone."""
-        return sorted(self.members, key=lambda m: ((m.evals > 0) if evaluated_first else True, m.fitness,
-                                                   -m.birth), reverse=True)
+    def ranked(self, *, min_evals: int = 1) -> List[Member]:
+        """Members by fitness, best first ("global sorted α"). Cells with fewer than ``min_evals`` scores
+        of their own rank after the others, so a cell cannot enter the learned space on a prior or on
+        one lucky score."""
+        return sorted(self.members, key=lambda m: (m.evals >= min_evals, m.fitness, -m.birth), reverse=True)
 
-    def top(self, m: int, *, include_reference: bool = True) -> List[Member]:
-        ranked = [x for x in self.ranked() if include_reference or not x.reference]
+    def top(self, m: int, *, include_reference: bool = True, min_evals: int = 1) -> List[Member]:
+        ranked = [x for x in self.ranked(min_evals=min_evals) if include_reference or not x.reference]
         return ranked[:m]
 
     def diversity(self) -> int:
