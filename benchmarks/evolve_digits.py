@@ -19,7 +19,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--iterations', type=int, default=20)
     ap.add_argument('--seed', type=int, default=0)
-    ap.add_argument('--path-mode', default='sum')
+    ap.add_argument('--fitness', default='alpha-sum')
     ap.add_argument('--out', default='runs/bench-evolve-digits')
     args = ap.parse_args()
     import logging
@@ -29,7 +29,7 @@ def main():
     from autospace_nni.pipeline import EvolveConfig, PRESETS, run_evolve
 
     cfg = EvolveConfig(**{**PRESETS['tiny-8'], 'iterations': args.iterations, 'seed': args.seed,
-                          'path_mode': args.path_mode, 'patience': 0})
+                          'fitness': args.fitness, 'patience': 0})
     t0 = time.perf_counter()
     learned, strategy = run_evolve(cfg, args.out, overwrite=True, progress=False)
     wall = time.perf_counter() - t0
@@ -49,11 +49,11 @@ def main():
             lines.append(f'| {g} | {tag} | `{m.cell}` | {m.fitness:.3f} | {traj} |')
     acc = ' '.join(f'{h["val_acc"]:.2f}' for h in hist)
     cmd = (f'python benchmarks/evolve_digits.py --iterations {args.iterations} --seed {args.seed} '
-           f'--path-mode {args.path_mode}')
+           f'--fitness {args.fitness}')
     table = '\n'.join('    ' + l for l in learned.format_table().splitlines())
     body = (f'tiny-8 on digits, P={cfg.population}, K={cfg.sample_k}, s={cfg.tournament_size}, '
-            f'T={args.iterations}, W={cfg.warmup}, α lr {cfg.arc_lr}, batch {cfg.batch_size}, path mode '
-            f'{args.path_mode}.\n\n'
+            f'T={args.iterations}, W={cfg.warmup}, α lr {cfg.arc_lr}, batch {cfg.batch_size}, '
+            f'fitness {args.fitness}.\n\n'
             f'| figure | value |\n|---|---|\n'
             f'| time per iteration (training only) | {per_it:.2f} s |\n'
             f'| whole command, incl. data and imports | {wall:.1f} s |\n'
@@ -61,7 +61,7 @@ def main():
             f'Learned space:\n\n{table}\n\n'
             f'Fitness trajectories (per iteration; `·` = not yet scored):\n\n'
             f'| group | cell | text | final f | trajectory |\n|---|---|---|---|---|\n' + '\n'.join(lines) + '\n')
-    write_section(f'Evolution on digits ({args.path_mode})', cmd, body)
+    write_section(f'Evolution on digits ({args.fitness})', cmd, body)
     print(body)
 
 

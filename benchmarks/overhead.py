@@ -71,7 +71,8 @@ class _StepTimer:
 def _first_draw(skeleton, sample_k, seed):
     """AutoSpace's first K cells per group (plus the reference), without training."""
     from autospace_nni import AutoSpace, ExplorationSpace
-    s = AutoSpace(population_size=32, sample_k=sample_k, seed=seed, iterations=1, warmup_iterations=0)
+    s = AutoSpace(population_size=32, sample_k=sample_k, seed=seed, iterations=1, warmup_iterations=0,
+                  fitness='alpha-sum')
     space = ExplorationSpace(skeleton)
     s.prepare(space)
     s._sample_next()
@@ -96,7 +97,7 @@ def run_one(which, skeleton_name, batch, steps, sample_k, seed, resolution=None,
     bookkeeping = []
     if which == 'autospace':
         strat = AutoSpace(population_size=32, sample_k=sample_k, seed=seed, iterations=1, warmup_iterations=0,
-                          patience=0, steps_per_iteration=steps)
+                          patience=0, steps_per_iteration=steps, fitness='alpha-sum', final_iterations=0)
         original = AutoSpace._end_iteration
 
         def timed(self, *a, **k):

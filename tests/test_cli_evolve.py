@@ -97,7 +97,7 @@ def test_bad_cells_and_options_are_one_line_exit_2(tmp_path, args, needle):
     ('sample_kk: 3\n', "unknown option 'sample_kk' (did you mean sample_k?)"),
     ('sample_k: three\n', 'sample_k must be int'),
     ('- a\n- b\n', 'must be a mapping'),
-    ('path_mode: foo\n', 'path_mode must be one of sum, sample'),
+    ('fitness: foo\n', 'fitness must be one of alpha-sum, alpha-gates, paired-eval'),
     ('no_progress: 3\n', 'no_progress must be true or false'),
 ])
 def test_invalid_yaml_config_is_one_line_exit_2(run_dir, tmp_path, text, needle):
@@ -114,10 +114,10 @@ def test_invalid_yaml_config_is_one_line_exit_2(run_dir, tmp_path, text, needle)
 def test_yaml_config_sets_defaults_and_flags_win(tmp_path):
     from autospace_nni.cli import _apply_config_file, build_parser
     cfg = tmp_path / 'evolve.yml'
-    cfg.write_text('sample-k: 4\niterations: 9\npath_mode: sample\nbudget_madds: 2.5e5\nno_progress: true\n')
+    cfg.write_text('sample-k: 4\niterations: 9\nfitness: alpha-gates\nbudget_madds: 2.5e5\nno_progress: true\n')
     args = _apply_config_file(build_parser(), ['evolve', '--config', str(cfg), '--iterations', '3', '--out', 'x'])
-    assert (args.sample_k, args.iterations, args.path_mode, args.budget_madds, args.no_progress) == \
-        (4, 3, 'sample', 2.5e5, True)
+    assert (args.sample_k, args.iterations, args.fitness, args.budget_madds, args.no_progress) == \
+        (4, 3, 'alpha-gates', 2.5e5, True)
 
 
 def test_search_rejects_other_format_versions_and_skeletons(run_dir, tmp_path):
