@@ -1,6 +1,6 @@
 """NNI trial entries, for experiments launched with ``nnictl create`` (see ``experiment_configs/``).
 
-``nnictl create`` cannot launch a ``NasExperiment`` (NNI-NOTES 8.1), so each trial here is a plain HPO trial:
+``nnictl create`` cannot launch a ``NasExperiment`` (its dispatcher needs a tuner; README, "nnictl and the NNI web UI"), so each trial here is a plain HPO trial:
 
 * ``python -m autospace_nni.nni_trial evolve [evolve options]``: one AutoSpace evolution. The tuner's
   parameters (``budget_madds``, ``sample_k``, ``reference``, ``seed``, and any other evolve option) override

@@ -67,7 +67,7 @@ class EvolveConfig:
                     rollback_lr_factor=self.rollback_lr_factor)
 
 
-#: per-skeleton settings for the CLI; the strategy itself keeps METHOD.md's defaults. On tiny data an
+#: per-skeleton settings for the CLI; the strategy itself keeps the method's defaults (docs/method.md). On tiny data an
 #: iteration is only a few α steps, so α's learning rate is raised to give a readable fitness signal.
 #: ``arc_lr`` matters only for the α estimators (``--fitness alpha-sum|alpha-gates``).
 PRESETS = {
@@ -78,7 +78,7 @@ PRESETS = {
 }
 
 
-#: known-harmless noise from NNI 3.0 on torch 2.14 / setuptools 80 / Lightning 2.6 (NNI-NOTES 1.3); filtered
+#: known-harmless noise from NNI 3.0 on torch 2.14 / setuptools 80 / Lightning 2.6 (README, "Known NNI 3.0 issues"); filtered
 #: by the command line and the long-running entry points, never in the tests
 KNOWN_HARMLESS_WARNINGS = (
     r'.*is found to be not a nn\.Module.*', r'.*pkg_resources is deprecated.*', r'.*training_service will be ignored.*',

@@ -1,4 +1,4 @@
-"""Cost of the method (issue 7, section 3).
+"""Cost of the method.
 
     .venv/bin/python benchmarks/overhead.py [--skeleton mobile-28] [--batch 64] [--steps 30] [--cells 1000]
 

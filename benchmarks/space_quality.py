@@ -1,4 +1,4 @@
-"""Is the learned space better than the hand-made one? (issue 7, sections 1-2)
+"""Is the learned space better than the hand-made one?
 
     .venv/bin/python benchmarks/space_quality.py --scale smoke|cpu|gpu [--work DIR]
 

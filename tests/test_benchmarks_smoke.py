@@ -1,4 +1,4 @@
-"""The benchmark scripts at smoke scale, so they cannot rot (issue 7). Their numbers are not checked:
+"""The benchmark scripts at smoke scale, so they cannot rot. Their numbers are not checked:
 timings never belong in a test; the real runs write docs/benchmarks.md."""
 
 import subprocess
@@ -17,7 +17,7 @@ def _run(*args):
 def test_overhead_smoke():
     out = _run('benchmarks/overhead.py', '--skeleton', 'tiny-8', '--steps', '4', '--cells', '12', '--batch', '16',
                '--no-write')
-    assert '| NNI DARTS |' in out and '| AutoSpace (path_mode sum) |' in out
+    assert '| NNI DARTS |' in out and '| AutoSpace (path_mode sum) |' in out   # fitness='alpha-sum'
     assert '| forward-hook count of the built cell (MAdds and params) | 12/12 |' in out   # exact agreement
     assert '12/12 |' in out.split('FlopsParamsProfiler')[1].splitlines()[0]
 
@@ -44,3 +44,22 @@ def test_overhead_imagenet_part_smoke():
                '--no-write')
     assert '| NNI ProxylessNAS hub + DARTS |' in out and '| AutoSpace proxylessnas-mobile |' in out
     assert 'median of 3 steps' in out
+
+
+def test_fitness_quality_smoke(tmp_path):
+    import json
+    out = _run('benchmarks/fitness_quality.py', '--scale', 'smoke', '--no-write', '--work', str(tmp_path))
+    for needle in ('| `alpha-sum` |', '| `alpha-gates` |', '| `paired-eval` (default) |', '| baseline: MAdds |',
+                   '| baseline: SynFlow |', 'Noise ceiling', 'τ ≥ 0.5 for the default'):
+        assert needle in out, out[-2000:]
+    summary = json.loads((tmp_path / 'summary.json').read_text())
+    # exactly the documented shape
+    assert set(summary) == {'estimators', 'baselines', 'noise_ceiling_tau', 'default', 'n_cells'}
+    assert set(summary['estimators']) == {'alpha-sum', 'alpha-gates', 'paired-eval'}
+    for row in summary['estimators'].values():
+        assert set(row) == {'tau', 'tau_ci', 'seed_tau', 'top3'} and -1 <= row['tau'] <= 1
+        assert row['tau_ci'][0] <= row['tau_ci'][1]
+    assert set(summary['baselines']) == {'MAdds', 'params', 'SynFlow'} and summary['n_cells'] >= 16
+    # cached: a second invocation trains nothing and reports the same figures
+    again = _run('benchmarks/fitness_quality.py', '--scale', 'smoke', '--no-write', '--work', str(tmp_path))
+    assert json.loads((tmp_path / 'summary.json').read_text()) == summary and '[estimator]' in again

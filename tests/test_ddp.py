@@ -1,4 +1,4 @@
-"""Lightning DDP: 2 CPU processes with the gloo backend (issue 8). The population update is computed on
+"""Lightning DDP: 2 CPU processes with the gloo backend. The population update is computed on
 rank 0 and broadcast, so both ranks end with identical populations; only rank 0 writes the run folder."""
 
 import json

@@ -1,5 +1,5 @@
 """Numerical faults: an injected NaN rolls the run back to its last checkpoint with lower learning rates;
-repeated faults end it with one clear error (issue 8)."""
+repeated faults end it with one clear error."""
 
 import json
 import math

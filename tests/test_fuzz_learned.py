@@ -1,5 +1,5 @@
 """Fuzzing of the learned-space loader: random and corrupted documents either load or raise
-:class:`LearnedSpaceError`; nothing else escapes (issue 8)."""
+:class:`LearnedSpaceError`; nothing else escapes."""
 
 import copy
 import json

@@ -1,5 +1,5 @@
 """A real ``nnictl create`` of ``experiment_configs/evolve_digits.yml``: its NNI manager, its trials, its REST
-API and its web UI in headless Chromium (issue 6). The experiment is always stopped, even on failure."""
+API and its web UI in headless Chromium . The experiment is always stopped, even on failure."""
 
 import contextlib
 import json

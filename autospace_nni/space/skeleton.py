@@ -189,14 +189,14 @@ def reference_cell(skeleton: Skeleton, *, kernel: int = 3, expand: int = 6) -> C
 
 
 SKELETON_PRESETS: Dict[str, Skeleton] = {
-    # ProxylessNAS-mobile backbone (METHOD.md): ImageNet 224.
+    # ProxylessNAS-mobile backbone (the authors' released configs, docs/method.md): ImageNet 224.
     'proxylessnas-mobile': Skeleton(
         name='proxylessnas-mobile', input_shape=(3, 224, 224), num_classes=1000, stem_width=32, stem_stride=2,
         stages=(Stage(24, 4, 2), Stage(40, 4, 2), Stage(80, 4, 2), Stage(96, 4, 1), Stage(192, 4, 2),
                 Stage(320, 1, 1)),
         head_width=1280),
     # The released ProxylessNAS-mobile network (and NNI's hub space) widens stage 1 to 32 channels; the
-    # search skeleton above keeps METHOD.md's 24. Used by the published-network check.
+    # search skeleton above keeps the released configs' 24. Used by the published-network check.
     'proxylessnas-mobile-released': Skeleton(
         name='proxylessnas-mobile-released', input_shape=(3, 224, 224), num_classes=1000, stem_width=32,
         stem_stride=2,
