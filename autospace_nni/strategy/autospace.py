@@ -893,7 +893,7 @@ class AutoSpace(OneShotStrategy):
         """The top-M cells per group (plus the reference cells with ``keep_reference``)."""
         if not self.populations:
             raise RuntimeError('AutoSpace has not been run yet')
-        groups = {}
+        groups, thin_evidence = {}, {}
         layout = None if self.adopted is None else self.adopted.layout
         for g, pop in self.populations.items():
             ref_key = None if self.references is None else self.references[g].key
@@ -903,6 +903,10 @@ class AutoSpace(OneShotStrategy):
                    if m.key != ref_key][:self.top_m]
             name = (lambda c: None) if layout is None else (lambda c, g=g: layout.user_name(g, c))
             cells = [LearnedCell(m.cell, m.fitness, m.reference, name(m.cell)) for m in top]
+            # cells short of min_evals rank after all others; a short run may still need them to fill M
+            thin = [str(m.cell) for m in top if m.evals < self.min_evals]
+            if thin:
+                thin_evidence[g] = thin
             if self.keep_reference and self.references is not None:
                 ref = self.references[g]
                 if ref.key not in {c.cell.key for c in cells}:
@@ -914,7 +918,9 @@ class AutoSpace(OneShotStrategy):
         prov = {'package_version': __version__, 'iterations': self.iteration,
                 'converged': bool(self.history and self.history[-1].get('converged')),
                 'wall_time_s': round(self._wall_time, 3), 'dataset': self.dataset_name, 'options': options,
-                'rollbacks': self.rollbacks}
+                'rollbacks': self.rollbacks,
+                # learned cells with fewer than min_evals scores of their own, by group (a short run)
+                'thin_evidence': thin_evidence}
         prov = json.loads(json.dumps(prov, default=str))   # plain JSON types, so save/load round-trips
         return LearnedSpace(self.skeleton, groups, None if self.references is None else dict(self.references),
                             self.budget_madds, self.seed, prov,
