@@ -201,7 +201,7 @@ class AutoSpaceLightningModule(BaseOneShotLightningModule):
         # the held-out loader of the CombinedLoader that AutoSpace.train_dataloader built
         return self.strategy._mutated_model_space.evaluator.train_dataloaders.flattened[1].dataset
 
-    def _paired_scores(self) -> tuple:
+    def _paired_scores(self, score: bool = True) -> tuple:
         """``paired-eval``: each sampled cell in its group's blocks, the reference cell everywhere else,
         against the all-reference network, on the same held-out images. Returns the scores per group
         and the held-out accuracy and loss of the all-reference network."""
@@ -229,8 +229,8 @@ class AutoSpaceLightningModule(BaseOneShotLightningModule):
                 m.momentum = 0.0
             with torch.no_grad():
                 ref_loss, ref_acc = loss_of({})
-                scores = {}
-                for g, layers in s._layers.items():
+                scores = {} if score else None
+                for g, layers in (s._layers.items() if score else ()):
                     keys = [c.key for c in layers[0].branches]
                     cells = range(len(keys) - 1) if layers[0].has_reference else range(len(keys))
                     losses = {keys[i]: (ref_loss if i == base[g] else loss_of({g: i})[0]) for i in cells}
@@ -256,12 +256,12 @@ class AutoSpaceLightningModule(BaseOneShotLightningModule):
         s = self.strategy
         steps = self._steps_in_iteration
         scores = None
-        if not s.in_warmup:
-            if s.estimator.scores_from == 'paired':
-                scores, acc, loss = self._paired_scores()
-                self._val_correct, self._val_total, self._val_loss_sum = acc, 1, loss
-            else:
-                scores = self._alpha_scores()
+        if s.estimator.scores_from == 'paired':
+            # the held-out accuracy of the iteration is the all-reference network's (warm-up included)
+            scores, acc, loss = self._paired_scores(score=not s.in_warmup)
+            self._val_correct, self._val_total, self._val_loss_sum = acc, 1, loss
+        elif not s.in_warmup:
+            scores = self._alpha_scores()
         correct, loss_sum, total = float(self._val_correct), self._val_loss_sum, float(self._val_total)
         if self.trainer.world_size > 1:
             # under DDP each rank saw its own share of the held-out batches: pool the raw sums
