@@ -23,7 +23,9 @@ as good as the average sampled cell"):
 :data:`DEFAULT_FITNESS` is the estimator whose rank correlation with stand-alone training was best in
 ``benchmarks/fitness_quality.py`` (docs/benchmarks.md, "Fitness quality").
 
-Pure Python + numpy: the Lightning module measures, this module only does arithmetic.
+Pure Python: this module only does arithmetic. The measuring happens in
+``autospace_nni/strategy/autospace.py``: ``AutoSpaceLightningModule.training_step`` (what each estimator
+trains), ``_alpha_scores`` and ``_paired_scores`` (what it measures at the end of an iteration).
 """
 
 from __future__ import annotations
