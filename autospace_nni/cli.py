@@ -205,6 +205,8 @@ def _cmd_search(args) -> int:
         raise _usage('--trials and --epochs must be >= 1')
     if args.concurrency < 1:
         raise _usage('--concurrency must be >= 1')
+    if not 0 < args.budget_floor <= 1:
+        raise _usage(f'--budget-floor must be in (0, 1], got {args.budget_floor}')
     if os.environ.get('AUTOSPACE_QUIET'):
         quiet_libraries()
     learned = load_search_space(args.space, args.skeleton)
@@ -217,7 +219,7 @@ def _cmd_search(args) -> int:
                         batch_size=args.batch_size, lr=args.lr, seed=args.seed, trials=args.trials,
                         concurrency=args.concurrency, port=args.port, out_dir=out, dataset_name=args.dataset,
                         data_dir=args.data_dir, trial_epochs=args.trial_epochs, limit=args.limit, device=args.device,
-                        progress=not args.no_progress)
+                        progress=not args.no_progress, budget_floor=args.budget_floor)
     record['space_file'] = args.space
     record['dataset'] = args.dataset
     _write_json(out / 'arch.json', record)
@@ -418,6 +420,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--skeleton', default=None, help='skeleton preset (required for --space manual)')
     p.add_argument('--strategy', required=True, choices=STRATEGIES)
     p.add_argument('--budget-madds', type=float, default=None)
+    p.add_argument('--budget-floor', type=float, default=0.9,
+                   help='the found network must cost at least this fraction of the budget (1 = exactly; the budget '
+                        "is capped at the space's priciest network)")
     p.add_argument('--epochs', type=int, default=4, help='supernet epochs (one-shot strategies)')
     p.add_argument('--trials', type=int, default=8, help='architectures tried (spos stage 2, evolution, random)')
     p.add_argument('--trial-epochs', type=int, default=1, help='training epochs per multi-trial trial')

@@ -4,7 +4,7 @@ cost (``autospace-nni search``).
 =============  ===========================================  ===========================================
 strategy       NNI class                                    budget mechanism
 =============  ===========================================  ===========================================
-darts          ``DARTS``                                    :class:`BudgetPenalty` (``mul#log``), bound to α
+darts          ``DARTS``                                    :class:`BudgetPenalty` (hinged ``mul#log``), bound to α
 gumbel         ``GumbelDARTS``                              same
 proxyless      ``Proxyless``                                same
 spos           ``RandomOneShot`` then ``RegularizedEvolution``  ``filter=`` on sampled paths, then a ``Filter``
@@ -12,6 +12,10 @@ spos           ``RandomOneShot`` then ``RegularizedEvolution``  ``filter=`` on s
 evolution      ``RegularizedEvolution`` (training service)  ``Filter`` middleware, invalid → metric 0
 random         ``Random`` (training service)                ``Filter`` middleware
 =============  ===========================================  ===========================================
+
+With a budget B every search fills it: the exported network lands in ``[budget_floor * B, B]`` (B capped
+at the space's priciest network). One-shot exports move toward that window from either side
+(:func:`constrained_export`); multi-trial strategies see a ``Filter`` with that lower bound.
 
 Multi-trial runs go through NNI's training-service engine (a real NNI manager on a local port). Every
 trial reports a dict metric whose ``arch`` is the architecture it trained, and results are read from
@@ -148,7 +152,7 @@ def run_search(learned: LearnedSpace, strategy: str, data: DataSplits, *, budget
                epochs: int = 4, batch_size: int = 64, lr: float = 0.05, seed: int = 0, trials: int = 8,
                concurrency: int = 1, port: int = 8745, out_dir=None, dataset_name: str = 'digits',
                data_dir: Optional[str] = None, trial_epochs: int = 1, limit: Optional[int] = None,
-               device: str = 'cpu', progress: bool = False) -> Dict:
+               device: str = 'cpu', progress: bool = False, budget_floor: Optional[float] = 0.9) -> Dict:
     """Search ``learned`` with ``strategy``; returns the ``arch.json`` record. ``progress`` shows Lightning's
     bar for supernet epochs and a bar of finished trials for multi-trial strategies."""
     import warnings
@@ -169,7 +173,14 @@ def run_search(learned: LearnedSpace, strategy: str, data: DataSplits, *, budget
         if cheapest > budget_madds:
             raise AutoSpaceError(f'budget {budget_madds:.4g} MAdds is below the cheapest network in this space '
                                  f'({cheapest:.4g} MAdds); raise --budget-madds')
-    within = (lambda sample: True) if budget_madds is None else (lambda sample: profiler.profile(sample) <= budget_madds)
+    if budget_floor is not None and not 0 < budget_floor <= 1:
+        raise AutoSpaceError(f'budget_floor must be in (0, 1], got {budget_floor}')
+    lo = None
+    if budget_madds is not None and budget_floor is not None:
+        # a space whose priciest network is under the budget cannot fill it: its window is below that one
+        lo = budget_floor * min(budget_madds, profiler.profile(_priciest_sample(learned, profiler)))
+    within = (lambda sample: True) if budget_madds is None else (
+        lambda sample: (lo or 0) <= profiler.profile(sample) <= budget_madds)
     out_dir = Path(out_dir) if out_dir else None
     workdir = str((out_dir or Path('.')) / 'nni-experiments')
     space = learned.model_space()
@@ -186,12 +197,14 @@ def run_search(learned: LearnedSpace, strategy: str, data: DataSplits, *, budget
         sample = exp.export_top_models(formatter='dict')[0]
         if budget_madds is not None:
             probs = exp.strategy.oneshot_module.export_probs()
-            sample = constrained_export(sample, probs, profiler, budget_madds)
+            sample = constrained_export(sample, probs, profiler, budget_madds, floor=lo)
         exp.stop()
     elif strategy == 'spos':
         ev = make_evaluator(data, max_epochs=epochs, batch_size=batch_size, learning_rate=lr, seed=seed,
                             accelerator=device, enable_progress_bar=progress)
-        exp = NasExperiment(space, ev, RandomOneShot(filter=within if budget_madds is not None else None))
+        # supernet paths only need to fit under the budget; the window applies to the evolution's picks
+        under = lambda sample: profiler.profile(sample) <= budget_madds
+        exp = NasExperiment(space, ev, RandomOneShot(filter=under if budget_madds is not None else None))
         exp.config.experiment_working_directory = workdir
         exp.run()
         exp.stop()
@@ -232,7 +245,8 @@ def run_search(learned: LearnedSpace, strategy: str, data: DataSplits, *, budget
         sample, metric = best['sample'], best['metric']
     cost = learned.cost(sample)
     return {'skeleton': skeleton.to_dict(), 'sample': dict(sample), 'madds': cost.madds, 'params': cost.params,
-            'budget_madds': budget_madds, 'search_metric': metric, 'strategy': strategy, 'seed': seed,
+            'budget_madds': budget_madds, 'budget_window': None if budget_madds is None else [lo, budget_madds],
+            'search_metric': metric, 'strategy': strategy, 'seed': seed,
             'space': learned.provenance.get('kind', 'learned'), 'search_wall_time_s': round(time.time() - t0, 2)}
 
 
@@ -281,28 +295,48 @@ class _TrialProgress:
 
 
 def constrained_export(sample: Dict[str, str], probs: Dict[str, Dict[str, float]], profiler: AnalyticCostProfiler,
-                       budget: float) -> Dict[str, str]:
-    """The argmax architecture, moved inside the budget: while it is over, take the swap to a cheaper
-    candidate that loses the least log-probability per MAdd saved. A soft penalty alone lands wherever
-    the training got to; this makes every one-shot export respect the budget."""
+                       budget: float, floor: Optional[float] = None) -> Dict[str, str]:
+    """The argmax architecture, moved into ``[floor, budget]``: while it is over the budget, take the swap
+    to a cheaper candidate that loses the least log-probability per MAdd saved; while it is under
+    ``floor``, the swap to a costlier candidate that stays within the budget and loses the least
+    log-probability per MAdd added. A soft penalty alone lands wherever the training got to; this makes
+    every one-shot export fill the budget without exceeding it."""
     import math
-    sample = dict(sample)
-    while profiler.profile(sample) > budget:
-        best = None
+
+    def logp(dist, c):
+        return math.log(max(float(dist[c]), 1e-12))
+
+    def best_swap(direction):
+        total, best = profiler.profile(sample), None
         for label, dist in probs.items():
             cur = sample[label]
             cur_cost = profiler.block_cost(label, cur)
-            for cand, p in dist.items():
-                saved = cur_cost - profiler.block_cost(label, cand)
-                if saved <= 0:
+            for cand in dist:
+                delta = (profiler.block_cost(label, cand) - cur_cost) * direction
+                if delta <= 0 or (direction > 0 and total + delta > budget):
                     continue
-                loss = (math.log(max(float(dist[cur]), 1e-12)) - math.log(max(float(p), 1e-12))) / saved
+                loss = (logp(dist, cur) - logp(dist, cand)) / delta
                 if best is None or loss < best[0]:
                     best = (loss, label, cand)
+        return best
+
+    sample = dict(sample)
+    while profiler.profile(sample) > budget:
+        best = best_swap(-1)
+        if best is None:
+            break
+        sample[best[1]] = best[2]
+    while floor is not None and profiler.profile(sample) < floor:
+        best = best_swap(+1)
         if best is None:
             break
         sample[best[1]] = best[2]
     return sample
+
+
+def _priciest_sample(learned: LearnedSpace, profiler: AnalyticCostProfiler) -> Dict[str, str]:
+    return {spec.label: max(learned.candidates(spec), key=lambda c: profiler.block_cost(spec.label, c))
+            for spec in learned.block_specs()}
 
 
 def _cheapest_sample(learned: LearnedSpace, profiler: AnalyticCostProfiler) -> Dict[str, str]:

@@ -65,6 +65,8 @@ def test_oneshot_strategies_respect_the_budget(spaces, digits, tmp_path, kind, s
     for spec in SK.blocks():
         assert rec['sample'][spec.label] in space.candidates(spec)
     assert rec['madds'] == space.cost(rec['sample']).madds <= BUDGET
+    lo, hi = rec['budget_window']
+    assert hi == BUDGET and rec['madds'] >= lo >= 0.9 * min(BUDGET, space.cost(_priciest(space)).madds) - 1
     assert rec['strategy'] == strategy and rec['budget_madds'] == BUDGET
 
 
@@ -74,7 +76,7 @@ def test_multi_trial_through_the_nni_manager(spaces, digits, tmp_path, kind, str
     space = spaces[kind]
     rec = run_search(space, strategy, digits, budget_madds=BUDGET, trials=3, concurrency=concurrency,
                      port=_free_port(), out_dir=tmp_path, dataset_name='digits', trial_epochs=1, seed=1)
-    assert rec['madds'] <= BUDGET and 0.0 <= rec['search_metric'] <= 1.0
+    assert rec['budget_window'][0] <= rec['madds'] <= BUDGET and 0.0 <= rec['search_metric'] <= 1.0
     assert set(rec['sample']) == set(SK.labels)
 
 
@@ -107,6 +109,19 @@ def test_constrained_export_moves_inside_the_budget():
     fixed = constrained_export(big, probs, profiler, BUDGET)
     assert profiler.profile(fixed) <= BUDGET
     assert constrained_export(fixed, probs, profiler, BUDGET) == fixed     # already inside: unchanged
+    # from below: a network far under the budget is moved up into [0.9 B, B], never over it
+    small = {spec.label: min(space.candidates(spec), key=lambda c: profiler.block_cost(spec.label, c))
+             for spec in SK.blocks()}
+    assert profiler.profile(small) < 0.9 * BUDGET
+    filled = constrained_export(small, probs, profiler, BUDGET, floor=0.9 * BUDGET)
+    assert 0.9 * BUDGET <= profiler.profile(filled) <= BUDGET
+    assert constrained_export(small, probs, profiler, BUDGET) == small     # no floor: only moves down
+
+
+def _priciest(space):
+    profiler = AnalyticCostProfiler(SK)
+    return {spec.label: max(space.candidates(spec), key=lambda c: profiler.block_cost(spec.label, c))
+            for spec in SK.blocks()}
 
 
 def test_export_round_trips(tmp_path, digits):
