@@ -17,7 +17,7 @@ import numpy as np
 
 from .errors import AutoSpaceError
 
-__all__ = ['sample_architectures', 'sample_space', 'load_samples', 'plot_edfs', 'edf']
+__all__ = ['sample_architectures', 'sample_space', 'load_samples', 'plot_edfs', 'edf', 'edf_band', 'mean_error_ci']
 
 RESULTS = 'design_space.jsonl'
 
@@ -92,27 +92,56 @@ def edf(errors: Sequence[float]) -> Tuple[np.ndarray, np.ndarray]:
     return x, np.arange(1, len(x) + 1) / len(x)
 
 
-def plot_edfs(folders: Sequence, path) -> List[dict]:
-    """One EDF curve per folder; returns a summary row per folder (n, mean/min error, MAdds range)."""
+def edf_band(errors: Sequence[float], grid: np.ndarray, *, boot: int = 1000, level: float = 0.90,
+             seed: int = 0) -> Tuple[np.ndarray, np.ndarray]:
+    """Pointwise bootstrap band of the EDF on ``grid``: architectures resampled with replacement."""
+    e = np.asarray(errors, dtype=float)
+    rs = np.random.RandomState(seed)
+    curves = np.array([(np.sort(e[rs.randint(0, len(e), len(e))])[:, None] <= grid[None, :]).mean(0)
+                       for _ in range(boot)])
+    lo, hi = np.percentile(curves, [50 * (1 - level), 100 - 50 * (1 - level)], axis=0)
+    return lo, hi
+
+
+def mean_error_ci(errors: Sequence[float], *, boot: int = 2000, level: float = 0.90, seed: int = 0) -> List[float]:
+    e = np.asarray(errors, dtype=float)
+    rs = np.random.RandomState(seed)
+    means = [e[rs.randint(0, len(e), len(e))].mean() for _ in range(boot)]
+    return [float(v) for v in np.percentile(means, [50 * (1 - level), 100 - 50 * (1 - level)])]
+
+
+def plot_edfs(folders: Sequence, path, *, bands: bool = False, boot: int = 1000) -> List[dict]:
+    """One EDF curve per folder (with ``bands``, its 90% bootstrap band); returns a summary row per folder
+    (n, mean/min error with the mean's 90% interval, MAdds range)."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
-    rows = []
+    rows, loaded = [], []
     for folder in folders:
         recs = load_samples(folder)
         if not recs:
             raise AutoSpaceError(f'{folder}/{RESULTS} is empty')
+        loaded.append((folder, recs))
+    every = np.concatenate([[r['error'] for r in recs] for _, recs in loaded])
+    grid = np.linspace(every.min(), every.max(), 200)
+    for folder, recs in loaded:
         errs = [r['error'] for r in recs]
         label = recs[0].get('space') or Path(folder).name
         x, y = edf(errs)
-        ax.step(x, y, where='post', label=f'{label} (n={len(errs)}, mean {np.mean(errs):.3f})')
+        line, = ax.step(x, y, where='post', label=f'{label} (n={len(errs)}, mean {np.mean(errs):.3f})')
+        if bands:
+            lo, hi = edf_band(errs, grid, boot=boot)
+            ax.fill_between(grid, lo, hi, step='post', alpha=0.2, color=line.get_color(), linewidth=0)
         madds = [r['madds'] for r in recs]
         rows.append({'space': label, 'folder': str(folder), 'n': len(errs), 'mean_error': float(np.mean(errs)),
-                     'min_error': float(np.min(errs)), 'madds_min': int(min(madds)), 'madds_max': int(max(madds))})
+                     'mean_error_ci': mean_error_ci(errs), 'min_error': float(np.min(errs)),
+                     'madds_min': int(min(madds)), 'madds_max': int(max(madds)),
+                     'madds_mean': float(np.mean(madds))})
     ax.set_xlabel('test error')
     ax.set_ylabel('cumulative fraction of architectures')
-    ax.set_title('Error EDFs (a curve further up-left is a better design space)', fontsize=10)
+    ax.set_title('Error EDFs (a curve further up-left is a better design space)'
+                 + ('; 90% bootstrap bands' if bands else ''), fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()

@@ -66,8 +66,28 @@ def _augment(x: torch.Tensor, gen: torch.Generator, pad: int = 2) -> torch.Tenso
     return out
 
 
+def _erase(x: torch.Tensor, gen: torch.Generator, p: float = 0.5, area=(0.02, 0.2), ratio=(0.3, 3.3)) -> torch.Tensor:
+    """Random erasing (Zhong et al., 2020): with probability ``p`` per image, one rectangle of a random
+    area fraction and aspect ratio is set to 0 (the normalised data's mean)."""
+    import math
+    n, _, h, w = x.shape
+    x = x.clone()
+    u = torch.rand(n, 4, generator=gen)
+    for i in range(n):
+        if u[i, 0] >= p:
+            continue
+        a = (area[0] + (area[1] - area[0]) * float(u[i, 1])) * h * w
+        r = math.exp(math.log(ratio[0]) + (math.log(ratio[1]) - math.log(ratio[0])) * float(u[i, 2]))
+        eh, ew = min(h, max(1, round(math.sqrt(a * r)))), min(w, max(1, round(math.sqrt(a / r))))
+        pos = int(float(u[i, 3]) * (h - eh + 1) * (w - ew + 1))
+        top, left = pos // (w - ew + 1), pos % (w - ew + 1)
+        x[i, :, top:top + eh, left:left + ew] = 0
+    return x
+
+
 def retrain(arch: Architecture, data: DataSplits, *, epochs: int = 10, batch_size: int = 64, lr: float = 0.05,
-            label_smoothing: float = 0.1, weight_decay: float = 4e-5, augment: bool = False, seed: int = 0,
+            label_smoothing: float = 0.1, weight_decay: float = 4e-5, augment: bool = False, erase: bool = False,
+            seed: int = 0,
             device: str = 'cpu', out_dir=None, progress: bool = False, on_epoch=None) -> dict:
     """Train ``arch`` from scratch with the standard recipe; ``on_epoch(epoch, val_acc)`` is called after
     each epoch (NNI trials report it as an intermediate result)."""
@@ -95,6 +115,8 @@ def retrain(arch: Architecture, data: DataSplits, *, epochs: int = 10, batch_siz
             xb = x[idx]
             if augment:
                 xb = _augment(xb, gen)
+            if erase:
+                xb = _erase(xb, gen)
             loss = crit(model(xb.to(device)), y[idx].to(device))
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -118,7 +140,7 @@ def retrain(arch: Architecture, data: DataSplits, *, epochs: int = 10, batch_siz
                'madds': cost.madds, 'params': cost.params, 'epochs': epochs, 'wall_time_s': round(wall, 2),
                'dataset': data.name, 'recipe': {'optimizer': 'SGD nesterov momentum 0.9', 'lr': lr,
                                                 'schedule': 'cosine', 'label_smoothing': label_smoothing,
-                                                'weight_decay': weight_decay, 'augment': augment,
+                                                'weight_decay': weight_decay, 'augment': augment, 'erase': erase,
                                                 'batch_size': batch_size, 'seed': seed},
                'history': history}
     model = model.cpu().eval()

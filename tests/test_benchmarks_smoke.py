@@ -23,18 +23,31 @@ def test_overhead_smoke():
 
 
 def test_space_quality_smoke(tmp_path):
-    out = _run('benchmarks/space_quality.py', '--scale', 'smoke', '--no-write', '--work', str(tmp_path), '--port',
-               '8779')
-    for needle in ('| darts | learned |', '| darts | manual |', '| random | learned |', '| random | manual |',
-                   '| learned | 3 |', '| manual | 3 |', 'Convergence', '| small | ', '| large | ',
-                   'each space wins at its own budget', '| learned-arc-lr-0.1 | 3 |', 'at a larger α step'):
-        assert needle in out, out[-2000:]
-    assert (tmp_path / 'edf.png').exists() and (tmp_path / 'evolve_ref-none' / 'learned_space.json').exists()
-    # the two budget-specialised spaces really were learned under their budgets
     import json
-    small, large = (json.loads((tmp_path / f'evolve_budget-{b}' / 'learned_space.json').read_text())
-                    for b in ('small', 'large'))
+    args = ('benchmarks/space_quality.py', '--scale', 'smoke', '--no-write', '--work', str(tmp_path), '--port', '8779')
+    out = _run(*args)
+    for needle in ('| darts | ', '| random | ', 'Wilcoxon p', 'Goal P1', 'outside the bands', 'Reference on vs off',
+                   'Budget specialisation', '| small | ', '| large | ', 'Goal P2'):
+        assert needle in out, out[-2000:]
+    assert 'Pending' not in out
+    assert (tmp_path / 'space_quality_smoke_edf.png').exists() and (tmp_path / 'space_quality_smoke_pareto.png').exists()
+    summary = json.loads((tmp_path / 'summary.json').read_text())
+    assert set(summary) == {'p1', 'p2'} and set(summary['p1']['algorithms']) == {'darts', 'random'}
+    for row in summary['p1']['algorithms'].values():
+        assert set(row) == {'learned_mean', 'manual_mean', 'delta', 'p_value', 'learned_madds', 'manual_madds', 'seeds'}
+        assert row['seeds'] == 2 and 0 < row['learned_mean'] <= 1
+    assert set(summary['p2']) == {'best_test_acc', 'madds', 'params', 'arch'}
+    # every search filled its budget: the winners lie in their window
+    for f in tmp_path.glob('p1_*/result.json'):
+        r = json.loads(f.read_text())
+        assert r['budget_window'][0] <= r['madds'] <= r['budget']
+    # the two budget-specialised spaces really were learned under their budgets
+    small, large = (json.loads((tmp_path / f'evolve_{b}' / 'learned_space.json').read_text())
+                    for b in ('budget-small', 'ref-default'))
     assert small['budget_madds'] < large['budget_madds']
+    # from the cache alone the report is the same and nothing is pending
+    again = _run(*args, '--report-only')
+    assert 'Pending' not in again and json.loads((tmp_path / 'summary.json').read_text()) == summary
 
 
 def test_overhead_imagenet_part_smoke():

@@ -142,3 +142,10 @@ def test_every_estimator_scores_the_sampled_cells(digits, fitness):
             assert all(np.isfinite(v) and v > 0 for v in scores.values())
             # the picks differ, so a working estimator gives them different scores
             assert len({round(v, 9) for k, v in scores.items() if k != s.references[g].key}) > 1
+
+
+def test_final_iterations_fit_after_the_warm_up_within_t(digits):
+    # ceil(top_m / K) = 3 final iterations do not fit in T=3 after W=2: one does, and the run still has T iterations
+    _, s = _evolve(digits, epochs=3, population_size=8, sample_k=2, top_m=6, warmup_iterations=2, patience=0,
+                   steps_per_iteration=2)
+    assert [(h['warmup'], h['final']) for h in s.history] == [(True, False), (True, False), (False, True)]

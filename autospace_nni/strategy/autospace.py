@@ -795,9 +795,15 @@ class AutoSpace(OneShotStrategy):
             self.sampled[g] = [m.key for m in chosen]
         self._apply_branches()
 
+    def _finals_planned(self) -> int:
+        """The final iterations, capped so that they fit after the warm-up within T."""
+        if self.iterations is None:
+            return self.final_iterations
+        return min(self.final_iterations, max(0, self.iterations - self.warmup_iterations))
+
     def _begin_finals(self) -> None:
         """Fix each group's finalists: its best cells by their own scores (the reference aside)."""
-        n = self.final_iterations * self.sample_k
+        n = self._finals_planned() * self.sample_k
         self._finals_start = self.iteration
         self._finalists = {}
         for g, pop in self.populations.items():
@@ -871,12 +877,13 @@ class AutoSpace(OneShotStrategy):
         self.history.append(record)
         self.iteration += 1
         converged = trained and self.patience > 0 and self._stable_iterations >= self.patience
+        finals = self._finals_planned()
         if self._finalists is not None:
-            self.finished = self.iteration - self._finals_start >= self.final_iterations
+            self.finished = self.iteration - self._finals_start >= finals
         else:
-            main_end = None if self.iterations is None else self.iterations - self.final_iterations
+            main_end = None if self.iterations is None else self.iterations - finals
             main_done = converged or (main_end is not None and self.iteration >= main_end)
-            if main_done and self.iteration >= self.warmup_iterations and self.final_iterations > 0:
+            if main_done and finals > 0:
                 self._begin_finals()
             self.finished = bool(main_done and self._finalists is None)
         record['converged'] = bool(converged)
