@@ -44,18 +44,20 @@ SCALES = {
     'smoke': dict(dataset='digits', skeleton='tiny-8', budget=3.5e5, spec_budget=2.5e5, evolve_limit=400,
                   iterations=4, population=8, sample_k=2, search_limit=400, search_epochs=1, trials=2, trial_epochs=1,
                   seeds=[0, 1], retrain_epochs=1, retrain_batch=64, retrain_lr=0.05, edf_n=3, edf_epochs=1,
-                  edf_limit=400, strategies=['darts', 'random'], p2_epochs=1, boot=200),
+                  edf_limit=400, strategies=['darts', 'random'], p2_epochs=1, boot=200, side_seeds=1),
     # sized on 2 cores: an evolution ~6 min, a search 5 min, a full-data retrain of a ~12 M MAdds network
     # ~20-25 min (10 epochs on 50k images), an EDF network ~1 min; about 13 h in all, so it runs over several
     # sessions from its cache
     'cpu': dict(dataset='fashion-mnist', skeleton='mobile-28', budget=12e6, spec_budget=7e6, evolve_limit=6000,
                 iterations=12, population=24, sample_k=4, search_limit=6000, search_epochs=2, trials=10,
                 trial_epochs=1, seeds=[0, 1, 2, 3, 4], retrain_epochs=10, retrain_batch=128, retrain_lr=0.1,
-                edf_n=40, edf_epochs=3, edf_limit=10000, strategies=['darts', 'evolution'], p2_epochs=40, boot=2000),
+                edf_n=40, edf_epochs=3, edf_limit=10000, strategies=['darts', 'evolution'], p2_epochs=40, boot=2000,
+                side_seeds=3),
     'gpu': dict(dataset='fashion-mnist', skeleton='mobile-28', budget=12e6, spec_budget=7e6, evolve_limit=None,
                 iterations=30, population=64, sample_k=4, search_limit=None, search_epochs=10, trials=30,
                 trial_epochs=3, seeds=[0, 1, 2, 3, 4, 5, 6, 7], retrain_epochs=30, retrain_batch=128, retrain_lr=0.1,
-                edf_n=60, edf_epochs=5, edf_limit=None, strategies=['darts', 'evolution'], p2_epochs=200, boot=2000),
+                edf_n=60, edf_epochs=5, edf_limit=None, strategies=['darts', 'evolution'], p2_epochs=200, boot=2000,
+                side_seeds=5),
 }
 P2_MADDS = 25e6
 
@@ -186,12 +188,13 @@ def main():
             for name in ('learned', 'manual'):
                 rows.append(search_retrain(name, strategy, seed, B, f'p1_{strategy}_{name}_seed{seed}'))
     # 4. reference off: its DARTS winners, paired by seed with the learned space's
-    for seed in S['seeds']:
+    side = S['seeds'][:S['side_seeds']]
+    for seed in side:
         rows.append(search_retrain('learned-no-ref', 'darts', seed, B, f'p1_darts_learned-no-ref_seed{seed}'))
-    # 5. budget specialisation: both spaces learned at a budget, each searched at both (DARTS, seeds 0-2)
+    # 5. budget specialisation: both spaces learned at a budget, each searched at both (DARTS, the side seeds)
     for sname in ('learned', 'learned-small'):
         for bname, budget in (('large', B), ('small', S['spec_budget'])):
-            for seed in S['seeds'][:3]:
+            for seed in side:
                 if sname == 'learned' and bname == 'large':
                     continue   # that is P1's DARTS row
                 rows.append(search_retrain(sname, 'darts', seed, budget, f'spec_{sname}_at-{bname}_seed{seed}'))
@@ -292,10 +295,10 @@ def report(args, S, work, spaces, rows, edf_dirs, p2, pending, plot_edfs, mean_e
     # budget specialisation
     spec = {}
     for r in rows:
-        if r['strategy'] == 'darts' and r['space'] in ('learned', 'learned-small') and r['seed'] in S['seeds'][:3]:
+        if r['strategy'] == 'darts' and r['space'] in ('learned', 'learned-small') and r['seed'] in S['seeds'][:S['side_seeds']]:
             spec.setdefault((r['space'], 'large' if r['budget'] == B else 'small'), []).append(r)
     if spec:
-        lines += ['', f'Budget specialisation (DARTS, seeds {S["seeds"][:3]}): spaces learned at {B / 1e6:.3g} M and '
+        lines += ['', f'Budget specialisation (DARTS, seeds {S["seeds"][:S["side_seeds"]]}): spaces learned at {B / 1e6:.3g} M and '
                       f'{S["spec_budget"] / 1e6:.3g} M, each searched at both; mean test accuracy (mean MAdds).', '',
                   '| space learned at | searched at large | searched at small |', '|---|---|---|']
         for sname in ('learned', 'learned-small'):
