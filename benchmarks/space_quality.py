@@ -30,7 +30,6 @@ docs/benchmarks.md ("Space quality (<scale>)"); <work>/summary.json holds the P1
 """
 
 import argparse
-import dataclasses
 import json
 import sys
 from pathlib import Path

@@ -43,7 +43,7 @@ from ..space.adopted import AdoptedSpace, adopt, pin_left_alone
 from ..space.exploration import ExplorationSpace
 from ..space.network import choice_cost
 from ..space.learned import LearnedCell, LearnedSpace
-from ..space.skeleton import Skeleton, reference_cell
+from ..space.skeleton import Skeleton
 from ..space.supernet import AutoSpaceMixedLayer
 from .evolution import CellSampler, GroupPopulation
 from ..fitness import DEFAULT_FITNESS, estimator as fitness_estimator, paired_scores
