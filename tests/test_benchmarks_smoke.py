@@ -9,7 +9,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _run(*args):
-    r = subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=1200, cwd=ROOT)
+    r = subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=1800, cwd=ROOT)
     assert r.returncode == 0, r.stderr[-3000:]
     return r.stdout
 
