@@ -1,6 +1,7 @@
 """Write one benchmark's section into docs/benchmarks.md, with machine, command and date."""
 
 import datetime
+import json
 import os
 import platform
 import re
@@ -36,3 +37,17 @@ def write_section(title: str, command: str, body: str) -> None:
         text = text.rstrip() + '\n\n' + section
     DOC.parent.mkdir(exist_ok=True)
     DOC.write_text(text.rstrip() + '\n')
+
+
+def cached(path: Path, make):
+    """The JSON value cached at ``path``, computing it with ``make()`` and writing it atomically first if it
+    is not there (how every benchmark step resumes)."""
+    path = Path(path)
+    if path.exists():
+        return json.loads(path.read_text())
+    value = make()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix('.tmp')
+    tmp.write_text(json.dumps(value, indent=1, default=float) + '\n')
+    tmp.replace(path)
+    return value

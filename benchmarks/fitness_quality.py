@@ -69,17 +69,6 @@ def benchmark_cells():
     return cells
 
 
-def _cached(path: Path, make):
-    if path.exists():
-        return json.loads(path.read_text())
-    value = make()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix('.tmp')
-    tmp.write_text(json.dumps(value, indent=1) + '\n')
-    tmp.replace(path)
-    return value
-
-
 def ground_truth(cell, skeleton, data, S, seed, device):
     from autospace_nni.retrain import retrain
     from autospace_nni.space.network import Architecture
@@ -171,6 +160,7 @@ def main():
     from autospace_nni.space.network import Architecture
     from autospace_nni.space.skeleton import Skeleton
     from autospace_nni.zero_cost import synflow
+    from benchmarks._report import cached as _cached
     quiet_libraries()
     torch.set_num_threads(max(1, min(16, torch.get_num_threads())))
     data = load_dataset(S['dataset'], seed=0, limit=S['limit'])

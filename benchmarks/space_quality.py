@@ -66,16 +66,10 @@ class Pending(Exception):
 
 
 def _cached(path: Path, make, report_only: bool):
-    if path.exists():
-        return json.loads(path.read_text())
-    if report_only:
+    from benchmarks._report import cached
+    if report_only and not path.exists():
         raise Pending(str(path))
-    value = make()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix('.tmp')
-    tmp.write_text(json.dumps(value, indent=1, default=float) + '\n')
-    tmp.replace(path)
-    return value
+    return cached(path, make)
 
 
 def _learn(S, out: Path, device: str, report_only: bool, **changes):

@@ -218,7 +218,7 @@ class AutoSpaceMixedLayer(BaseSuperNetModule):
         return out + gate
 
     def scores(self) -> Dict[str, float]:
-        """The α estimators' r for each sampled cell (:func:`~autospace_nni.strategy.fitness.alpha_scores`)."""
+        """The α estimators' r for each sampled cell (:func:`~autospace_nni.fitness.alpha_scores`)."""
         from ..fitness import alpha_scores
         p = torch.softmax(self._arch_alpha[:len(self.branches)].detach(), -1).tolist()
         return alpha_scores(p, [c.key for c in self.branches], self.has_reference)

@@ -22,6 +22,7 @@ What happens, in Lightning terms:
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import logging
 import time
@@ -1077,4 +1078,4 @@ def _input_shape(evaluator) -> Optional[tuple]:
 
 #: constructor parameters that are no option of the method (where files go, NNI's hook plumbing)
 _NOT_OPTIONS = {'self', 'checkpoint_dir', 'mutation_hooks', 'kwargs'}
-_SAMPLER_FIELDS = {f.name for f in __import__('dataclasses').fields(CellSampler)}
+_SAMPLER_FIELDS = {f.name for f in dataclasses.fields(CellSampler)}
