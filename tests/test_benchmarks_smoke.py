@@ -5,6 +5,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow      # long: run by .ci/run after the default suite (-m slow)
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

@@ -6,7 +6,10 @@ import os
 import subprocess
 import sys
 
+import pytest
 import torch
+
+pytestmark = pytest.mark.slow      # long: run by .ci/run after the default suite (-m slow)
 
 ARGS = ['--iterations', '3', '--population', '8', '--sample-k', '2', '--warmup', '1', '--seed', '3',
         '--patience', '0', '--no-progress']

@@ -28,6 +28,7 @@ def _lines(path):
     return len(path.read_text().splitlines()) if path.exists() else 0
 
 
+@pytest.mark.slow
 def test_sigkill_and_half_written_checkpoint_resume_exactly(tmp_path):
     a, b = tmp_path / 'a', tmp_path / 'b'
     r = subprocess.run(_cli('evolve', '--out', str(a), *ARGS), capture_output=True, text=True, timeout=600)

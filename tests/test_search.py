@@ -152,7 +152,8 @@ def test_export_round_trips(tmp_path, digits):
     with torch.no_grad():
         ref = net(x)
     assert torch.allclose(torch.load(tmp_path / 'y_plain.pt'), ref, atol=1e-6)
-    assert ref.argmax(-1).float().mean() >= 0       # a real forward
+    assert ref.shape == (16, 10) and torch.isfinite(ref).all()
+    assert ref.std(0).max() > 1e-4                  # a real forward: the outputs depend on the input
     # TorchScript
     ts = torch.jit.load(str(tmp_path / 'model.ts'))
     with torch.no_grad():

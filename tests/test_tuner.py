@@ -40,7 +40,12 @@ def test_concurrent_ids_interleave():
     a, b = tuner.generate_parameters(0), tuner.generate_parameters(1)      # two trials in flight
     tuner.receive_trial_result(1, b, 0.5)
     tuner.receive_trial_result(0, a, 0.7)
-    assert tuner.generate_parameters(2)
+    # both results reached the inner TPE under their own ids, whatever the order they came back in
+    assert not tuner.inner._running_params
+    assert set(tuner.inner._params) >= {0, 1}
+    c = tuner.generate_parameters(2)
+    space = LearnedSpace.load(SPACE)
+    assert set(c) == set(space.to_nni_search_space()) and space.cost(c).madds <= 300_000
 
 
 def test_bad_arguments_are_clear():
