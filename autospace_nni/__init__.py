@@ -1,33 +1,53 @@
 """autospace-nni: AutoSpace (Zhou et al., ICCV 2021) for Microsoft NNI 3.0.
 
-Light imports (cells, skeletons, errors) load eagerly; the NNI-dependent pieces (``AutoSpace``,
-``ExplorationSpace``, ``LearnedSpace``, ...) load on first access, so ``autospace-nni cost`` stays fast.
+The public API (everything else is importable from its submodule, but may change):
+
+Learning a space
+    ``AutoSpace``          the NNI strategy that evolves the learned space (use it in a ``NasExperiment``)
+    ``ExplorationSpace``   the NNI model space AutoSpace evolves: a skeleton with one cell choice per block
+    ``adopt``              turn any NNI ``ModelSpace`` into one AutoSpace can evolve (its LayerChoices become
+                           groups)
+    ``make_evaluator``     the Lightning classification evaluator for a dataset
+    ``load_dataset``       the bundled datasets (sklearn digits, Fashion-MNIST), split train / val / test
+Using a space
+    ``LearnedSpace``       a learned space: load / save its JSON, ``.model_space()`` for NNI's strategies,
+                           ``.cost(sample)``
+    ``manual_space``       the hand-made baseline (ProxylessNAS's space) on a skeleton, as a LearnedSpace
+    ``Architecture``       one network: a skeleton plus a cell per block; ``.build()``, ``.cost()``
+Writing the grammar
+    ``Skeleton``, ``Stage`` the network skeleton (stages of blocks) and its presets
+    ``Cell``               a cell as readable text (``e6_relu6_se:0-1=dw3x3,...``), priced without building it
+    ``register_primitive`` add an edge operation with its module builder and exact cost
+    ``count_by_hooks``     MAdds and params of any module by forward hooks (to check analytic costs)
+Errors
+    ``AutoSpaceError``     base of the one-line user errors (all ``ValueError``; the CLI exits 2 on them)
+    ``NumericalFaultError`` training kept producing NaN/inf after the allowed rollbacks
+
+Light imports load eagerly; the NNI-dependent pieces load on first access, so ``autospace-nni cost`` stays
+fast.
 """
 
 __version__ = '0.1.0'
 
-from .errors import AutoSpaceError, CellError, SkeletonError, ArchError, DatasetError, LearnedSpaceError
-from .cells import Cell, register_primitive, PRIMITIVES
-from .space.skeleton import Skeleton, Stage, reference_cell
+from .errors import AutoSpaceError, NumericalFaultError
+from .cells import Cell, register_primitive
+from .cells.cost import count_by_hooks
+from .space.skeleton import Skeleton, Stage
 from .space.network import Architecture
 
 _LAZY = {
     'AutoSpace': 'autospace_nni.strategy.autospace',
     'ExplorationSpace': 'autospace_nni.space.exploration',
-    'CellChoice': 'autospace_nni.space.exploration',
+    'adopt': 'autospace_nni.space.adopted',
     'LearnedSpace': 'autospace_nni.space.learned',
-    'LearnedModelSpace': 'autospace_nni.space.learned',
-    'ManualSpace': 'autospace_nni.space.learned',
     'manual_space': 'autospace_nni.space.learned',
-    'AnalyticCostProfiler': 'autospace_nni.budget',
-    'BudgetPenalty': 'autospace_nni.budget',
     'make_evaluator': 'autospace_nni.training',
     'load_dataset': 'autospace_nni.data',
 }
 
-__all__ = ['__version__', 'AutoSpaceError', 'CellError', 'SkeletonError', 'ArchError', 'DatasetError',
-           'LearnedSpaceError', 'Cell', 'register_primitive', 'PRIMITIVES', 'Skeleton', 'Stage', 'Architecture',
-           'reference_cell', *_LAZY]
+__all__ = ['__version__', 'AutoSpace', 'ExplorationSpace', 'adopt', 'make_evaluator', 'load_dataset',
+           'LearnedSpace', 'manual_space', 'Architecture', 'Skeleton', 'Stage', 'Cell', 'register_primitive',
+           'count_by_hooks', 'AutoSpaceError', 'NumericalFaultError']
 
 
 def __getattr__(name):

@@ -197,7 +197,6 @@ def _check_out(out, overwrite: bool, marker: str):
 
 
 def _cmd_search(args) -> int:
-    import json as _json
     from .data import load_dataset
     from .pipeline import quiet_libraries, _write_json
     from .search import load_search_space, run_search
@@ -253,7 +252,7 @@ def _cmd_train(args) -> int:
     print(f'test accuracy {m["test_acc"]:.4f}, MAdds {m["madds"] / 1e6:.3f} M, params {m["params"] / 1e6:.3f} M, '
           f'{m["epochs"]} epochs in {m["wall_time_s"]:.1f} s -> {out}/metrics.json')
     ex = m['exports']
-    print(f'exports: model_state.pt + load_model.py, model.ts, '
+    print('exports: model_state.pt + load_model.py, model.ts, '
           + ('model.onnx' + (f' (onnxruntime max |diff| {ex["onnx_max_abs_diff"]:.2e})'
                              if 'onnx_max_abs_diff' in ex else '') if 'onnx' in ex else f'no ONNX: {ex.get("onnx_error")}'))
     return 0

@@ -2,7 +2,7 @@
 name the problem and what to do; the CLI prints them without a traceback and exits with status 2."""
 
 __all__ = ['AutoSpaceError', 'CellError', 'SkeletonError', 'ArchError', 'DatasetError', 'LearnedSpaceError',
-           'NumericalFaultError']
+           'NumericalFaultError', 'NonFiniteError']
 
 
 class AutoSpaceError(ValueError):
@@ -31,3 +31,8 @@ class LearnedSpaceError(AutoSpaceError):
 
 class NumericalFaultError(AutoSpaceError):
     """Training kept producing NaN/inf after the allowed rollbacks (or could not roll back)."""
+
+
+class NonFiniteError(FloatingPointError):
+    """Internal: a NaN or inf in a loss, a weight or α. :class:`~autospace_nni.strategy.autospace.AutoSpace`
+    catches it and rolls back; only :class:`NumericalFaultError` reaches the user."""

@@ -10,8 +10,6 @@ proxylessnas-mobile    320M MAdds, 4.1M params        see ``autospace-nni cost``
 
 from __future__ import annotations
 
-from typing import Dict
-
 from torch import nn
 
 from .errors import ArchError

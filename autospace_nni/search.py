@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from pathlib import Path
 from typing import Dict, Optional
@@ -155,7 +154,6 @@ def run_search(learned: LearnedSpace, strategy: str, data: DataSplits, *, budget
                device: str = 'cpu', progress: bool = False, budget_floor: Optional[float] = 0.9) -> Dict:
     """Search ``learned`` with ``strategy``; returns the ``arch.json`` record. ``progress`` shows Lightning's
     bar for supernet epochs and a bar of finished trials for multi-trial strategies."""
-    import warnings
     from nni.nas.evaluator import FunctionalEvaluator
     from nni.nas.experiment import NasExperiment
     from nni.nas.oneshot.pytorch.strategy import RandomOneShot

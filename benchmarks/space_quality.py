@@ -4,9 +4,10 @@ training, EDFs with bands.
     .venv/bin/python benchmarks/space_quality.py --scale smoke|cpu|gpu [--work DIR] [--device cpu|cuda]
                                                  [--report-only]
 
---work defaults to runs/space_quality_smoke for smoke and docs/results/space_quality_fair_<scale> otherwise. Every
-unit (an evolution, one search + retrain, one EDF network) is cached there, so a killed run resumes and a run
-spread over several sessions keeps what it finished; ``--report-only`` writes the report from the cache
+--work defaults to runs/space_quality_smoke for smoke and docs/results/space_quality_<scale> otherwise (the
+first protocol's cpu units, before matched MAdds and paired seeds, are kept in docs/results/space_quality_v1_cpu).
+Every unit (an evolution, one search + retrain, one EDF network) is cached there, so a killed run resumes and a
+run spread over several sessions keeps what it finished; ``--report-only`` writes the report from the cache
 without training anything (units not yet run are listed as pending).
 
 1. **Evolve** a learned space at the budget B with the reference and one without (the ablation), and one at a
@@ -122,7 +123,7 @@ def main():
     args = ap.parse_args()
     S, ro = SCALES[args.scale], args.report_only
     work = Path(args.work or (ROOT / 'runs' / 'space_quality_smoke' if args.scale == 'smoke' else
-                              ROOT / 'docs' / 'results' / f'space_quality_fair_{args.scale}'))
+                              ROOT / 'docs' / 'results' / f'space_quality_{args.scale}'))
     work.mkdir(parents=True, exist_ok=True)
 
     from autospace_nni.cli import _quiet_nni_warnings

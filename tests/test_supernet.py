@@ -106,3 +106,54 @@ def test_mutated_child_inherits_the_weights_it_shares():
         else:
             assert not shared          # another expand ratio: its own pool entries
         parent = child
+
+
+def _pre_act_build(c, stride, act):
+    # the activation *before* the conv, and a 3x3 that ignores it: paths an interpreter that appends the
+    # activation after every edge would get wrong
+    from torch import nn
+    from autospace_nni.cells.ops import make_activation
+    return nn.Sequential(make_activation(act), nn.Conv2d(c, c, 3, stride, 1, groups=c, bias=False), nn.BatchNorm2d(c))
+
+
+@pytest.fixture
+def pre_act_primitive():
+    from autospace_nni.cells.ops import PRIMITIVES, register_primitive
+    register_primitive('test_preact_dw3x3', _pre_act_build, PRIMITIVES['dw3x3'].cost)
+    yield 'test_preact_dw3x3'
+    PRIMITIVES.pop('test_preact_dw3x3')
+
+
+@pytest.mark.parametrize('spec_index', [1, 2])          # s2_b0: stride 2, 16 -> 24; s2_b1: the shortcut
+def test_supernet_path_and_exported_block_compute_the_same_function(pre_act_primitive, spec_index):
+    from autospace_nni.cells.ops import PRIMITIVES
+    spec = Skeleton.preset('tiny-8').blocks()[spec_index]
+    ops = sorted(set(PRIMITIVES) - {'none'})
+    assert pre_act_primitive in ops
+    pool = SuperCell(spec, max_nodes=3, ops=ops, expand_choices=[1, 3])
+    torch.manual_seed(spec_index)
+    with torch.no_grad():                                 # BN statistics and affine terms away from identity
+        for name, t in pool.state_dict().items():
+            if t.is_floating_point():
+                t.copy_(torch.rand_like(t) + 0.5 if 'running_var' in name or name.endswith('1.weight') else
+                        torch.randn_like(t) * 0.3)
+    x = torch.randn(4, spec.c_in, spec.height, spec.width)
+    checked = 0
+    for op in ops:
+        for act in ('relu6', 'hswish'):
+            for e, se in ((1, False), (3, True)):
+                cell = Cell.parse(f'e{e}_{act}{"_se" if se else ""}:0-1={op},0-2=dw3x3,1-2={op}')
+                block = cell.build(spec.c_in, spec.c_out, spec.stride)
+                block.load_state_dict(pool.block_state_dict(cell))     # strict: every exported weight is pooled
+                for train in (False, True):
+                    pool.train(train), block.train(train)
+                    with torch.no_grad():
+                        assert torch.allclose(pool(x, cell), block(x), atol=1e-5), (str(cell), train)
+                checked += 1
+    assert checked == 4 * len(ops)
+    # BN statistics from a twin's (hswish) training pass land in the shared pool, as they do in the block
+    cell = Cell.parse(f'e3_hswish:0-1={pre_act_primitive}')
+    before = pool.block_state_dict(cell)['expand.1.running_mean'].clone()
+    pool.train()
+    pool(x, cell)
+    assert not torch.equal(pool.block_state_dict(cell)['expand.1.running_mean'], before)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -12,7 +12,7 @@ from .ops import ConvBNAct, PRIMITIVES, make_activation
 if TYPE_CHECKING:
     from .genome import Cell
 
-__all__ = ['CellBlock', 'SqueezeExcite', 'se_channels', 'edge_name']
+__all__ = ['CellBlock', 'SqueezeExcite', 'se_channels', 'edge_name', 'run_cell']
 
 
 def se_channels(c_expanded: int) -> int:
@@ -38,6 +38,27 @@ class SqueezeExcite(nn.Module):
         return x * self.gate(self.expand(self.act(self.reduce(s))))
 
 
+def run_cell(x: torch.Tensor, n_nodes: int, edges: Sequence[Tuple[int, int, str]], *, expand: Callable,
+             edge: Callable, se: Callable, project: Callable, shortcut: bool) -> torch.Tensor:
+    """The one interpreter of a cell: expand → DAG (node d = the sum of ``edge(s, d, op, node_s)`` over its
+    incoming edges, in the cell's edge order) → SE → projection (+ the identity shortcut).
+
+    The exported block (:class:`CellBlock`) and the supernet's weight pool
+    (:class:`~autospace_nni.space.supernet.SuperCell`) both run through it and differ only in where the
+    modules come from, so a trained path and its exported network compute the same function.
+    """
+    nodes = [expand(x)]
+    for d in range(1, n_nodes):
+        total = None
+        for s, dd, op in edges:
+            if dd == d:
+                y = edge(s, d, op, nodes[s])
+                total = y if total is None else total + y
+        nodes.append(total)
+    out = project(se(nodes[-1]))
+    return out + x if shortcut else out
+
+
 class CellBlock(nn.Module):
     """expand 1x1 (omitted when expand == 1) → DAG on the expanded tensor → optional SE → 1x1 linear
     projection, plus the identity shortcut when ``stride == 1 and c_in == c_out``."""
@@ -49,25 +70,17 @@ class CellBlock(nn.Module):
         c_e = c_in * cell.expand
         self.expand = ConvBNAct(c_in, c_e, 1, act=cell.act) if cell.expand != 1 else nn.Identity()
         self.edges = nn.ModuleDict()
-        self._inputs: list[list[tuple[int, str]]] = [[] for _ in range(cell.n_nodes)]
+        self._n_nodes, self._edges = cell.n_nodes, tuple(cell.edges)
         for s, d, op in cell.edges:
-            name = edge_name(s, d)
-            self.edges[name] = PRIMITIVES[op].build(c_e, stride if s == 0 else 1, cell.act)
-            self._inputs[d].append((s, name))
+            self.edges[edge_name(s, d)] = PRIMITIVES[op].build(c_e, stride if s == 0 else 1, cell.act)
         self.se = SqueezeExcite(c_e, cell.act) if cell.se else nn.Identity()
         self.project = ConvBNAct(c_e, c_out, 1, act=None)
         self.use_shortcut = stride == 1 and c_in == c_out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        nodes = [self.expand(x)]
-        for incoming in self._inputs[1:]:
-            total = None
-            for s, name in incoming:
-                y = self.edges[name](nodes[s])
-                total = y if total is None else total + y
-            nodes.append(total)
-        out = self.project(self.se(nodes[-1]))
-        return out + x if self.use_shortcut else out
+        return run_cell(x, self._n_nodes, self._edges, expand=self.expand,
+                        edge=lambda s, d, op, h: self.edges[edge_name(s, d)](h), se=self.se, project=self.project,
+                        shortcut=self.use_shortcut)
 
     def extra_repr(self) -> str:
         return f'cell={self.cell_text}, stride={self.stride}'

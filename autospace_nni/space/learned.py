@@ -27,7 +27,7 @@ from .network import Architecture, NetworkCost, SkeletonNet, build_choice, choic
 from .skeleton import BlockSpec, Skeleton, ZERO
 
 __all__ = ['LearnedSpace', 'LearnedModelSpace', 'FORMAT', 'FORMAT_VERSION', 'LearnedCell', 'manual_space',
-           'ManualSpace', 'MANUAL_CANDIDATES']
+           'MANUAL_CANDIDATES']
 
 #: the hand-designed ProxylessNAS space: MBConv {k3, k5, k7} x {e3, e6} (+ zero in non-first blocks)
 MANUAL_CANDIDATES = [(k, e) for e in (3, 6) for k in (3, 5, 7)]
@@ -299,17 +299,15 @@ class LearnedModelSpace(ModelSpace):
         return self.net(x)
 
 
-def manual_space(skeleton: Skeleton) -> LearnedSpace:
-    """The manual baseline as a :class:`LearnedSpace` document: every group gets the six MBConv cells
-    (in the skeleton's activation), so it uses the same labels, builder and cost model as learned spaces."""
+def manual_space(skeleton) -> LearnedSpace:
+    """The hand-made baseline (ProxylessNAS's space) as a :class:`LearnedSpace` document: every group gets the
+    six MBConv cells (in the skeleton's activation), so it uses the same labels, builder and cost model as
+    learned spaces; ``manual_space(skeleton).model_space()`` is its NNI model space. ``skeleton`` is a
+    :class:`Skeleton` or a preset name."""
+    if isinstance(skeleton, str):
+        skeleton = Skeleton.preset(skeleton)
     cells = [LearnedCell(Cell(((0, 1, f'dw{k}x{k}'),), e, skeleton.act, False), 0.0, False)
              for k, e in MANUAL_CANDIDATES]
     return LearnedSpace(skeleton, {g: list(cells) for g in skeleton.groups()}, None, None, None,
                         {'kind': 'manual', 'candidates': 'MBConv {k3,k5,k7} x {e3,e6} + zero'})
 
-
-def ManualSpace(skeleton) -> LearnedModelSpace:
-    """``ManualSpace(skeleton)``: the ProxylessNAS space on ``skeleton`` as an NNI model space."""
-    if isinstance(skeleton, str):
-        skeleton = Skeleton.preset(skeleton)
-    return manual_space(skeleton).model_space()

@@ -15,15 +15,15 @@ weights; SE modules are keyed by (expand, act) because their gate depends on the
 from __future__ import annotations
 
 import copy
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
-import torch.nn.functional as F
 from torch import nn
+from torch.func import functional_call
 
 from nni.nas.oneshot.pytorch.supermodule.base import BaseSuperNetModule
 
-from ..cells.block import SqueezeExcite
+from ..cells.block import SqueezeExcite, edge_name, run_cell
 from ..cells.fixed import FixedCandidate, FixedModules, parse_candidate
 from ..cells.genome import Cell
 from ..cells.ops import ConvBNAct, PRIMITIVES
@@ -31,15 +31,24 @@ from .skeleton import BlockSpec
 
 __all__ = ['SuperCell', 'AutoSpaceMixedLayer', 'pool_size']
 
-_ACT_FN = {'relu6': F.relu6, 'hswish': F.hardswish}
-
-
 def _edge_key(s: int, d: int, op: str, e: int) -> str:
     return f'{s}_{d}_{op}_e{e}'
 
 
+def _layout(module: nn.Module) -> list:
+    return [(n, tuple(t.shape)) for n, t in (*module.named_parameters(), *module.named_buffers())]
+
+
 class SuperCell(nn.Module):
-    """The weight pool of one block; ``forward(x, cell)`` runs ``cell`` on the pooled weights."""
+    """The weight pool of one block; ``forward(x, cell)`` runs ``cell`` on the pooled weights.
+
+    Every pooled module is built by the same builder as the exported block's, with the cell's activation, so
+    the supernet runs exactly the function :class:`~autospace_nni.cells.block.CellBlock` exports (both go
+    through :func:`~autospace_nni.cells.block.run_cell`). Activation genes share weights: a module is built
+    once with the first activation, and each other activation gets a parameter-free twin on the meta device
+    that is called on the first one's parameters and buffers (``torch.func.functional_call``). A primitive
+    whose parameters depend on its activation gets its own module per activation instead.
+    """
 
     def __init__(self, spec: BlockSpec, *, max_nodes: int, ops: Sequence[str], expand_choices: Sequence[int],
                  acts: Sequence[str] = ('relu6', 'hswish'), se: bool = True):
@@ -48,26 +57,52 @@ class SuperCell(nn.Module):
         self.max_nodes = max_nodes
         self.ops = tuple(sorted(set(ops)))
         self.expand_choices = tuple(sorted(set(expand_choices)))
+        self.acts = tuple(dict.fromkeys(acts))
         c_in, c_out, stride = spec.c_in, spec.c_out, spec.stride
-        self.expand = nn.ModuleDict({f'e{e}': ConvBNAct(c_in, c_in * e, 1, act=None)
-                                     for e in self.expand_choices if e != 1})
+        self._twins: Dict[Tuple[str, str], nn.Module] = {}     # (pool key, act) -> meta twin (not a submodule)
+        self.expand = nn.ModuleDict()
         self.edges = nn.ModuleDict()
-        self.free = nn.ModuleDict()   # parameter-free ops (skip, pools), built once per stride
+        self.free = nn.ModuleDict()   # parameter-free ops (skip, pools), built once per stride and activation
         for e in self.expand_choices:
             c_e = c_in * e
+            if e != 1:
+                self._pool(self.expand, f'e{e}', lambda a, c_e=c_e: ConvBNAct(c_in, c_e, 1, act=a))
             for d in range(1, max_nodes):
                 for s in range(d):
                     for op in self.ops:
                         prim = PRIMITIVES[op]
                         st = stride if s == 0 else 1
                         if prim.parametric:
-                            self.edges[_edge_key(s, d, op, e)] = prim.build(c_e, st, None)
-                        elif f'{op}_s{st}' not in self.free:
-                            self.free[f'{op}_s{st}'] = prim.build(c_e, st, None)
-        self.se = nn.ModuleDict({f'e{e}_{a}': SqueezeExcite(c_in * e, a) for e in self.expand_choices for a in acts}
-                                if se else {})
+                            self._pool(self.edges, _edge_key(s, d, op, e),
+                                       lambda a, prim=prim, c_e=c_e, st=st: prim.build(c_e, st, a))
+                        else:
+                            for a in self.acts:
+                                if f'{op}_s{st}_{a}' not in self.free:
+                                    self.free[f'{op}_s{st}_{a}'] = prim.build(c_e, st, a)
+        self.se = nn.ModuleDict({f'e{e}_{a}': SqueezeExcite(c_in * e, a) for e in self.expand_choices
+                                 for a in self.acts} if se else {})
         self.project = nn.ModuleDict({f'e{e}': ConvBNAct(c_in * e, c_out, 1, act=None) for e in self.expand_choices})
         self.use_shortcut = stride == 1 and c_in == c_out
+
+    def _pool(self, pool: nn.ModuleDict, key: str, build) -> None:
+        pool[key] = base = build(self.acts[0])
+        for a in self.acts[1:]:
+            with torch.device('meta'):
+                twin = build(a)
+            if _layout(twin) == _layout(base):
+                self._twins[key, a] = twin
+            else:       # its parameters depend on the activation: no sharing
+                pool[f'{key}_{a}'] = build(a)
+
+    def _run(self, pool: nn.ModuleDict, key: str, act: str, x: torch.Tensor) -> torch.Tensor:
+        if act == self.acts[0]:
+            return pool[key](x)
+        twin = self._twins.get((key, act))
+        if twin is None:
+            return pool[f'{key}_{act}'](x)
+        base = pool[key]
+        twin.train(base.training)
+        return functional_call(twin, {**dict(base.named_parameters()), **dict(base.named_buffers())}, (x,))
 
     def supports(self, cell: Cell) -> Optional[str]:
         """``None`` if the pool can run ``cell``, else the reason it cannot."""
@@ -75,6 +110,8 @@ class SuperCell(nn.Module):
             return f'expand ratio {cell.expand} not in the pool {self.expand_choices}'
         if cell.n_nodes > self.max_nodes:
             return f'{cell.n_nodes} nodes > pool max_nodes {self.max_nodes}'
+        if cell.act not in self.acts:
+            return f'activation {cell.act} not in the pool {self.acts}'
         for _, _, op in cell.edges:
             if op not in self.ops:
                 return f'op {op} not in the pool'
@@ -82,40 +119,43 @@ class SuperCell(nn.Module):
             return 'SE is off in the pool'
         return None
 
-    def used_parameters(self, cell: Cell) -> List[nn.Parameter]:
-        mods = [self.project[f'e{cell.expand}']]
-        if cell.expand != 1:
-            mods.append(self.expand[f'e{cell.expand}'])
+    def _module(self, pool: nn.ModuleDict, key: str, act: str) -> nn.Module:
+        """The module that holds the weights ``key`` runs on under ``act``."""
+        return pool[key] if (key, act) in self._twins or act == self.acts[0] else pool[f'{key}_{act}']
+
+    def block_modules(self, cell: Cell) -> Dict[str, nn.Module]:
+        """The pooled modules ``cell`` uses, keyed as in its exported :class:`CellBlock`."""
+        e, a = cell.expand, cell.act
+        mods = {'project': self.project[f'e{e}']}
+        if e != 1:
+            mods['expand'] = self._module(self.expand, f'e{e}', a)
         if cell.se:
-            mods.append(self.se[f'e{cell.expand}_{cell.act}'])
+            mods['se'] = self.se[f'e{e}_{a}']
         for s, d, op in cell.edges:
-            key = _edge_key(s, d, op, cell.expand)
-            if key in self.edges:
-                mods.append(self.edges[key])
-        return [p for m in mods for p in m.parameters()]
+            if PRIMITIVES[op].parametric:
+                mods[f'edges.{edge_name(s, d)}'] = self._module(self.edges, _edge_key(s, d, op, e), a)
+        return mods
+
+    def block_state_dict(self, cell: Cell) -> Dict[str, torch.Tensor]:
+        """A state dict for ``cell.build(...)`` that holds the supernet's weights for ``cell``."""
+        return {f'{name}.{k}': v for name, m in self.block_modules(cell).items() for k, v in m.state_dict().items()}
+
+    def used_parameters(self, cell: Cell) -> List[nn.Parameter]:
+        return [p for m in self.block_modules(cell).values() for p in m.parameters()]
 
     def forward(self, x: torch.Tensor, cell: Cell) -> torch.Tensor:
-        act = _ACT_FN[cell.act]
-        e = cell.expand
-        h = x if e == 1 else act(self.expand[f'e{e}'](x))
-        nodes = [h]
+        e, a = cell.expand, cell.act
         stride = self.spec.stride
-        for d in range(1, cell.n_nodes):
-            total = None
-            for s, dd, op in cell.edges:
-                if dd != d:
-                    continue
-                if PRIMITIVES[op].parametric:
-                    y = act(self.edges[_edge_key(s, d, op, e)](nodes[s]))
-                else:
-                    y = self.free[f'{op}_s{stride if s == 0 else 1}'](nodes[s])
-                total = y if total is None else total + y
-            nodes.append(total)
-        out = nodes[-1]
-        if cell.se:
-            out = self.se[f'e{e}_{cell.act}'](out)
-        out = self.project[f'e{e}'](out)
-        return out + x if self.use_shortcut else out
+
+        def edge(s, d, op, h):
+            if PRIMITIVES[op].parametric:
+                return self._run(self.edges, _edge_key(s, d, op, e), a, h)
+            return self.free[f'{op}_s{stride if s == 0 else 1}_{a}'](h)
+
+        return run_cell(x, cell.n_nodes, cell.edges,
+                        expand=(lambda h: h) if e == 1 else (lambda h: self._run(self.expand, f'e{e}', a, h)),
+                        edge=edge, se=self.se[f'e{e}_{a}'] if cell.se else (lambda h: h),
+                        project=self.project[f'e{e}'], shortcut=self.use_shortcut)
 
 
 def pool_size(module: nn.Module) -> int:

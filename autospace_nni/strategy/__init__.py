@@ -1,6 +1,9 @@
-"""The AutoSpace strategy (:mod:`.autospace`) and its per-group populations (:mod:`.evolution`)."""
+"""The AutoSpace strategy: the NNI glue (:mod:`.autospace`), its Lightning module (:mod:`.module`), the
+ask/tell evolution loop (:mod:`.loop`) and the per-group populations (:mod:`.evolution`)."""
 
 from .evolution import CellSampler, GroupPopulation, Member
-from .autospace import AutoSpace, AutoSpaceLightningModule
+from .loop import EvolutionLoop
+from .module import AutoSpaceLightningModule
+from .autospace import AutoSpace
 
-__all__ = ['AutoSpace', 'AutoSpaceLightningModule', 'CellSampler', 'GroupPopulation', 'Member']
+__all__ = ['AutoSpace', 'AutoSpaceLightningModule', 'EvolutionLoop', 'CellSampler', 'GroupPopulation', 'Member']

@@ -30,15 +30,14 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
-from torch import nn, optim
+from torch import nn
 
-from nni.nas.oneshot.pytorch.base_lightning import BaseOneShotLightningModule
 from nni.nas.oneshot.pytorch.strategy import OneShotStrategy, no_default_hook
 from nni.nas.nn.pytorch import ModelSpace
 from nni.nas.space import RawFormatModelSpace
 
 from ..budget import AnalyticCostProfiler, BudgetPenalty, PENALTY_MODES
-from ..errors import NumericalFaultError
+from ..errors import NonFiniteError, NumericalFaultError
 from ..cells.genome import ACT_CHOICES, Cell, DEFAULT_OPS, EXPAND_CHOICES, SE_CHOICES
 from ..space.adopted import AdoptedSpace, adopt, pin_left_alone
 from ..space.exploration import ExplorationSpace
@@ -46,285 +45,14 @@ from ..space.network import choice_cost
 from ..space.learned import LearnedCell, LearnedSpace
 from ..space.skeleton import Skeleton
 from ..space.supernet import AutoSpaceMixedLayer
-from .evolution import CellSampler, GroupPopulation
-from ..fitness import DEFAULT_FITNESS, estimator as fitness_estimator, paired_scores
+from .evolution import CellSampler
+from .loop import EvolutionLoop
+from ..fitness import DEFAULT_FITNESS, estimator as fitness_estimator
+from .module import AutoSpaceLightningModule
 
-__all__ = ['AutoSpace', 'AutoSpaceLightningModule', 'NonFiniteError']
-
-
-class NonFiniteError(FloatingPointError):
-    """A NaN or inf in a loss, a weight or α (caught by :meth:`AutoSpace.evolve`, which rolls back)."""
+__all__ = ['AutoSpace', 'AutoSpaceLightningModule']
 
 _logger = logging.getLogger(__name__)
-
-
-class AutoSpaceLightningModule(BaseOneShotLightningModule):
-    """The search part: α step on held-out data, weight step on train data, iteration boundaries."""
-
-    def __init__(self, training_module, *, strategy: 'AutoSpace'):
-        super().__init__(training_module)
-        self._strategy_ref = [strategy]   # a list, so Lightning/nn.Module do not treat it as a child
-        self._val_correct = 0
-        self._val_total = 0
-        self._val_loss_sum = 0.0
-        self._steps_in_iteration = 0
-
-    @property
-    def strategy(self) -> 'AutoSpace':
-        return self._strategy_ref[0]
-
-    def mixed_layers(self) -> List[AutoSpaceMixedLayer]:
-        return [m for m in self.supernet_modules() if isinstance(m, AutoSpaceMixedLayer)]
-
-    def arch_parameters(self) -> List[nn.Parameter]:
-        return [p for m in self.mixed_layers() for p in m.arch_parameters()]
-
-    def configure_architecture_optimizers(self):
-        s = self.strategy
-        return optim.Adam(self.arch_parameters(), lr=s.arc_learning_rate, betas=s.arc_betas,
-                          weight_decay=s.arc_weight_decay)
-
-    def postprocess_weight_optimizers(self, optimizer):
-        blacklist = set(self.arch_parameters())
-
-        def strip(opt):
-            if isinstance(opt, optim.Optimizer):
-                for group in opt.param_groups:
-                    group['params'] = [p for p in group['params'] if p not in blacklist]
-                return opt
-            if isinstance(opt, (list, tuple)):
-                return type(opt)(strip(o) for o in opt)
-            if isinstance(opt, dict):
-                return {k: strip(v) for k, v in opt.items()}
-            return opt
-        return strip(optimizer)
-
-    def reset_arch_optimizer_state(self) -> None:
-        opt = self.architecture_optimizers()
-        if opt is None:
-            return
-        inner = getattr(opt, 'optimizer', opt)
-        for p in self.arch_parameters():
-            inner.state.pop(p, None)
-
-    # ----- one step -----
-    def _val_forward(self, batch):
-        x, y = batch
-        module = self.training_module
-        logits = module(x)
-        criterion = getattr(module, 'criterion', None)
-        loss = criterion(logits, y) if criterion is not None else nn.functional.cross_entropy(logits, y)
-        self._val_correct += int((logits.detach().argmax(-1) == y).sum())
-        self._val_total += int(y.numel())
-        self._val_loss_sum += float(loss.detach()) * int(y.numel())
-        return loss
-
-    def training_step(self, batch, batch_idx):
-        s = self.strategy
-        trn_batch, val_batch = batch['train'], batch['val']
-        if not s.estimator.trains_alpha:
-            pass   # paired-eval: the held-out split is used only by the end-of-iteration evaluation
-        elif s.in_warmup:
-            with torch.no_grad():
-                self._val_forward(val_batch)
-        else:
-            arc_optim = self.architecture_optimizers()
-            arc_optim.zero_grad()
-            layers = self.mixed_layers()
-            for layer in layers:
-                layer.arch_step = True
-            try:
-                loss = self._val_forward(val_batch)
-            finally:
-                for layer in layers:
-                    layer.arch_step = False
-            if s.penalty is not None:
-                loss, details = s.penalty(loss, self.export_probs())
-                self.log_dict({f'penalty/{k}': float(v) for k, v in details.items()})
-            if not torch.isfinite(loss):
-                raise NonFiniteError(f'non-finite α loss {float(loss.detach())} at iteration {s.iteration}')
-            self.manual_backward(loss)
-            arc_optim.step()
-
-        out = self.training_module.training_step(trn_batch, batch_idx)
-        w_loss = out['loss'] if isinstance(out, dict) else out
-        if not torch.isfinite(w_loss):
-            raise NonFiniteError(f'non-finite training loss {float(w_loss)} at iteration {s.iteration}')
-        self.advance_optimization(w_loss, batch_idx, s.gradient_clip_val)
-        self.advance_lr_schedulers(batch_idx)
-
-        self._steps_in_iteration += 1
-        if s.steps_per_iteration is not None and self._steps_in_iteration >= s.steps_per_iteration:
-            self._end_iteration()
-        return out
-
-    def on_train_epoch_start(self):
-        self.strategy._apply_warmup(self)
-        return super().on_train_epoch_start()
-
-    def on_train_epoch_end(self):
-        if self.strategy.steps_per_iteration is None:
-            self._end_iteration()
-        return super().on_train_epoch_end()
-
-    def _check_finite(self) -> None:
-        # weights and α: a NaN that has not reached a loss yet must not reach a checkpoint either
-        for name, p in self.training_module.named_parameters():
-            if not torch.isfinite(p).all():
-                kind = 'α' if 'alpha' in name else 'weight'
-                raise NonFiniteError(f'non-finite {kind} {name} at iteration {self.strategy.iteration}')
-
-    def on_train_start(self):
-        s = self.strategy
-        if s._pending_lr_scale is not None:
-            # after a rollback: the checkpoint restored its learning rates (scaled by s.lr_scale); bring them
-            # to the target scale, rollback_lr_factor ** rollbacks, so repeated faults keep lowering them
-            target, s._pending_lr_scale = s._pending_lr_scale, None
-            factor = target / s.lr_scale
-            for opt in self.trainer.optimizers:
-                for group in opt.param_groups:
-                    group['lr'] *= factor
-                    if 'initial_lr' in group:
-                        group['initial_lr'] *= factor
-            for config in self.trainer.lr_scheduler_configs:
-                sched = config.scheduler
-                if hasattr(sched, 'base_lrs'):
-                    sched.base_lrs = [lr * factor for lr in sched.base_lrs]
-            s.lr_scale = target
-        need_first = s.checkpoint_dir is not None and s.find_checkpoint(s.checkpoint_dir) is None
-        if self.trainer.world_size > 1:   # saving is collective: every rank must take the same decision
-            need_first = self.trainer.strategy.broadcast(need_first)
-        if need_first:
-            s.save_checkpoint(self.trainer)   # the iteration-0 boundary, so even a first-iteration fault rolls back
-        return super().on_train_start()
-
-    def _heldout_dataset(self):
-        # the held-out loader of the CombinedLoader that AutoSpace.train_dataloader built
-        return self.strategy._mutated_model_space.evaluator.train_dataloaders.flattened[1].dataset
-
-    def _paired_scores(self, score: bool = True) -> tuple:
-        """``paired-eval``: each sampled cell in its group's blocks, the reference cell everywhere else,
-        against the all-reference network, on the same held-out images. Returns the scores per group
-        and the held-out accuracy and loss of the all-reference network."""
-        s = self.strategy
-        x, y = s.eval_batch(self._heldout_dataset())
-        x, y = x.to(self.device), y.to(self.device)
-        module = self.training_module
-        base = {g: (len(ls[0].branches) - 1 if ls[0].has_reference else 0) for g, ls in s._layers.items()}
-
-        def loss_of(active):
-            for g, layers in s._layers.items():
-                for layer in layers:
-                    layer.active = active.get(g, base[g])
-            total, correct = 0.0, 0
-            for i in range(0, len(x), 256):
-                logits = module(x[i:i + 256])
-                total += float(nn.functional.cross_entropy(logits, y[i:i + 256], reduction='sum'))
-                correct += int((logits.argmax(-1) == y[i:i + 256]).sum())
-            return total / len(x), correct / len(x)
-
-        bns = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-        momenta = [m.momentum for m in bns]
-        try:
-            for m in bns:   # batch statistics, as in training, but the running statistics stay untouched
-                m.momentum = 0.0
-            with torch.no_grad():
-                ref_loss, ref_acc = loss_of({})
-                scores = {} if score else None
-                for g, layers in (s._layers.items() if score else ()):
-                    keys = [c.key for c in layers[0].branches]
-                    cells = range(len(keys) - 1) if layers[0].has_reference else range(len(keys))
-                    losses = {keys[i]: (ref_loss if i == base[g] else loss_of({g: i})[0]) for i in cells}
-                    scores[g] = paired_scores(losses, ref_loss if layers[0].has_reference else None)
-        finally:
-            for m, mom in zip(bns, momenta):
-                m.momentum = mom
-            for layers in s._layers.values():
-                for layer in layers:
-                    layer.active = None
-        return scores, ref_acc, ref_loss
-
-    def _alpha_scores(self) -> dict:
-        # one score per cell and group: the mean of its blocks' r
-        scores = {}
-        for g, layers in self.strategy._layers.items():
-            per_block = [layer.scores() for layer in layers]
-            scores[g] = {k: float(np.mean([b[k] for b in per_block])) for k in per_block[0]}
-        return scores
-
-    def _end_iteration(self):
-        self._check_finite()
-        s = self.strategy
-        steps = self._steps_in_iteration
-        scores = None
-        if s.estimator.scores_from == 'paired':
-            # the held-out accuracy of the iteration is the all-reference network's (warm-up included)
-            scores, acc, loss = self._paired_scores(score=not s.in_warmup)
-            self._val_correct, self._val_total, self._val_loss_sum = acc, 1, loss
-        elif not s.in_warmup:
-            scores = self._alpha_scores()
-        correct, loss_sum, total = float(self._val_correct), self._val_loss_sum, float(self._val_total)
-        if self.trainer.world_size > 1:
-            # under DDP each rank saw its own share of the held-out batches: pool the raw sums
-            sums = self.trainer.strategy.reduce(torch.tensor([correct, loss_sum, total], device=self.device),
-                                                reduce_op='sum')
-            correct, loss_sum, total = (float(v) for v in sums)
-        val_acc, val_loss = correct / max(1.0, total), loss_sum / max(1.0, total)
-        self._val_correct = self._val_total = 0
-        self._val_loss_sum = 0.0
-        self._steps_in_iteration = 0
-        record = self.strategy._end_iteration(self, val_acc=val_acc, val_loss=val_loss, scores=scores, steps=steps)
-        if self.trainer.world_size > 1:
-            # the population update is computed on rank 0 and broadcast, so every rank holds the same
-            # populations and samples the same next cells whatever its α drifted to
-            state = self.trainer.strategy.broadcast(self.strategy.evolution_state(), src=0)
-            if self.trainer.global_rank != 0:
-                self.strategy.load_evolution_state(state)
-        self.log_dict({k: float(v) for k, v in record.items() if isinstance(v, (int, float)) and not isinstance(v, bool)})
-        if self.strategy.finished:
-            self.trainer.should_stop = True
-        else:
-            self.strategy._apply_warmup(self)
-        if self.strategy.checkpoint_dir is not None:
-            self.strategy.save_checkpoint(self.trainer)
-
-    # ----- Lightning checkpoints carry the evolution, the RNGs and the loaders' shuffling state -----
-    def _loader_generators(self):
-        # the CombinedLoader that AutoSpace.train_dataloader built (the same DataLoader objects Lightning
-        # iterates); reachable before Lightning sets up its fit loop, which matters on restore
-        gens = []
-        try:
-            loaders = self.strategy._mutated_model_space.evaluator.train_dataloaders.flattened
-        except AttributeError:
-            return gens
-        for dl in loaders:
-            g = getattr(dl, 'generator', None)
-            sampler = getattr(dl, 'sampler', None)
-            g = g if g is not None else getattr(sampler, 'generator', None)
-            gens.append(g)
-        return gens
-
-    def on_save_checkpoint(self, checkpoint):
-        s = self.strategy
-        checkpoint['autospace'] = {
-            'evolution': s.evolution_state(),
-            'torch_gen': s._torch_gen.get_state(),
-            'loader_gens': [None if g is None else g.get_state() for g in self._loader_generators()],
-            'torch_rng': torch.get_rng_state(),
-        }
-
-    def on_load_checkpoint(self, checkpoint):
-        state = checkpoint.get('autospace')
-        if state is None:
-            return
-        s = self.strategy
-        s.load_evolution_state(state['evolution'])   # sets the branches before α is loaded
-        s._torch_gen.set_state(state['torch_gen'])
-        torch.set_rng_state(state['torch_rng'])
-        # before Lightning creates this epoch's iterators, which draw their shuffling seeds from these
-        for g, st in zip(self._loader_generators(), state['loader_gens']):
-            if g is not None and st is not None:
-                g.set_state(st)
 
 
 class AutoSpace(OneShotStrategy):
@@ -492,7 +220,6 @@ class AutoSpace(OneShotStrategy):
         self.fitness = fitness
         self.eval_images = eval_images
         self.patience = patience
-        self.iterations = iterations
         self.warmup_iterations = warmup_iterations
         self.steps_per_iteration = steps_per_iteration
         self.arc_learning_rate = arc_learning_rate
@@ -517,25 +244,41 @@ class AutoSpace(OneShotStrategy):
         self.on_rollback = []                # callbacks(strategy, fault_record)
         self._torch_gen = torch.Generator().manual_seed(0 if seed is None else seed)
 
-        self.rng = np.random.RandomState(seed)
-        self.iteration = 0
-        self.finished = False
-        self.history: List[dict] = []
-        self.populations: Dict[str, GroupPopulation] = {}
-        self.sampled: Dict[str, List[str]] = {}       # group -> keys of the K sampled cells
+        # the evolution itself: populations, sampling, Eqn 5, convergence (no torch in it)
+        self.loop = EvolutionLoop(population_size=population_size, sample_k=sample_k,
+                                  tournament_size=tournament_size, p_mutation=p_mutation, replacement=replacement,
+                                  beta=beta, initial_fitness=initial_fitness, sampler=self.sampler, top_m=top_m,
+                                  min_evals=min_evals, final_iterations=self.final_iterations, patience=patience,
+                                  iterations=iterations, warmup_iterations=warmup_iterations, seed=seed)
         self.references: Optional[Dict[str, Cell]] = None
         self.skeleton: Optional[Skeleton] = None
         self.profiler: Optional[AnalyticCostProfiler] = None
         self.penalty: Optional[BudgetPenalty] = None
-        self._stable_iterations = 0
-        self._last_top: Optional[Dict[str, tuple]] = None
-        self._finalists: Optional[Dict[str, List[str]]] = None   # set when the final iterations begin
-        self._finals_start = 0
         self._layers: Dict[str, List[AutoSpaceMixedLayer]] = {}
         self._started = None
         self._wall_time = 0.0
         self.dataset_name: Optional[str] = None
         self.on_iteration_end = []   # callbacks(strategy, record)
+
+    # the loop's state, under the names the strategy has always had
+    populations = property(lambda self: self.loop.populations)
+    history = property(lambda self: self.loop.history)
+    iteration = property(lambda self: self.loop.iteration)
+    finished = property(lambda self: self.loop.finished)
+    rng = property(lambda self: self.loop.rng)
+    in_warmup = property(lambda self: self.loop.in_warmup)
+
+    @property
+    def sampled(self) -> Dict[str, List[str]]:
+        return self.loop.sampled
+
+    @property
+    def iterations(self) -> Optional[int]:
+        return self.loop.iterations
+
+    @iterations.setter
+    def iterations(self, value: Optional[int]) -> None:
+        self.loop.iterations = value
 
     # ----- setup -----
     def extra_repr(self) -> str:
@@ -642,11 +385,9 @@ class AutoSpace(OneShotStrategy):
         if self.budget_madds is not None and self.budget_penalty is not None:
             self.penalty = BudgetPenalty(self.profiler, self.budget_madds, mode=self.budget_penalty,
                                          beta=self.budget_beta, scale=self.budget_scale)
+        self.loop.references = {} if self.references is None else dict(self.references)
         if not self.populations:
             for g in self.skeleton.groups():
-                pop = GroupPopulation(g, size=self.population_size, sampler=self.sampler,
-                                      admissible=self._admissible_fn(g), replacement=self.replacement,
-                                      initial_fitness=self.initial_fitness)
                 planted = self._seed_cells_for(g)
                 refs = [self.references[g]] if self.references else []
                 if self.adopted is not None:
@@ -661,11 +402,10 @@ class AutoSpace(OneShotStrategy):
                         # the user's candidates never age out: with no room left, no child could ever join
                         raise ValueError(f'{g}: population_size ({self.population_size}) must exceed the '
                                          f'{len(refs) + len(planted)} candidates of the user\'s LayerChoice')
-                pop.seed(self.rng, refs, planted=planted)
+                pop = self.loop.add_group(g, references=refs, planted=planted, admissible=self._admissible_fn(g))
                 if len(pop.members) < min(self.sample_k, self.population_size):
                     raise ValueError(f'group {g}: only {len(pop.members)} cells fit the budget '
                                      f'({self.budget_madds:.3g} MAdds); raise --budget-madds or filter_slack')
-                self.populations[g] = pop
 
     def _initialize(self, model_space: RawFormatModelSpace, engine):
         raw = model_space.model_space if isinstance(model_space, RawFormatModelSpace) else model_space
@@ -770,10 +510,6 @@ class AutoSpace(OneShotStrategy):
         return ckpt
 
     # ----- evolution -----
-    @property
-    def in_warmup(self) -> bool:
-        return self.iteration < self.warmup_iterations
-
     def _apply_warmup(self, module: AutoSpaceLightningModule) -> None:
         learn_alpha = not self.in_warmup and self.estimator.trains_alpha
         for layers in self._layers.values():
@@ -782,34 +518,8 @@ class AutoSpace(OneShotStrategy):
                 layer._arch_alpha.requires_grad_(learn_alpha)
 
     def _sample_next(self) -> None:
-        for g, pop in self.populations.items():
-            if self._finalists is not None:
-                # final iterations: the finalists, K at a time, in rank order; no mutation
-                done = self.iteration - self._finals_start
-                self.sampled[g] = self._finalists[g][done * self.sample_k:(done + 1) * self.sample_k]
-                if self.sampled[g]:
-                    continue
-            # the reference is always a branch, so it is never picked; it is a parent like any member
-            ref = set() if self.references is None else {self.references[g].key}
-            chosen = pop.select(self.rng, self.sample_k, sample_size=self.tournament_size,
-                                p_mutation=self.p_mutation, exclude=ref, parent_only=ref)
-            self.sampled[g] = [m.key for m in chosen]
+        self.loop.sample()
         self._apply_branches()
-
-    def _finals_planned(self) -> int:
-        """The final iterations, capped so that they fit after the warm-up within T."""
-        if self.iterations is None:
-            return self.final_iterations
-        return min(self.final_iterations, max(0, self.iterations - self.warmup_iterations))
-
-    def _begin_finals(self) -> None:
-        """Fix each group's finalists: its best cells by their own scores (the reference aside)."""
-        n = self._finals_planned() * self.sample_k
-        self._finals_start = self.iteration
-        self._finalists = {}
-        for g, pop in self.populations.items():
-            ref = None if self.references is None else self.references[g].key
-            self._finalists[g] = [m.key for m in pop.ranked(min_evals=1) if m.key != ref][:n]
 
     def eval_batch(self, dataset) -> tuple:
         """This iteration's held-out images for ``paired-eval``: ``eval_images`` of ``dataset``, a draw
@@ -844,52 +554,10 @@ class AutoSpace(OneShotStrategy):
                        steps: Optional[int] = None) -> dict:
         """The iteration boundary: Eqn 5 on ``scores`` (``{group: {cell key: r}}``, the estimator's
         measurements; ``None`` in warm-up), the convergence test, and the next picks."""
-        trained = not self.in_warmup and scores is not None
-        record: Dict[str, Any] = {'iteration': self.iteration, 'val_acc': val_acc, 'val_loss': val_loss,
-                                  'warmup': not trained, 'steps': steps, 'final': self._finalists is not None}
-        record['expected_madds'] = self._expected_madds()
-        if trained:
-            for g in self.populations:
-                group_scores = dict(scores.get(g, {}))
-                if self.references is not None:
-                    group_scores[self.references[g].key] = 1.0
-                self.populations[g].update_fitness(group_scores, self.beta)
-                record[f'scores/{g}'] = group_scores
-        top_now = {}
-        for g, pop in self.populations.items():
-            fits = [m.fitness for m in pop.members]
-            record[f'fitness_mean/{g}'] = float(np.mean(fits))
-            record[f'fitness_max/{g}'] = float(np.max(fits))
-            record[f'diversity/{g}'] = pop.diversity()
-            top_now[g] = tuple(m.key for m in pop.top(self.top_m, min_evals=self.min_evals))
-            prev = self._last_top[g] if self._last_top else ()
-            record[f'churn/{g}'] = len(set(top_now[g]) - set(prev)) if prev else self.top_m
-        if trained:
-            if self._last_top is not None and all(set(top_now[g]) == set(self._last_top[g]) for g in top_now):
-                self._stable_iterations += 1
-            else:
-                self._stable_iterations = 0
-        self._last_top = top_now
-        record['stable_iterations'] = self._stable_iterations
-        record['sampled'] = {g: [str(self.populations[g].find(k).cell) for k in keys if self.populations[g].find(k)]
-                             for g, keys in self.sampled.items()}
-        record['fitness'] = {g: {str(m.cell): m.fitness for m in pop.members if m.evals > 0}
-                             for g, pop in self.populations.items()}
-        self.history.append(record)
-        self.iteration += 1
-        converged = trained and self.patience > 0 and self._stable_iterations >= self.patience
-        finals = self._finals_planned()
-        if self._finalists is not None:
-            self.finished = self.iteration - self._finals_start >= finals
-        else:
-            main_end = None if self.iterations is None else self.iterations - finals
-            main_done = converged or (main_end is not None and self.iteration >= main_end)
-            if main_done and finals > 0:
-                self._begin_finals()
-            self.finished = bool(main_done and self._finalists is None)
-        record['converged'] = bool(converged)
+        record = self.loop.tell(None if self.in_warmup else scores, val_acc=val_acc, val_loss=val_loss,
+                                steps=steps, expected_madds=self._expected_madds())
         if not self.finished:
-            self._sample_next()
+            self._apply_branches()
             if module is not None:
                 module.reset_arch_optimizer_state()
         for cb in self.on_iteration_end:
@@ -904,11 +572,9 @@ class AutoSpace(OneShotStrategy):
         groups, thin_evidence = {}, {}
         layout = None if self.adopted is None else self.adopted.layout
         for g, pop in self.populations.items():
-            ref_key = None if self.references is None else self.references[g].key
             # the reference branch is listed by keep_reference; every other member competes on fitness
             # (in an adopted space that includes the user's other candidates)
-            top = [m for m in pop.top(self.top_m + 1, include_reference=True, min_evals=self.min_evals)
-                   if m.key != ref_key][:self.top_m]
+            top = self.loop.learned(g)
             name = (lambda c: None) if layout is None else (lambda c, g=g: layout.user_name(g, c))
             cells = [LearnedCell(m.cell, m.fitness, m.reference, name(m.cell)) for m in top]
             # cells short of min_evals rank after all others; a short run may still need them to fill M
@@ -1005,39 +671,11 @@ class AutoSpace(OneShotStrategy):
 
     def evolution_state(self) -> dict:
         # plain Python types only, so Lightning's weights_only checkpoint loading accepts it
-        name, keys, pos, has_gauss, cached = self.rng.get_state()
-        return {
-            'iteration': self.iteration, 'finished': self.finished,
-            'rng': [name, [int(k) for k in keys], int(pos), int(has_gauss), float(cached)],
-            'populations': {g: p.state_dict() for g, p in self.populations.items()},
-            'sampled': copy.deepcopy(self.sampled),
-            'stable_iterations': self._stable_iterations,
-            'last_top': copy.deepcopy(self._last_top),
-            'finalists': copy.deepcopy(self._finalists),
-            'finals_start': self._finals_start,
-            'history': copy.deepcopy(self.history),
-            'wall_time': self._wall_time,
-            'lr_scale': self.lr_scale,
-            'rollbacks': copy.deepcopy(self.rollbacks),
-        }
+        return {**self.loop.state_dict(), 'wall_time': self._wall_time, 'lr_scale': self.lr_scale,
+                'rollbacks': copy.deepcopy(self.rollbacks)}
 
     def load_evolution_state(self, state: dict) -> None:
-        self.iteration = int(state['iteration'])
-        self.finished = bool(state['finished'])
-        name, keys, pos, has_gauss, cached = state['rng']
-        self.rng.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
-        for g, ps in state['populations'].items():
-            if g not in self.populations:
-                self.populations[g] = GroupPopulation(g, size=self.population_size, sampler=self.sampler,
-                                                      admissible=lambda c: True, replacement=self.replacement,
-                                                      initial_fitness=self.initial_fitness)
-            self.populations[g].load_state_dict(ps)
-        self.sampled = copy.deepcopy(state['sampled'])
-        self._stable_iterations = int(state['stable_iterations'])
-        self._last_top = copy.deepcopy(state['last_top'])
-        self._finalists = copy.deepcopy(state.get('finalists'))
-        self._finals_start = int(state.get('finals_start', 0))
-        self.history = copy.deepcopy(state['history'])
+        self.loop.load_state_dict(state)
         self._wall_time = float(state.get('wall_time', 0.0))
         # a rollback restores an older checkpoint: keep the faults and learning-rate scale seen since
         saved = list(state.get('rollbacks', []))

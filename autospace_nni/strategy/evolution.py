@@ -9,8 +9,6 @@ from __future__ import annotations
 import dataclasses
 from typing import Callable, Dict, List, Optional, Sequence
 
-import numpy as np
-
 from ..cells.fixed import parse_candidate
 from ..cells.genome import Cell, DEFAULT_OPS, EXPAND_CHOICES, ACT_CHOICES, SE_CHOICES
 from ..fitness import eqn5_update
