@@ -26,12 +26,12 @@ from nni.nas.oneshot.pytorch.profiler import ExpectationProfilerPenalty
 from nni.nas.profiler import Profiler
 
 from .cells.fixed import parse_candidate
+from .config import PENALTY_MODES
 from .space.network import Architecture, choice_cost, fixed_cost
 from .space.skeleton import Skeleton, ZERO
 
 __all__ = ['AnalyticCostProfiler', 'BudgetPenalty', 'PENALTY_MODES', 'budget_factor']
 
-PENALTY_MODES = ('mul#log', 'add', 'mul')
 
 
 def budget_factor(expected: torch.Tensor, target: float, beta: float) -> torch.Tensor:

@@ -75,7 +75,7 @@ def _cmd_data(args) -> int:
 
 
 def _add_evolve_args(p: argparse.ArgumentParser, *, demo: bool = False) -> None:
-    from .fitness import DEFAULT_FITNESS, FITNESS_ESTIMATORS
+    from .config import add_arguments
     _add_data_args(p)
     p.add_argument('--skeleton', default='tiny-8', help='skeleton preset (tiny-8 for digits, mobile-28 for fashion-mnist)')
     p.add_argument('--grouping', default='stage', choices=['stage', 'layer'],
@@ -87,78 +87,48 @@ def _add_evolve_args(p: argparse.ArgumentParser, *, demo: bool = False) -> None:
     p.add_argument('--resume', default=None, metavar='RUN_DIR',
                    help='continue the run in RUN_DIR from its last complete checkpoint (same options)')
     p.add_argument('--overwrite', action='store_true', help='replace a run already in --out')
-    p.add_argument('--seed', type=int, default=0)
-    p.add_argument('--iterations', type=int, default=None, help='T (default: the skeleton preset)')
-    p.add_argument('--population', type=int, default=None, help='P, cells per layer group')
-    p.add_argument('--sample-k', type=int, default=None, help='K, cells sampled per group and iteration')
-    p.add_argument('--tournament-size', type=int, default=None, help='s, members per tournament')
-    p.add_argument('--p-mutation', type=float, default=0.5)
-    p.add_argument('--beta', type=float, default=0.7, help='fitness moving average (Eqn 5)')
-    p.add_argument('--top-m', type=int, default=6, help='M, cells per group in the learned space')
-    p.add_argument('--patience', type=int, default=3, help='stop once every top-M set is stable this long (0: never)')
-    p.add_argument('--warmup', type=int, default=2, help='W, weight-only iterations with uniform paths')
-    p.add_argument('--reference', default='default',
-                   help="'default' (MBConv k3 e6), 'none' (the ablation), or a cell text for every group")
-    p.add_argument('--budget-madds', type=float, default=None, help='MAdds target of the whole network')
-    p.add_argument('--penalty', default='mul#log', choices=['mul#log', 'add', 'mul', 'none'])
-    p.add_argument('--no-hard-filter', action='store_true', help='keep over-budget cells in the population')
-    p.add_argument('--n-nodes', type=int, default=4, help='nodes of random cells')
-    p.add_argument('--fitness', default=DEFAULT_FITNESS, choices=list(FITNESS_ESTIMATORS),
-                   help='how sampled cells are scored: ' + '; '.join(f'{e.name}: {e.summary}'
-                                                                     for e in FITNESS_ESTIMATORS.values()) +
-                        f' (default {DEFAULT_FITNESS}: measured best, docs/benchmarks.md "Fitness quality")')
-    p.add_argument('--arc-lr', type=float, default=None, help="Adam learning rate of α (default: the preset's)")
     p.add_argument('--lr', type=float, default=0.05, help='SGD learning rate of the weights (cosine schedule)')
-    p.add_argument('--batch-size', type=int, default=None)
+    p.add_argument('--batch-size', type=int, default=None, help="(default: the skeleton preset's)")
     p.add_argument('--limit', type=int, default=None, help='cap the train split (quick runs)')
     p.add_argument('--device', default='cpu', choices=['cpu', 'cuda'])
     p.add_argument('--devices', type=int, default=1,
                    help='processes (CPU) or GPUs for Lightning DDP; >1 trains the supernet data-parallel')
-    p.add_argument('--max-rollbacks', type=int, default=3,
-                   help='NaN/inf faults survived by rolling back to the last checkpoint with lower learning rates')
-    p.add_argument('--rollback-lr-factor', type=float, default=0.5, help='learning-rate multiplier per rollback')
     p.add_argument('--quiet', '--no-progress', dest='no_progress', action='store_true', help='no progress bar')
+    # every AutoSpace option, from autospace_nni/config.py; where not given: the skeleton preset, then
+    # pipeline.RUN_DEFAULTS, then the strategy's default
+    add_arguments(p, skip=('input_shape',))
 
 
 def _evolve_config(args):
-    from .pipeline import EvolveConfig, PRESETS
-    preset = PRESETS.get(args.skeleton, {})
-    pick = lambda value, key: value if value is not None else preset.get(key, getattr(EvolveConfig, key))
-    for name in ('iterations', 'population', 'sample_k', 'tournament_size', 'top_m', 'n_nodes'):
-        v = getattr(args, name, None)
-        if v is not None and v < 1:
-            raise _usage(f'--{name.replace("_", "-")} must be >= 1, got {v}')
+    from .config import AutoSpaceConfig, given
+    from .pipeline import EvolveConfig, PRESETS, RUN_DEFAULTS
     if args.devices < 1:
         raise _usage(f'--devices must be >= 1, got {args.devices}')
-    if args.max_rollbacks < 0:
-        raise _usage(f'--max-rollbacks must be >= 0, got {args.max_rollbacks}')
-    if not 0 < args.rollback_lr_factor < 1:
-        raise _usage(f'--rollback-lr-factor must be in (0, 1), got {args.rollback_lr_factor}')
-    if args.budget_madds is not None and args.budget_madds <= 0:
-        raise _usage(f'--budget-madds must be positive, got {args.budget_madds}')
-    if args.penalty != 'mul#log' and args.budget_madds is None:
-        raise _usage('--penalty only applies with --budget-madds; give a budget or drop --penalty')
-    if args.no_hard_filter and args.budget_madds is None:
-        raise _usage('--no-hard-filter only applies with --budget-madds')
-    reference = None if args.reference in ('none', 'None') else args.reference
-    if reference not in (None, 'default'):
-        from .cells import Cell
-        Cell.parse(reference)
-    return EvolveConfig(dataset=args.dataset, data_dir=args.data_dir, skeleton=args.skeleton, grouping=args.grouping,
-                        iterations=pick(args.iterations, 'iterations'), seed=args.seed,
-                        population=pick(args.population, 'population'), sample_k=pick(args.sample_k, 'sample_k'),
-                        tournament_size=pick(args.tournament_size, 'tournament_size'), p_mutation=args.p_mutation,
-                        beta=args.beta, top_m=args.top_m, patience=args.patience, warmup=args.warmup,
-                        reference=reference, budget_madds=args.budget_madds,
-                        penalty=None if args.penalty == 'none' else args.penalty,
-                        hard_filter=not args.no_hard_filter, n_nodes=args.n_nodes, fitness=args.fitness,
-                        arc_lr=pick(args.arc_lr, 'arc_lr'), lr=args.lr,
-                        batch_size=pick(args.batch_size, 'batch_size'), limit=args.limit, device=args.device,
-                        max_rollbacks=args.max_rollbacks, rollback_lr_factor=args.rollback_lr_factor,
-                        devices=args.devices)
+    for name in ('batch_size', 'limit'):
+        v = getattr(args, name)
+        if v is not None and v < 1:
+            raise _usage(f'--{name.replace("_", "-")} must be >= 1, got {v}')
+    options = given(args)
+    budget = options.get('budget_madds')
+    if budget is None:
+        for flag, name in (('--budget-penalty', 'budget_penalty'), ('--no-hard-filter', 'hard_filter')):
+            if name in options and options[name] != getattr(AutoSpaceConfig(), name):
+                raise _usage(f'{flag} only applies with --budget-madds; give a budget or drop {flag}')
+    preset = dict(PRESETS.get(args.skeleton, {}))
+    batch_size = args.batch_size if args.batch_size is not None else preset.pop('batch_size', 64)
+    preset.pop('batch_size', None)
+    try:
+        return EvolveConfig(dataset=args.dataset, data_dir=args.data_dir, skeleton=args.skeleton,
+                            grouping=args.grouping, lr=args.lr, batch_size=batch_size, limit=args.limit,
+                            device=args.device, devices=args.devices, options={**RUN_DEFAULTS, **preset, **options})
+    except ValueError as e:      # an option out of its range: one line, exit 2, named as its flag
+        msg = str(e)
+        name = max((n for n in AutoSpaceConfig.names() if msg.startswith(n)), key=len, default=None)
+        raise _usage(msg if name is None else f'--{name.replace("_", "-")}{msg[len(name):]}') from None
 
 
 def _cmd_evolve(args) -> int:
+    from .errors import Interrupted
     from .pipeline import load_run_config, run_evolve
     if args.resume:
         if args.overwrite:
@@ -166,14 +136,18 @@ def _cmd_evolve(args) -> int:
                           '--overwrite replaces it')
         out = args.resume if args.out is None else args.out
         cfg = load_run_config(out)
-        learned, strategy = run_evolve(cfg, out, progress=not args.no_progress, resume=True)
-        _print_learned(learned, strategy, out)
-        return 0
-    if args.out is None:
-        raise _usage('evolve needs --out (or --resume RUN_DIR)')
-    cfg = _evolve_config(args)
-    learned, strategy = run_evolve(cfg, args.out, overwrite=args.overwrite, progress=not args.no_progress)
-    _print_learned(learned, strategy, args.out)
+        kw = dict(resume=True)
+    else:
+        if args.out is None:
+            raise _usage('evolve needs --out (or --resume RUN_DIR)')
+        out, cfg, kw = args.out, _evolve_config(args), dict(overwrite=args.overwrite)
+    try:
+        learned, strategy = run_evolve(cfg, out, progress=not args.no_progress, **kw)
+    except Interrupted as e:
+        print(f'interrupted at iteration {e.iteration}; resume with `autospace-nni evolve --resume {out}`',
+              file=sys.stderr)
+        return 130
+    _print_learned(learned, strategy, out)
     return 0
 
 
@@ -531,8 +505,12 @@ def _apply_config_file(parser: argparse.ArgumentParser, argv: list):
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices[args.command]
     known = {a.dest: a for a in sub._actions if a.dest not in ('help', 'config', 'func')}
     values = {}
+    from .config import OLD_NAMES
     for key, value in doc.items():
         dest = str(key).replace('-', '_')
+        dest = OLD_NAMES.get(dest, dest)
+        if dest in values:
+            raise _usage(f'config file {path}: {dest} and {key} are the same option; give it once')
         if dest not in known:
             close = [k for k in known if k.startswith(dest[:4])][:3]
             raise _usage(f'config file {path}: unknown option {key!r}' + (f' (did you mean {", ".join(close)}?)'
@@ -540,10 +518,11 @@ def _apply_config_file(parser: argparse.ArgumentParser, argv: list):
         action = known[dest]
         if value is not None and action.type is not None and not isinstance(value, bool):
             try:
-                value = action.type(value)
+                value = [action.type(v) for v in value] if isinstance(value, list) else action.type(value)
             except (TypeError, ValueError):
                 raise _usage(f'config file {path}: {key} must be {action.type.__name__}, got {value!r}') from None
-        elif isinstance(action, argparse._StoreTrueAction) and not isinstance(value, bool):
+        elif isinstance(action, (argparse._StoreTrueAction, argparse.BooleanOptionalAction)) and \
+                not isinstance(value, bool):
             raise _usage(f'config file {path}: {key} must be true or false, got {value!r}')
         if action.choices is not None and value not in action.choices:
             raise _usage(f'config file {path}: {key} must be one of {", ".join(map(str, action.choices))}, '

@@ -71,10 +71,9 @@ def _cell_ok(v) -> bool:
     from .cells.genome import Cell
     if isinstance(v, Cell):
         return True
-    try:
-        Cell.parse(v)
-    except (TypeError, ValueError):
+    if not isinstance(v, str):
         return False
+    Cell.parse(v)     # a bad cell text raises its own one-line error (the bad token or edge)
     return True
 
 
@@ -193,7 +192,11 @@ class AutoSpaceConfig:
             value = getattr(self, f.name)
             if isinstance(value, list):             # lists (from YAML or JSON) are stored as tuples
                 object.__setattr__(self, f.name, value := tuple(value))
-            if not f.metadata['check'](value):
+            try:
+                ok = f.metadata['check'](value)
+            except ValueError as e:
+                raise ValueError(f'{f.name}: {e}') from None
+            if not ok:
                 raise ValueError(f'{f.name} must be {f.metadata["rule"]}, got {value!r}')
         if self.sample_k > self.population_size:
             raise ValueError(f'sample_k ({self.sample_k}) cannot exceed population_size ({self.population_size})')
@@ -230,7 +233,9 @@ def options_doc() -> str:
 
 def _none_or(kind):
     def parse(text: str):
-        return None if text.lower() in ('none', 'null') else kind(text)
+        if isinstance(text, str) and text.lower() in ('none', 'null'):
+            return None
+        return kind(text)
     parse.__name__ = kind.__name__
     return parse
 

@@ -2,7 +2,7 @@
 name the problem and what to do; the CLI prints them without a traceback and exits with status 2."""
 
 __all__ = ['AutoSpaceError', 'CellError', 'SkeletonError', 'ArchError', 'DatasetError', 'LearnedSpaceError',
-           'NumericalFaultError', 'NonFiniteError']
+           'NumericalFaultError', 'NonFiniteError', 'Interrupted']
 
 
 class AutoSpaceError(ValueError):
@@ -36,3 +36,12 @@ class NumericalFaultError(AutoSpaceError):
 class NonFiniteError(FloatingPointError):
     """Internal: a NaN or inf in a loss, a weight or α. :class:`~autospace_nni.strategy.autospace.AutoSpace`
     catches it and rolls back; only :class:`NumericalFaultError` reaches the user."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C (SIGINT) stopped a run during ``iteration``; the checkpoint of the boundary before it resumes the
+    run exactly (the command line says how, and exits 130)."""
+
+    def __init__(self, iteration: int):
+        super().__init__(f'interrupted at iteration {iteration}')
+        self.iteration = iteration

@@ -9,17 +9,18 @@ with a run folder a person (and the report) can read:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
 import time
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Any, Callable, Dict, Optional
 
+from .config import AutoSpaceConfig, rename_old
 from .errors import AutoSpaceError
-from .fitness import DEFAULT_FITNESS
 
-__all__ = ['EvolveConfig', 'run_evolve', 'PRESETS', 'RunDirError']
+__all__ = ['EvolveConfig', 'run_evolve', 'run_dir_lock', 'PRESETS', 'RUN_DEFAULTS', 'RunDirError']
 
 
 class RunDirError(AutoSpaceError):
@@ -28,52 +29,57 @@ class RunDirError(AutoSpaceError):
 
 @dataclasses.dataclass
 class EvolveConfig:
+    """One ``evolve`` run: the data and the weights' training recipe, plus the AutoSpace options
+    (:class:`~autospace_nni.config.AutoSpaceConfig`, by their names there) that the run sets. ``from_flat``
+    builds one from a single flat mapping (a run.json of any version, a YAML file, keyword arguments)."""
     dataset: str = 'digits'
     data_dir: Optional[str] = None
     skeleton: str = 'tiny-8'
     grouping: str = 'stage'
-    iterations: int = 12
-    seed: int = 0
-    population: int = 16
-    sample_k: int = 3
-    tournament_size: int = 4
-    p_mutation: float = 0.5
-    beta: float = 0.7
-    top_m: int = 6
-    patience: int = 3
-    warmup: int = 2
-    reference: Optional[str] = 'default'
-    budget_madds: Optional[float] = None
-    penalty: Optional[str] = 'mul#log'
-    hard_filter: bool = True
-    n_nodes: int = 4
-    fitness: str = DEFAULT_FITNESS
-    arc_lr: float = 1e-3
     lr: float = 0.05
     batch_size: int = 64
     limit: Optional[int] = None
     device: str = 'cpu'
     devices: int = 1
-    max_rollbacks: int = 3
-    rollback_lr_factor: float = 0.5
+    options: Dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self):
+        self.options = rename_old(dict(self.options))
+        self.config = AutoSpaceConfig(**self.options)     # every option checked, with its range, here
+
+    @classmethod
+    def from_flat(cls, **values) -> 'EvolveConfig':
+        """Run fields by name, everything else an AutoSpace option (old names accepted), over
+        :data:`RUN_DEFAULTS`."""
+        run = {f.name for f in dataclasses.fields(cls)} - {'options'}
+        options = {**RUN_DEFAULTS, **rename_old({k: v for k, v in values.items() if k not in run})}
+        unknown = sorted(set(options) - set(AutoSpaceConfig.names()))
+        if unknown:
+            raise AutoSpaceError(f'unknown evolve options {", ".join(unknown)}; see autospace-nni evolve --help')
+        return cls(**{k: v for k, v in values.items() if k in run}, options=options)
+
+    def __getattr__(self, name):      # the options read like fields: cfg.seed, cfg.iterations, ...
+        if name in AutoSpaceConfig.names() and 'config' in self.__dict__:
+            return getattr(self.__dict__['config'], name)
+        raise AttributeError(name)
 
     def strategy_kwargs(self) -> dict:
-        return dict(population_size=self.population, sample_k=self.sample_k, tournament_size=self.tournament_size,
-                    p_mutation=self.p_mutation, beta=self.beta, top_m=self.top_m, patience=self.patience,
-                    warmup_iterations=self.warmup, reference=self.reference, budget_madds=self.budget_madds,
-                    budget_penalty=self.penalty, hard_filter=self.hard_filter, n_nodes=self.n_nodes,
-                    arc_learning_rate=self.arc_lr, iterations=self.iterations, seed=self.seed,
-                    fitness=self.fitness, max_rollbacks=self.max_rollbacks,
-                    rollback_lr_factor=self.rollback_lr_factor)
+        return dict(self.options)
 
 
-#: per-skeleton settings for the CLI; the strategy itself keeps the method's defaults (docs/method.md). On tiny data an
-#: iteration is only a few α steps, so α's learning rate is raised to give a readable fitness signal.
-#: ``arc_lr`` matters only for the α estimators (``--fitness alpha-sum|alpha-gates``).
+#: what a run sets when neither the caller nor a skeleton preset does (the strategy's own defaults suit a
+#: long run, these a quick one)
+RUN_DEFAULTS = dict(iterations=12, seed=0, population_size=16, sample_k=3, tournament_size=4)
+
+#: per-skeleton settings for the CLI, over RUN_DEFAULTS; the strategy itself keeps the method's defaults. On tiny
+#: data an iteration is only a few α steps, so α's learning rate is raised to give a readable fitness signal.
+#: ``arc_learning_rate`` matters only for the α estimators (``--fitness alpha-sum|alpha-gates``).
 PRESETS = {
-    'tiny-8': dict(arc_lr=0.03, batch_size=32, iterations=12, population=16, sample_k=3, tournament_size=4),
-    'mobile-28': dict(arc_lr=3e-3, batch_size=128, iterations=20, population=32, sample_k=4, tournament_size=8),
-    'proxylessnas-mobile': dict(arc_lr=1e-3, batch_size=64, iterations=50, population=64, sample_k=4,
+    'tiny-8': dict(arc_learning_rate=0.03, batch_size=32, iterations=12, population_size=16, sample_k=3,
+                   tournament_size=4),
+    'mobile-28': dict(arc_learning_rate=3e-3, batch_size=128, iterations=20, population_size=32, sample_k=4,
+                      tournament_size=8),
+    'proxylessnas-mobile': dict(arc_learning_rate=1e-3, batch_size=64, iterations=50, population_size=64, sample_k=4,
                                 tournament_size=8),
 }
 
@@ -114,6 +120,29 @@ def _write_json(path: Path, obj) -> None:
     _write_text(path, json.dumps(obj, indent=1, default=str) + '\n')
 
 
+@contextlib.contextmanager
+def run_dir_lock(out: Path):
+    """Hold ``out/.lock`` for a whole run: a second ``evolve`` on the folder (``--out``, ``--resume`` or
+    ``--overwrite``) is refused in one line naming the process that holds it. The lock is an OS file lock
+    (``filelock``), so a killed process leaves none behind and a resume after a crash is never blocked."""
+    from filelock import FileLock, Timeout
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    lock, owner = FileLock(str(out / '.lock')), out / '.lock.owner'
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        holder = owner.read_text().strip() if owner.exists() else 'another process'
+        raise RunDirError(f'{out} is in use by {holder}; wait for it to finish or stop it, or choose another '
+                          f'--out') from None
+    try:
+        owner.write_text(f'process {os.getpid()}\n')
+        yield
+    finally:
+        owner.unlink(missing_ok=True)
+        lock.release()
+
+
 def prepare_run_dir(out: Path, *, overwrite: bool) -> None:
     if out.exists() and not out.is_dir():
         raise RunDirError(f'{out} exists and is not a folder; choose another --out')
@@ -140,7 +169,9 @@ def load_run_config(out) -> EvolveConfig:
     config = dict(run['config'])
     if 'path_mode' in config:   # runs of package versions before the fitness option
         config['fitness'] = {'sum': 'alpha-sum', 'sample': 'alpha-gates'}[config.pop('path_mode')]
-    return EvolveConfig(**config)
+    if 'options' in config:
+        return EvolveConfig(**config)
+    return EvolveConfig.from_flat(**config)    # a run.json of a version with one flat config (old names)
 
 
 def _truncate_history(path: Path, iterations_done: int) -> None:
@@ -190,96 +221,98 @@ def run_evolve(cfg: EvolveConfig, out, *, overwrite: bool = False, progress: boo
     # touches the run folder, the other ranks only train.
     from pytorch_lightning.utilities.rank_zero import rank_zero_only
     main = getattr(rank_zero_only, 'rank', 0) == 0
-    ckpt = None
-    if resume:
-        ckpt = AutoSpace.find_checkpoint(out / 'checkpoints')
-        if ckpt is None:
-            raise RunDirError(f'{out} has no complete checkpoint to resume from; start again with --overwrite')
-        done = torch.load(ckpt, map_location='cpu', weights_only=False)['autospace']['evolution']['iteration']
+    with (run_dir_lock(out) if main else contextlib.nullcontext()):   # one writer per run folder
+        ckpt = None
+        if resume:
+            ckpt = AutoSpace.find_checkpoint(out / 'checkpoints')
+            if ckpt is None:
+                raise RunDirError(f'{out} has no complete checkpoint to resume from; start again with --overwrite')
+            done = torch.load(ckpt, map_location='cpu', weights_only=True)['autospace']['evolution']['iteration']
+            if main:
+                _truncate_history(out / 'history.jsonl', done)
+        elif main:
+            prepare_run_dir(out, overwrite=overwrite)
+
+        torch.manual_seed(cfg.seed)
+        strategy.dataset_name = cfg.dataset
+        space = ExplorationSpace(skeleton)
+        from pytorch_lightning.loggers import TensorBoardLogger
+        logger = TensorBoardLogger(str(out), name='tb', version='')
+        evaluator = make_evaluator(data, max_epochs=cfg.iterations, batch_size=cfg.batch_size, learning_rate=cfg.lr,
+                                   accelerator=cfg.device, devices=cfg.devices, logger=logger, seed=cfg.seed,
+                                   # a step uses only the K sampled cells of each weight pool
+                                   strategy='ddp_find_unused_parameters_true' if cfg.devices > 1 else 'auto',
+                                   default_root_dir=str(out), callbacks=callbacks, report_to_nni=False)
+        run_info = {'command': 'evolve', 'config': dataclasses.asdict(cfg), 'resumed_from': ckpt, 'package_version': __version__,
+                    'torch': torch.__version__, 'status': 'running', 'started': time.strftime('%Y-%m-%d %H:%M:%S'),
+                    'data': data.summary()}
         if main:
-            _truncate_history(out / 'history.jsonl', done)
-    elif main:
-        prepare_run_dir(out, overwrite=overwrite)
-
-    torch.manual_seed(cfg.seed)
-    strategy.dataset_name = cfg.dataset
-    space = ExplorationSpace(skeleton)
-    from pytorch_lightning.loggers import TensorBoardLogger
-    logger = TensorBoardLogger(str(out), name='tb', version='')
-    evaluator = make_evaluator(data, max_epochs=cfg.iterations, batch_size=cfg.batch_size, learning_rate=cfg.lr,
-                               accelerator=cfg.device, devices=cfg.devices, logger=logger, seed=cfg.seed,
-                               # a step uses only the K sampled cells of each weight pool
-                               strategy='ddp_find_unused_parameters_true' if cfg.devices > 1 else 'auto',
-                               default_root_dir=str(out), callbacks=callbacks, report_to_nni=False)
-    run_info = {'command': 'evolve', 'config': dataclasses.asdict(cfg), 'resumed_from': ckpt, 'package_version': __version__,
-                'torch': torch.__version__, 'status': 'running', 'started': time.strftime('%Y-%m-%d %H:%M:%S'),
-                'data': data.summary()}
-    if main:
-        _write_json(out / 'run.json', run_info)
-
-    bar = None
-    if progress and main:
-        from tqdm.auto import tqdm
-        bar = tqdm(total=cfg.iterations, desc='evolve', unit='it', dynamic_ncols=True)
-        if ckpt is not None:
-            bar.update(done)
-    history_path = out / 'history.jsonl'
-
-    def on_end(strat, record):
-        if not main:
-            return
-        with open(history_path, 'a') as f:
-            f.write(json.dumps(record, default=float) + '\n')
-        if bar is not None:
-            best = max(v for k, v in record.items() if k.startswith('fitness_max/'))
-            bar.set_postfix(val_acc=f'{record["val_acc"]:.3f}', madds=f'{record["expected_madds"] / 1e6:.2f}M',
-                            best_f=f'{best:.3f}', warm='y' if record['warmup'] else 'n')
-            bar.update(1)
-        if on_iteration is not None:
-            on_iteration(strat, record)
-
-    def on_rollback(strat, fault):
-        if not main:
-            return
-        done_at = torch.load(fault['checkpoint'], map_location='cpu', weights_only=False)['autospace']['evolution']['iteration']
-        _truncate_history(history_path, done_at)
-        run_info.setdefault('rollbacks', []).append(fault)
-        _write_json(out / 'run.json', run_info)
-        msg = (f'numerical fault at iteration {fault["iteration"]}: {fault["error"]}; rolled back to iteration '
-               f'{done_at} with learning rates x{fault["lr_scale"]:g}')
-        if bar is not None:
-            bar.write(msg)
-            bar.n = done_at
-            bar.refresh()
-        else:
-            import sys
-            print(msg, file=sys.stderr)
-
-    strategy.on_iteration_end.append(on_end)
-    strategy.on_rollback.append(on_rollback)
-    try:
-        learned = strategy.evolve(space, evaluator, resume_from=ckpt)
-    except BaseException as e:
-        if main:
-            run_info.update(status='failed', error=f'{type(e).__name__}: {e}')
             _write_json(out / 'run.json', run_info)
-        raise
-    finally:
-        if bar is not None:
-            bar.close()
-    learned.provenance['data'] = data.summary()
-    if cfg.devices > 1:
-        learned.provenance['ddp_rank'] = 0 if main else rank_zero_only.rank
-    dump = os.environ.get('AUTOSPACE_DDP_DUMP')
-    if dump:   # tests: each rank shows what it learned and the weights it ended with
-        rank = 0 if main else rank_zero_only.rank
-        learned.save(Path(dump) / f'rank{rank}.json')
-        torch.save(strategy.supernet.state_dict(), Path(dump) / f'rank{rank}.weights.pt')
-    if not main:
+
+        bar = None
+        if progress and main:
+            from tqdm.auto import tqdm
+            bar = tqdm(total=cfg.iterations, desc='evolve', unit='it', dynamic_ncols=True)
+            if ckpt is not None:
+                bar.update(done)
+        history_path = out / 'history.jsonl'
+
+        def on_end(strat, record):
+            if not main:
+                return
+            with open(history_path, 'a') as f:
+                f.write(json.dumps(record, default=float) + '\n')
+            if bar is not None:
+                best = max(v for k, v in record.items() if k.startswith('fitness_max/'))
+                bar.set_postfix(val_acc=f'{record["val_acc"]:.3f}', madds=f'{record["expected_madds"] / 1e6:.2f}M',
+                                best_f=f'{best:.3f}', warm='y' if record['warmup'] else 'n')
+                bar.update(1)
+            if on_iteration is not None:
+                on_iteration(strat, record)
+
+        def on_rollback(strat, fault):
+            if not main:
+                return
+            done_at = torch.load(fault['checkpoint'], map_location='cpu', weights_only=True)['autospace']['evolution']['iteration']
+            _truncate_history(history_path, done_at)
+            run_info.setdefault('rollbacks', []).append(fault)
+            _write_json(out / 'run.json', run_info)
+            msg = (f'numerical fault at iteration {fault["iteration"]}: {fault["error"]}; rolled back to iteration '
+                   f'{done_at} with learning rates x{fault["lr_scale"]:g}')
+            if bar is not None:
+                bar.write(msg)
+                bar.n = done_at
+                bar.refresh()
+            else:
+                import sys
+                print(msg, file=sys.stderr)
+
+        strategy.on_iteration_end.append(on_end)
+        strategy.on_rollback.append(on_rollback)
+        try:
+            learned = strategy.evolve(space, evaluator, resume_from=ckpt)
+        except BaseException as e:
+            if main:
+                run_info.update(status='interrupted' if isinstance(e, KeyboardInterrupt) else 'failed',
+                                error=f'{type(e).__name__}: {e}')
+                _write_json(out / 'run.json', run_info)
+            raise
+        finally:
+            if bar is not None:
+                bar.close()
+        learned.provenance['data'] = data.summary()
+        if cfg.devices > 1:
+            learned.provenance['ddp_rank'] = 0 if main else rank_zero_only.rank
+        dump = os.environ.get('AUTOSPACE_DDP_DUMP')
+        if dump:   # tests: each rank shows what it learned and the weights it ended with
+            rank = 0 if main else rank_zero_only.rank
+            learned.save(Path(dump) / f'rank{rank}.json')
+            torch.save(strategy.supernet.state_dict(), Path(dump) / f'rank{rank}.weights.pt')
+        if not main:
+            return learned, strategy
+        learned.save(out / 'learned_space.json')
+        run_info.update(status='done', finished=time.strftime('%Y-%m-%d %H:%M:%S'), iterations=strategy.iteration,
+                        wall_time_s=learned.provenance.get('wall_time_s'),
+                        converged=learned.provenance.get('converged'))
+        _write_json(out / 'run.json', run_info)
         return learned, strategy
-    learned.save(out / 'learned_space.json')
-    run_info.update(status='done', finished=time.strftime('%Y-%m-%d %H:%M:%S'), iterations=strategy.iteration,
-                    wall_time_s=learned.provenance.get('wall_time_s'),
-                    converged=learned.provenance.get('converged'))
-    _write_json(out / 'run.json', run_info)
-    return learned, strategy

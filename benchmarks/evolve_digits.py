@@ -28,7 +28,7 @@ def main():
     logging.getLogger('pytorch_lightning').setLevel(logging.ERROR)
     from autospace_nni.pipeline import EvolveConfig, PRESETS, run_evolve
 
-    cfg = EvolveConfig(**{**PRESETS['tiny-8'], 'iterations': args.iterations, 'seed': args.seed,
+    cfg = EvolveConfig.from_flat(**{**PRESETS['tiny-8'], 'iterations': args.iterations, 'seed': args.seed,
                           'fitness': args.fitness, 'patience': 0})
     t0 = time.perf_counter()
     learned, strategy = run_evolve(cfg, args.out, overwrite=True, progress=False)

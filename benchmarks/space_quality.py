@@ -83,9 +83,9 @@ def _learn(S, out: Path, device: str, report_only: bool, **changes):
         if report_only:
             raise Pending(str(out))
         settings = dict(dataset=S['dataset'], skeleton=S['skeleton'], iterations=S['iterations'],
-                        population=S['population'], sample_k=S['sample_k'], seed=0, reference='default',
+                        population_size=S['population'], sample_k=S['sample_k'], seed=0, reference='default',
                         budget_madds=S['budget'], patience=0, limit=S['evolve_limit'], device=device)
-        cfg = EvolveConfig(**{**settings, **changes})
+        cfg = EvolveConfig.from_flat(**{**settings, **changes})
         resume = (out / 'checkpoints').is_dir() and AutoSpace.find_checkpoint(out / 'checkpoints') is not None
         run_evolve(cfg, out, overwrite=not resume, resume=resume, progress=True)
     return LearnedSpace.load(out / 'learned_space.json')

@@ -32,7 +32,7 @@ def test_evolve_writes_the_run_folder(run_dir):
     assert [h['iteration'] for h in history] == [0, 1, 2, 3]
     assert history[0]['warmup'] and not history[1]['warmup']
     run = json.loads((out / 'run.json').read_text())
-    assert run['status'] == 'done' and run['config']['population'] == 8
+    assert run['status'] == 'done' and run['config']['options']['population_size'] == 8
     # the table is printed: group, cell text, fitness, MAdds
     assert 'group' in r.stdout and 'fitness' in r.stdout and 'e6_relu6:0-1=dw3x3' in r.stdout
     assert 'Traceback' not in r.stderr
@@ -68,7 +68,9 @@ def test_refuses_an_existing_run_without_overwrite(run_dir):
     (['--penalty', 'add'], 'only applies with --budget-madds'),
     (['--dataset', 'fashion-mnist', '--data-dir', '/nonexistent'], 'apt-get install -y dataset-fashion-mnist'),
     (['--skeleton', 'mobile-28'], 'pick a matching --skeleton'),
-    (['--sample-k', '0'], '--sample-k must be >= 1'),
+    (['--sample-k', '0'], '--sample-k must be an integer >= 1, got 0'),
+    (['--beta', 'nan'], '--beta must be a finite number in [0, 1), got nan'),
+    (['--population-size', '2', '--sample-k', '3'], '--sample-k (3) cannot exceed population_size (2)'),
 ])
 def test_bad_input_is_one_line_exit_2(tmp_path, args, needle):
     out = tmp_path / 'run'
@@ -82,7 +84,7 @@ def test_bad_input_is_one_line_exit_2(tmp_path, args, needle):
 @pytest.mark.parametrize('args, needle', [
     (['--reference', 'e6_relu6:1-0=dw3x3'], 'cycles are not allowed'),
     (['--reference', 'e6_relu6:0-1=dw3x3,2-3=skip'], 'not reachable'),
-    (['--max-rollbacks', '-1'], '--max-rollbacks must be >= 0'),
+    (['--max-rollbacks', '-1'], '--max-rollbacks must be an integer >= 0'),
 ])
 def test_bad_cells_and_options_are_one_line_exit_2(tmp_path, args, needle):
     out = tmp_path / 'run'
@@ -97,7 +99,8 @@ def test_bad_cells_and_options_are_one_line_exit_2(tmp_path, args, needle):
     ('sample_kk: 3\n', "unknown option 'sample_kk' (did you mean sample_k?)"),
     ('sample_k: three\n', 'sample_k must be int'),
     ('- a\n- b\n', 'must be a mapping'),
-    ('fitness: foo\n', 'fitness must be one of alpha-sum, alpha-gates, paired-eval'),
+    ('fitness: foo\n', "fitness must be one of 'alpha-sum', 'alpha-gates', 'paired-eval', got 'foo'"),
+    ('population: 8\npopulation_size: 8\n', 'population_size and population'),
     ('no_progress: 3\n', 'no_progress must be true or false'),
 ])
 def test_invalid_yaml_config_is_one_line_exit_2(run_dir, tmp_path, text, needle):

@@ -84,7 +84,8 @@ def test_without_checkpoints_a_fault_is_reported_not_rolled_back():
 
 def test_cli_pipeline_records_the_rollback(tmp_path):
     inject = InjectNaN([20])
-    cfg = EvolveConfig(iterations=4, population=8, sample_k=2, warmup=1, seed=1, patience=0, arc_lr=0.03, batch_size=32)
+    cfg = EvolveConfig.from_flat(iterations=4, population_size=8, sample_k=2, warmup_iterations=1, seed=1, patience=0,
+                                 arc_learning_rate=0.03, batch_size=32)
     learned, strategy = run_evolve(cfg, tmp_path / 'run', progress=False, callbacks=[inject])
     hist = [json.loads(l)['iteration'] for l in (tmp_path / 'run' / 'history.jsonl').read_text().splitlines()]
     assert inject.fired and hist == [0, 1, 2, 3]

@@ -81,7 +81,7 @@ def test_in_process_resume_matches_and_resume_errors(tmp_path):
     with pytest.raises(Stop):
         s.evolve(ExplorationSpace(Skeleton.preset('tiny-8')), ev)
     ck = AutoSpace.find_checkpoint(tmp_path / 'B')
-    assert ck and torch.load(ck, weights_only=False)['autospace']['evolution']['iteration'] == 2
+    assert ck and torch.load(ck, weights_only=True)['autospace']['evolution']['iteration'] == 2
     s, ev = make(tmp_path / 'B')
     resumed = s.evolve(ExplorationSpace(Skeleton.preset('tiny-8')), ev, resume_from=ck)
     assert resumed.to_dict()['groups'] == full.to_dict()['groups']
@@ -95,3 +95,72 @@ def test_in_process_resume_matches_and_resume_errors(tmp_path):
     r = subprocess.run(_cli('evolve', '--resume', str(tmp_path / 'x'), '--overwrite'), capture_output=True,
                        text=True, timeout=300)
     assert r.returncode == 2 and 'contradict' in r.stderr
+
+
+class _WritesAFile:
+    """A pickle payload: unpickling it writes ``path`` (what a hostile checkpoint could do instead)."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return (_touch, (self.path,))
+
+
+def _touch(path):
+    with open(path, 'w') as f:
+        f.write('code ran at load time')
+
+
+def test_a_checkpoint_that_runs_code_on_load_is_refused_unrun(tmp_path):
+    import dataclasses
+    from autospace_nni.cli import main
+    from autospace_nni.pipeline import EvolveConfig
+    run, marker = tmp_path / 'run', tmp_path / 'pwned'
+    (run / 'checkpoints').mkdir(parents=True)
+    cfg = EvolveConfig.from_flat(iterations=2, population_size=8, sample_k=2)
+    (run / 'run.json').write_text(json.dumps({'command': 'evolve', 'config': dataclasses.asdict(cfg)}))
+    torch.save({'autospace': _WritesAFile(marker), 'state_dict': {}}, run / 'checkpoints' / 'last.ckpt')
+    with pytest.raises(Exception):
+        torch.load(run / 'checkpoints' / 'last.ckpt', weights_only=True)
+    assert not marker.exists()
+    assert AutoSpace.find_checkpoint(run / 'checkpoints') is None and not marker.exists()
+    assert main(['evolve', '--resume', str(run), '--no-progress']) == 2
+    assert not marker.exists()
+    # the same file loaded the unsafe way would have run it: the test's payload is real
+    torch.load(run / 'checkpoints' / 'last.ckpt', weights_only=False)
+    assert marker.exists()
+
+
+@pytest.mark.slow
+def test_one_writer_per_run_folder_and_ctrl_c_exits_130_then_resumes(tmp_path):
+    a, b = tmp_path / 'a', tmp_path / 'b'
+    args = [*ARGS, '--iterations', '8', '--batch-size', '8']     # long enough to be caught running
+    r = subprocess.run(_cli('evolve', '--out', str(a), *args), capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    hist = b / 'history.jsonl'
+    p = subprocess.Popen(_cli('evolve', '--out', str(b), *args), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                         text=True)
+    deadline = time.time() + 600
+    while _lines(hist) < 2 and p.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    assert p.poll() is None and _lines(hist) >= 2
+    # a second writer on the folder, three ways: refused in one line that names the holder
+    for second in (['--resume', str(b)], ['--out', str(b), '--overwrite', *args], ['--out', str(b), *args]):
+        r = subprocess.run(_cli('evolve', *second, '--no-progress'), capture_output=True, text=True, timeout=300)
+        assert r.returncode == 2, (second, r.stderr[-2000:])
+        assert len(r.stderr.strip().splitlines()) == 1
+        assert f'in use by process {p.pid}' in r.stderr or 'already holds a run' in r.stderr, r.stderr
+    assert p.poll() is None and (b / 'checkpoints' / 'last.ckpt').exists()   # untouched, still running
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=300)
+    assert p.returncode == 130, err[-2000:]
+    line = [l for l in err.splitlines() if l.startswith('interrupted at iteration')]
+    assert line and line[0].endswith(f'resume with `autospace-nni evolve --resume {b}`'), err[-2000:]
+    assert json.loads((b / 'run.json').read_text())['status'] == 'interrupted'
+    # the lock went with the process: the resume is not blocked, and it ends where the straight run did
+    r = subprocess.run(_cli('evolve', '--resume', str(b), '--no-progress'), capture_output=True, text=True,
+                       timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert _groups(a) == _groups(b)
+    assert [json.loads(l)['iteration'] for l in hist.read_text().splitlines()] == list(range(8))

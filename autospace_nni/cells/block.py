@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Callable, Sequence, Tuple
 import torch
 from torch import nn
 
-from .ops import ConvBNAct, PRIMITIVES, make_activation
+from .ops import ConvBNAct, PRIMITIVES, SE_RATIO, make_activation
 
 if TYPE_CHECKING:
     from .genome import Cell
@@ -16,7 +16,6 @@ __all__ = ['CellBlock', 'SqueezeExcite', 'se_channels', 'edge_name', 'run_cell']
 
 
 def se_channels(c_expanded: int) -> int:
-    from .genome import SE_RATIO
     return max(1, int(c_expanded * SE_RATIO))
 
 

@@ -23,7 +23,7 @@ import re
 from typing import Iterable, Sequence, Tuple
 
 from ..errors import CellError
-from .ops import ACTIVATIONS, PRIMITIVES
+from .ops import ACTIVATIONS, PRIMITIVES, SE_RATIO
 
 __all__ = ['Cell', 'CellError', 'EXPAND_CHOICES', 'ACT_CHOICES', 'SE_CHOICES', 'DEFAULT_OPS', 'MAX_NODES',
            'SE_RATIO']
@@ -31,8 +31,6 @@ __all__ = ['Cell', 'CellError', 'EXPAND_CHOICES', 'ACT_CHOICES', 'SE_CHOICES', '
 EXPAND_CHOICES: Tuple[int, ...] = (1, 3, 6)
 ACT_CHOICES: Tuple[str, ...] = ('relu6', 'hswish')
 SE_CHOICES: Tuple[bool, ...] = (False, True)
-#: squeeze-and-excitation reduction: hidden channels = max(1, int(expanded_channels * SE_RATIO))
-SE_RATIO = 0.25
 #: ops that random cells and mutations draw from (``none`` is expressed by leaving an edge out)
 DEFAULT_OPS: Tuple[str, ...] = ('skip', 'dw3x3', 'dw5x5', 'dw7x7', 'dil_dw3x3', 'conv1x1', 'avg_pool3x3',
                                 'max_pool3x3', 'sep_dw1x3_3x1')

@@ -20,10 +20,13 @@ from torch import nn
 
 __all__ = [
     'ACTIVATIONS', 'PRIMITIVES', 'Primitive', 'register_primitive', 'primitive', 'make_activation',
-    'ConvBNAct', 'out_size',
+    'ConvBNAct', 'out_size', 'SE_RATIO',
 ]
 
 Cost = Tuple[int, int]  # (madds, params)
+
+#: squeeze-and-excitation reduction: hidden channels = max(1, int(expanded_channels * SE_RATIO))
+SE_RATIO = 0.25
 
 
 def out_size(size: int, stride: int) -> int:

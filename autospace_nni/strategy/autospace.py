@@ -23,10 +23,13 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import difflib
+import inspect
 import json
 import logging
+import textwrap
 import time
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Dict, List, Optional
 
 import numpy as np
 import torch
@@ -35,10 +38,12 @@ from torch import nn
 from nni.nas.oneshot.pytorch.strategy import OneShotStrategy, no_default_hook
 from nni.nas.nn.pytorch import ModelSpace
 from nni.nas.space import RawFormatModelSpace
+from pytorch_lightning.trainer.states import TrainerStatus
 
-from ..budget import AnalyticCostProfiler, BudgetPenalty, PENALTY_MODES
-from ..errors import NonFiniteError, NumericalFaultError
-from ..cells.genome import ACT_CHOICES, Cell, DEFAULT_OPS, EXPAND_CHOICES, SE_CHOICES
+from ..budget import AnalyticCostProfiler, BudgetPenalty
+from ..config import AutoSpaceConfig, options_doc
+from ..errors import Interrupted, NonFiniteError, NumericalFaultError
+from ..cells.genome import Cell
 from ..space.adopted import AdoptedSpace, adopt, pin_left_alone
 from ..space.exploration import ExplorationSpace
 from ..space.network import choice_cost
@@ -47,7 +52,7 @@ from ..space.skeleton import Skeleton
 from ..space.supernet import AutoSpaceMixedLayer
 from .evolution import CellSampler
 from .loop import EvolutionLoop
-from ..fitness import DEFAULT_FITNESS, estimator as fitness_estimator
+from ..fitness import estimator as fitness_estimator
 from .module import AutoSpaceLightningModule
 
 __all__ = ['AutoSpace', 'AutoSpaceLightningModule']
@@ -69,187 +74,52 @@ class AutoSpace(OneShotStrategy):
     one tensor evolves, seeded with its own candidates, and ``learned_space().model_space()`` gives that
     space back with the learned candidates (README, "Drop-in").
 
-    Every choice of the method (docs/method.md) is a keyword argument with its default.
+    Every option of the method is a keyword argument, defined once (with its default and valid range) in
+    :class:`~autospace_nni.config.AutoSpaceConfig`, whose fields are listed below; an ``AutoSpaceConfig`` may
+    be passed as the first argument instead, and keyword arguments then override it. Besides those:
+    ``checkpoint_dir``, where an atomic checkpoint is written at every iteration boundary (``None``: no
+    checkpoints, and a numerical fault ends the run), and NNI's ``mutation_hooks``.
 
-    Parameters
-    ----------
-    population_size
-        P, cells per layer group.
-    sample_k
-        K, cells sampled per group per iteration.
-    tournament_size
-        s, members drawn per tournament.
-    p_mutation
-        Probability that a tournament winner is replaced by a local mutation of itself.
-    replacement
-        ``'oldest'`` (regularized evolution) or ``'worst'``: who leaves when a child joins.
-    beta
-        Fitness moving-average factor of Eqn 5.
-    initial_fitness
-        Fitness of the initial random cells (1.0 = "as good as the reference").
-    n_nodes, ops, expand_choices, act_choices, se_choices, edge_prob
-        What random cells and mutations draw from.
-    reference
-        ``'default'`` (MBConv k3 e6 in every group), ``None`` (the ablation: no seeding, no reference
-        branch, fitness r = K · p), a cell (text) for every group, or ``{group: cell}``.
-    keep_reference
-        Also list the reference cells in the learned space.
-    seed_cells
-        Cells that join every initial population before the random ones (a list of cell texts), or
-        ``{group: [cells]}``; e.g. the candidates of a hand-made space.
-    top_m
-        M, cells per group in the learned space.
-    min_evals
-        Scores a cell needs of its own before it may enter the learned top-M (>= 1).
-    final_iterations
-        The last iterations, which score each group's finalists again (its best cells, K per iteration,
-        no mutation); ``None`` = ``ceil(top_m / sample_k)``, so every top-M candidate is re-scored.
-    fitness
-        The fitness estimator (:mod:`autospace_nni.fitness`): ``'paired-eval'``,
-        ``'alpha-gates'`` or ``'alpha-sum'``; the default is the one measured best.
-    eval_images
-        Held-out images of the ``paired-eval`` evaluation (the same images for every cell of an
-        iteration, a fresh seeded draw each iteration).
-    patience
-        End the main phase once every group's top-M set is unchanged for this many iterations (0 = never).
-    iterations
-        T, final iterations included; ``None`` = the trainer's ``max_epochs`` (one iteration per epoch).
-    warmup_iterations
-        W iterations of weight-only training with uniform path weights.
-    steps_per_iteration
-        Optimizer steps per iteration; ``None`` = one pass over the training split (one epoch; the
-        held-out loader cycles beside it).
-    arc_learning_rate, arc_betas, arc_weight_decay
-        Adam for α.
-    budget_madds
-        MAdds target of the whole network; ``None`` = no budget.
-    budget_penalty
-        ``'mul#log'`` (ProxylessNAS), ``'add'`` or ``'mul'`` (NNI's aggregations), or ``None`` for the
-        hard filter only.
-    budget_beta, budget_scale
-        β of ``mul#log``; scale of ``add``/``mul``.
-    hard_filter
-        Reject a cell only when no network of the skeleton that uses it in its group's blocks fits the
-        budget, with the cheapest candidates everywhere else (``zero`` where a block may be skipped).
-    filter_slack
-        Multiplier on the budget in that test.
-    checkpoint_dir
-        Where an atomic checkpoint is written at every iteration boundary (``None``: no checkpoints, and a
-        numerical fault ends the run).
-    max_rollbacks, rollback_lr_factor
-        On a NaN/inf loss, weight or α, :meth:`evolve` rolls back to the last checkpoint and multiplies the
-        learning rates of the weights and α by ``rollback_lr_factor``; after ``max_rollbacks`` faults it
-        stops with :class:`~autospace_nni.errors.NumericalFaultError`.
-    gradient_clip_val
-        Gradient clipping of the weight step.
-    input_shape
-        One example's shape ``(C, H, W)``, used only to adopt a user's own ``ModelSpace`` (its dry forward
-        pass); ``None`` takes it from the evaluator's training data.
-    seed
-        Seed of the evolution's ``numpy.random.RandomState``.
     """
 
-    def __init__(self, *, population_size: int = 64, sample_k: int = 4, tournament_size: int = 8,
-                 p_mutation: float = 0.5, replacement: str = 'oldest', beta: float = 0.7,
-                 initial_fitness: float = 1.0, n_nodes: int = 4, ops: Sequence[str] = DEFAULT_OPS,
-                 expand_choices: Sequence[int] = EXPAND_CHOICES, act_choices: Sequence[str] = ACT_CHOICES,
-                 se_choices: Sequence[bool] = SE_CHOICES, edge_prob: float = 0.3,
-                 reference: Any = 'default', keep_reference: bool = True, seed_cells: Any = None, top_m: int = 6,
-                 min_evals: int = 2, final_iterations: Optional[int] = None, fitness: str = DEFAULT_FITNESS,
-                 eval_images: int = 256, patience: int = 3,
-                 iterations: Optional[int] = None, warmup_iterations: int = 2,
-                 steps_per_iteration: Optional[int] = None, arc_learning_rate: float = 1e-3,
-                 arc_betas: tuple = (0.0, 0.999), arc_weight_decay: float = 0.0,
-                 budget_madds: Optional[float] = None, budget_penalty: Optional[str] = 'mul#log',
-                 budget_beta: float = 0.3, budget_scale: float = 1.0, hard_filter: bool = True,
-                 filter_slack: float = 1.0, checkpoint_dir: Optional[str] = None, max_rollbacks: int = 3, rollback_lr_factor: float = 0.5,
-                 gradient_clip_val: Optional[float] = None, input_shape: Optional[Sequence[int]] = None,
-                 seed: Optional[int] = None, mutation_hooks=None, **kwargs):
-        super().__init__(mutation_hooks=mutation_hooks, **kwargs)
-        for name, value, low in [('population_size', population_size, 1), ('sample_k', sample_k, 1),
-                                 ('tournament_size', tournament_size, 1), ('top_m', top_m, 1),
-                                 ('n_nodes', n_nodes, 2), ('patience', patience, 0), ('max_rollbacks', max_rollbacks, 0),
-                                 ('warmup_iterations', warmup_iterations, 0), ('min_evals', min_evals, 1),
-                                 ('eval_images', eval_images, 1)]:
-            if not isinstance(value, int) or value < low:
-                raise ValueError(f'{name} must be an integer >= {low}, got {value!r}')
-        if sample_k > population_size:
-            raise ValueError(f'sample_k ({sample_k}) cannot exceed population_size ({population_size})')
-        if not 0.0 <= p_mutation <= 1.0:
-            raise ValueError(f'p_mutation must be in [0, 1], got {p_mutation}')
-        if not 0.0 <= beta < 1.0:
-            raise ValueError(f'beta must be in [0, 1), got {beta}')
-        if replacement not in ('oldest', 'worst'):
-            raise ValueError(f"replacement must be 'oldest' or 'worst', got {replacement!r}")
-        if iterations is not None and (not isinstance(iterations, int) or iterations < 1):
-            raise ValueError(f'iterations must be a positive integer or None, got {iterations!r}')
-        if final_iterations is not None and (not isinstance(final_iterations, int) or final_iterations < 0):
-            raise ValueError(f'final_iterations must be an integer >= 0 or None, got {final_iterations!r}')
-        self.estimator = fitness_estimator(fitness)   # ValueError for an unknown name
-        if steps_per_iteration is not None and (not isinstance(steps_per_iteration, int) or steps_per_iteration < 1):
-            raise ValueError(f'steps_per_iteration must be a positive integer or None, got {steps_per_iteration!r}')
-        if budget_madds is not None and budget_madds <= 0:
-            raise ValueError(f'budget_madds must be positive, got {budget_madds}')
-        if budget_penalty is not None and budget_penalty not in PENALTY_MODES:
-            raise ValueError(f'budget_penalty must be one of {PENALTY_MODES} or None, got {budget_penalty!r}')
-        if not 0.0 < rollback_lr_factor < 1.0:
-            raise ValueError(f'rollback_lr_factor must be in (0, 1), got {rollback_lr_factor}')
-        if filter_slack <= 0:
-            raise ValueError(f'filter_slack must be positive, got {filter_slack}')
-        unknown_ops = [o for o in ops if o == 'none']
-        if unknown_ops or not ops:
-            raise ValueError('ops must be a non-empty list of primitives without "none" (absent edges are none)')
-        Cell.random(np.random.RandomState(0), n_nodes=n_nodes, ops=ops, expand_choices=expand_choices,
-                    act_choices=act_choices, se_choices=se_choices)  # validates the choices early
-
-        self.population_size = population_size
-        self.sample_k = sample_k
-        self.tournament_size = tournament_size
-        self.p_mutation = p_mutation
-        self.replacement = replacement
-        self.beta = beta
-        self.initial_fitness = initial_fitness
-        self.sampler = CellSampler(n_nodes, tuple(ops), tuple(expand_choices), tuple(act_choices),
-                                   tuple(se_choices), edge_prob)
-        self.reference_option = reference
-        self.seed_cells = seed_cells
-        self.keep_reference = keep_reference
-        self.top_m = top_m
-        self.min_evals = min_evals
-        self.final_iterations = (-(-top_m // sample_k) if final_iterations is None else final_iterations)
-        self.fitness = fitness
-        self.eval_images = eval_images
-        self.patience = patience
-        self.warmup_iterations = warmup_iterations
-        self.steps_per_iteration = steps_per_iteration
-        self.arc_learning_rate = arc_learning_rate
-        self.arc_betas = tuple(arc_betas)
-        self.arc_weight_decay = arc_weight_decay
-        self.budget_madds = budget_madds
-        self.budget_penalty = budget_penalty
-        self.budget_beta = budget_beta
-        self.budget_scale = budget_scale
-        self.hard_filter = hard_filter
-        self.filter_slack = filter_slack
-        self.gradient_clip_val = gradient_clip_val
-        self.input_shape = None if input_shape is None else tuple(input_shape)
-        self.seed = seed
+    def __init__(self, config: Optional[AutoSpaceConfig] = None, /, *, checkpoint_dir: Optional[str] = None,
+                 mutation_hooks=None, **options):
+        names = set(AutoSpaceConfig.names())
+        unknown = sorted(k for k in options if k not in names)
+        if unknown:
+            close = {k: difflib.get_close_matches(k, names, 1) for k in unknown}
+            raise TypeError('AutoSpace got unknown options ' + ', '.join(
+                f'{k!r}' + (f' (did you mean {close[k][0]!r}?)' if close[k] else '') for k in unknown))
+        super().__init__(mutation_hooks=mutation_hooks)
+        # every value is checked here, in one place (ValueError naming the option and its range)
+        cfg = dataclasses.replace(config, **options) if config is not None else AutoSpaceConfig(**options)
+        self.config = cfg
+        self.estimator = fitness_estimator(cfg.fitness)
+        Cell.random(np.random.RandomState(0), n_nodes=cfg.n_nodes, ops=cfg.ops, expand_choices=cfg.expand_choices,
+                    act_choices=cfg.act_choices, se_choices=cfg.se_choices)  # the primitives exist
+        for name in names - _DERIVED:
+            setattr(self, name, getattr(cfg, name))
+        self.sampler = CellSampler(cfg.n_nodes, tuple(cfg.ops), tuple(cfg.expand_choices), tuple(cfg.act_choices),
+                                   tuple(cfg.se_choices), cfg.edge_prob)
+        self.reference_option = cfg.reference
+        self.final_iterations = cfg.resolved_final_iterations()
+        self.arc_betas = tuple(cfg.arc_betas)
+        self.input_shape = None if cfg.input_shape is None else tuple(cfg.input_shape)
         self.adopted = None   # the AdoptedSpace when run on a user's own ModelSpace
         self.checkpoint_dir = checkpoint_dir
-        self.max_rollbacks = max_rollbacks
-        self.rollback_lr_factor = rollback_lr_factor
         self.rollbacks: List[dict] = []      # one record per numerical fault survived
         self.lr_scale = 1.0                  # product of the rollback factors applied so far
         self._pending_lr_scale: Optional[float] = None
         self.on_rollback = []                # callbacks(strategy, fault_record)
-        self._torch_gen = torch.Generator().manual_seed(0 if seed is None else seed)
+        self._torch_gen = torch.Generator().manual_seed(0 if cfg.seed is None else cfg.seed)
 
         # the evolution itself: populations, sampling, Eqn 5, convergence (no torch in it)
-        self.loop = EvolutionLoop(population_size=population_size, sample_k=sample_k,
-                                  tournament_size=tournament_size, p_mutation=p_mutation, replacement=replacement,
-                                  beta=beta, initial_fitness=initial_fitness, sampler=self.sampler, top_m=top_m,
-                                  min_evals=min_evals, final_iterations=self.final_iterations, patience=patience,
-                                  iterations=iterations, warmup_iterations=warmup_iterations, seed=seed)
+        self.loop = EvolutionLoop(population_size=cfg.population_size, sample_k=cfg.sample_k,
+                                  tournament_size=cfg.tournament_size, p_mutation=cfg.p_mutation,
+                                  replacement=cfg.replacement, beta=cfg.beta, initial_fitness=cfg.initial_fitness,
+                                  sampler=self.sampler, top_m=cfg.top_m, min_evals=cfg.min_evals,
+                                  final_iterations=self.final_iterations, patience=cfg.patience,
+                                  iterations=cfg.iterations, warmup_iterations=cfg.warmup_iterations, seed=cfg.seed)
         self.references: Optional[Dict[str, Cell]] = None
         self.skeleton: Optional[Skeleton] = None
         self.profiler: Optional[AnalyticCostProfiler] = None
@@ -471,6 +341,8 @@ class AutoSpace(OneShotStrategy):
         self._mutated_model_space = RawFormatModelSpace(supernet, oneshot_evaluator)
         self.attach(supernet)
         self._set_iterations(oneshot_evaluator.trainer)
+        # checkpoints hold tensors and plain types only: load them so, never running a pickle's code
+        oneshot_evaluator.fit_kwargs['weights_only'] = True
         if resume_from is not None:
             oneshot_evaluator.fit_kwargs['ckpt_path'] = str(resume_from)
         while True:
@@ -478,6 +350,12 @@ class AutoSpace(OneShotStrategy):
             try:
                 oneshot_evaluator.evaluate(supernet)
                 break
+            except SystemExit:
+                # Lightning answers Ctrl-C with a graceful shutdown and sys.exit(1): give it back as an
+                # interruption that says where the run stopped
+                if oneshot_evaluator.trainer.state.status == TrainerStatus.INTERRUPTED:
+                    raise Interrupted(self.iteration) from None
+                raise
             except NonFiniteError as fault:
                 ckpt = self._rollback(fault)
                 oneshot_evaluator.fit_kwargs['ckpt_path'] = ckpt
@@ -496,7 +374,7 @@ class AutoSpace(OneShotStrategy):
             raise NumericalFaultError(
                 f'training diverged {len(self.rollbacks) + 1} times (last: {fault}); rolled back '
                 f'{len(self.rollbacks)} times already with learning rates x{self.lr_scale:g}. Lower --lr / '
-                f'--arc-lr or raise --max-rollbacks') from None
+                f'--arc-learning-rate or raise --max-rollbacks') from None
         ckpt = self.find_checkpoint(self.checkpoint_dir)
         if ckpt is None:
             raise NumericalFaultError(f'{fault}; no complete checkpoint to roll back to') from None
@@ -601,23 +479,19 @@ class AutoSpace(OneShotStrategy):
                             base=self.adopted.base if self.adopted is not None else None)
 
     def options(self) -> dict:
-        """Every constructor option, by its constructor name, as plain JSON values: the learned space's
-        provenance (everything that can change the result; only where checkpoints go is left out)."""
-        import inspect
+        """Every option (:class:`~autospace_nni.config.AutoSpaceConfig`) as plain JSON values, resolved where
+        the run resolved it (the reference cells, ``final_iterations``, ``iterations``): the learned space's
+        provenance, everything that can change the result."""
         out = {}
-        for name in inspect.signature(AutoSpace.__init__).parameters:
-            if name in _NOT_OPTIONS:
-                continue
+        for name in AutoSpaceConfig.names():
             if name == 'reference':
-                value = (None if self.reference_option is None else
-                         self.reference_option if isinstance(self.reference_option, str) else
-                         {g: str(c) for g, c in (self.references or {}).items()} or str(self.reference_option))
+                opt = self.reference_option
+                value = (None if opt is None else opt if isinstance(opt, str) else
+                         {g: str(c) for g, c in (self.references or {}).items()} or str(opt))
             elif name == 'seed_cells':
                 opt = self.seed_cells
                 value = None if opt is None else ({g: [str(c) for c in v] for g, v in opt.items()}
                                                   if isinstance(opt, dict) else [str(c) for c in opt])
-            elif name in _SAMPLER_FIELDS:
-                value = getattr(self.sampler, name)
             else:
                 value = getattr(self, name)
             out[name] = list(value) if isinstance(value, tuple) else value
@@ -662,7 +536,7 @@ class AutoSpace(OneShotStrategy):
             if not os.path.exists(path):
                 continue
             try:
-                ckpt = torch.load(path, map_location='cpu', weights_only=False)
+                ckpt = torch.load(path, map_location='cpu', weights_only=True)
                 if 'autospace' in ckpt and 'state_dict' in ckpt:
                     return path
             except Exception:   # truncated or corrupt: fall back to the previous one
@@ -714,6 +588,17 @@ def _input_shape(evaluator) -> Optional[tuple]:
     return tuple(x.shape) if torch.is_tensor(x) else None
 
 
-#: constructor parameters that are no option of the method (where files go, NNI's hook plumbing)
-_NOT_OPTIONS = {'self', 'checkpoint_dir', 'mutation_hooks', 'kwargs'}
-_SAMPLER_FIELDS = {f.name for f in dataclasses.fields(CellSampler)}
+#: options the constructor does not copy as they are (it resolves them or they live elsewhere)
+_DERIVED = {'n_nodes', 'ops', 'expand_choices', 'act_choices', 'se_choices', 'edge_prob', 'reference',
+            'final_iterations', 'arc_betas', 'input_shape', 'iterations'}
+
+for _name in ('n_nodes', 'ops', 'expand_choices', 'act_choices', 'se_choices', 'edge_prob'):
+    setattr(AutoSpace, _name, property(lambda self, _n=_name: getattr(self.sampler, _n)))
+AutoSpace.__doc__ = AutoSpace.__doc__.rstrip() + '\n\n' + textwrap.indent(options_doc(), '    ') + '\n'
+AutoSpace.__init__.__signature__ = inspect.Signature(
+    [inspect.Parameter('self', inspect.Parameter.POSITIONAL_ONLY),
+     inspect.Parameter('config', inspect.Parameter.POSITIONAL_ONLY, default=None),
+     *(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=f.default)
+       for f in dataclasses.fields(AutoSpaceConfig)),
+     inspect.Parameter('checkpoint_dir', inspect.Parameter.KEYWORD_ONLY, default=None),
+     inspect.Parameter('mutation_hooks', inspect.Parameter.KEYWORD_ONLY, default=None)])
