@@ -198,6 +198,7 @@ def run_evolve(cfg: EvolveConfig, out, *, overwrite: bool = False, progress: boo
     from .space.exploration import ExplorationSpace
     from .space.skeleton import Skeleton
     from .strategy.autospace import AutoSpace
+    from .strategy.checkpoint import load_checkpoint
     from .training import make_evaluator
 
     if os.environ.get('AUTOSPACE_QUIET'):
@@ -227,7 +228,7 @@ def run_evolve(cfg: EvolveConfig, out, *, overwrite: bool = False, progress: boo
             ckpt = AutoSpace.find_checkpoint(out / 'checkpoints')
             if ckpt is None:
                 raise RunDirError(f'{out} has no complete checkpoint to resume from; start again with --overwrite')
-            done = torch.load(ckpt, map_location='cpu', weights_only=True)['autospace']['evolution']['iteration']
+            done = load_checkpoint(ckpt)['autospace']['evolution']['iteration']
             if main:
                 _truncate_history(out / 'history.jsonl', done)
         elif main:
@@ -273,7 +274,7 @@ def run_evolve(cfg: EvolveConfig, out, *, overwrite: bool = False, progress: boo
         def on_rollback(strat, fault):
             if not main:
                 return
-            done_at = torch.load(fault['checkpoint'], map_location='cpu', weights_only=True)['autospace']['evolution']['iteration']
+            done_at = load_checkpoint(fault['checkpoint'])['autospace']['evolution']['iteration']
             _truncate_history(history_path, done_at)
             run_info.setdefault('rollbacks', []).append(fault)
             _write_json(out / 'run.json', run_info)

@@ -46,11 +46,12 @@ from ..errors import Interrupted, NonFiniteError, NumericalFaultError
 from ..cells.genome import Cell
 from ..space.adopted import AdoptedSpace, adopt, pin_left_alone
 from ..space.exploration import ExplorationSpace
-from ..space.network import choice_cost
 from ..space.learned import LearnedCell, LearnedSpace
 from ..space.skeleton import Skeleton
 from ..space.supernet import AutoSpaceMixedLayer
 from .evolution import CellSampler
+from .admission import admissible_fn, cheapest_costs, resolve_references, seed_cells_for
+from .checkpoint import CHECKPOINT, PREVIOUS, find_checkpoint, save_atomic
 from .loop import EvolutionLoop
 from ..fitness import estimator as fitness_estimator
 from .module import AutoSpaceLightningModule
@@ -155,62 +156,15 @@ class AutoSpace(OneShotStrategy):
         return (f'population_size={self.population_size}, sample_k={self.sample_k}, top_m={self.top_m}, '
                 f'reference={self.reference_option!r}, budget_madds={self.budget_madds}, seed={self.seed}')
 
-    def _resolve_references(self, space: ExplorationSpace) -> Optional[Dict[str, Cell]]:
-        opt = self.reference_option
-        if opt is None:
-            return None
-        if isinstance(opt, str) and opt == 'default':
-            return dict(space.references)
-        if isinstance(opt, (str, Cell)):
-            cell = opt if isinstance(opt, Cell) else Cell.parse(opt)
-            return {g: cell for g in space.skeleton.groups()}
-        if isinstance(opt, dict):
-            refs = dict(space.references)
-            for g, c in opt.items():
-                if g not in refs:
-                    raise ValueError(f'reference for unknown group {g!r}; groups: {", ".join(refs)}')
-                refs[g] = c if isinstance(c, Cell) else Cell.parse(c)
-            return refs
-        raise ValueError(f"reference must be 'default', None, a cell or a {{group: cell}} dict, got {opt!r}")
-
-    def _cheapest_costs(self) -> Dict[str, int]:
-        """Each block's cheapest candidate: ``zero`` where the block may be skipped, else the cheapest
-        single-edge cell the sampler can draw (or a cheaper candidate of an adopted space)."""
-        sk, smp = self.skeleton, self.sampler
-        cheap = [Cell(((0, 1, op),), min(smp.expand_choices), act, False) for op in smp.ops for act in smp.act_choices]
-        floor = {}
-        for b in sk.blocks():
-            if b.zero_allowed:
-                floor[b.label] = 0
-                continue
-            options = list(cheap) + ([] if self.adopted is None else list(self.adopted.layout.candidates_of(b.group)))
-            floor[b.label] = min(choice_cost(c, b).madds for c in options)
-        return floor
-
-    def _seed_cells_for(self, group: str) -> List[Cell]:
-        opt = self.seed_cells
-        if opt is None:
-            return []
-        if isinstance(opt, dict):
-            unknown = [g for g in opt if g not in self.skeleton.groups()]
-            if unknown:
-                raise ValueError(f'seed_cells for unknown groups {unknown}; groups: {", ".join(self.skeleton.groups())}')
-            opt = opt.get(group, [])
-        return [c if isinstance(c, Cell) else Cell.parse(c) for c in opt]
-
     def _admissible_fn(self, group: str):
-        """The hard filter: can some network that uses ``cell`` in every block of ``group`` fit the
-        budget, with the cheapest candidates everywhere else?"""
+        """The hard filter of ``group`` (:func:`~autospace_nni.strategy.admission.admissible_fn`)."""
         if self.budget_madds is None or not self.hard_filter:
             return lambda cell: True
-        floor = self._cheapest_costs()
-        specs = self.skeleton.groups()[group]
-        elsewhere = self.profiler.fixed + sum(v for label, v in floor.items() if label not in {b.label for b in specs})
-        limit = self.budget_madds * self.filter_slack
-
-        def admissible(cell: Cell) -> bool:
-            return elsewhere + sum(choice_cost(cell, b).madds for b in specs) <= limit
-        return admissible
+        layout = None if self.adopted is None else self.adopted.layout
+        floor = cheapest_costs(self.skeleton, self.sampler,
+                               (lambda g: []) if layout is None else (lambda g: list(layout.candidates_of(g))))
+        return admissible_fn(self.skeleton, group, fixed_madds=self.profiler.fixed, floor=floor,
+                             limit=self.budget_madds * self.filter_slack)
 
     def default_mutation_hooks(self):
         return [AutoSpaceMixedLayer.mutate, pin_left_alone, no_default_hook]
@@ -250,7 +204,7 @@ class AutoSpace(OneShotStrategy):
             raise TypeError(f'AutoSpace.prepare needs an ExplorationSpace (see AutoSpace.adopt), got {type(space).__name__}')
         self.adopted = space if isinstance(space, AdoptedSpace) else None
         self.skeleton = space.skeleton
-        self.references = self._resolve_references(space)
+        self.references = resolve_references(self.reference_option, space)
         self.profiler = AnalyticCostProfiler(self.skeleton)
         if self.budget_madds is not None and self.budget_penalty is not None:
             self.penalty = BudgetPenalty(self.profiler, self.budget_madds, mode=self.budget_penalty,
@@ -258,7 +212,7 @@ class AutoSpace(OneShotStrategy):
         self.loop.references = {} if self.references is None else dict(self.references)
         if not self.populations:
             for g in self.skeleton.groups():
-                planted = self._seed_cells_for(g)
+                planted = seed_cells_for(self.seed_cells, self.skeleton, g)
                 refs = [self.references[g]] if self.references else []
                 if self.adopted is not None:
                     # every candidate of the user's LayerChoice: the expressible ones as reference cells,
@@ -506,42 +460,14 @@ class AutoSpace(OneShotStrategy):
         pinned = {} if self.adopted is None else self.adopted.pin
         yield raw.freeze({**pinned, **learned.best_sample()})
 
-    # ----- checkpoint -----
-    CHECKPOINT = 'last.ckpt'
-    PREVIOUS = 'prev.ckpt'
+    # ----- checkpoint (autospace_nni/strategy/checkpoint.py) -----
+    CHECKPOINT, PREVIOUS = CHECKPOINT, PREVIOUS
 
     def save_checkpoint(self, trainer) -> str:
-        """Write a Lightning checkpoint (weights, α, optimizer and scheduler states, loops, the evolution,
-        every RNG) atomically: a temporary file, renamed over ``last.ckpt`` after the previous one is kept
-        as ``prev.ckpt``. A kill at any point leaves at least one complete checkpoint."""
-        import os
-        d = self.checkpoint_dir
-        os.makedirs(d, exist_ok=True)
-        tmp = os.path.join(d, f'.tmp-{os.getpid()}.ckpt')
-        trainer.save_checkpoint(tmp)      # collective under DDP; only global rank 0 writes
-        if not trainer.is_global_zero:
-            return os.path.join(d, self.CHECKPOINT)
-        last, prev = os.path.join(d, self.CHECKPOINT), os.path.join(d, self.PREVIOUS)
-        if os.path.exists(last):
-            os.replace(last, prev)
-        os.replace(tmp, last)
-        return last
+        """Write the checkpoint of this iteration boundary into ``checkpoint_dir``, atomically."""
+        return save_atomic(trainer, self.checkpoint_dir)
 
-    @classmethod
-    def find_checkpoint(cls, directory) -> Optional[str]:
-        """The newest checkpoint in ``directory`` that loads completely (a half-written one is skipped)."""
-        import os
-        for name in (cls.CHECKPOINT, cls.PREVIOUS):
-            path = os.path.join(directory, name)
-            if not os.path.exists(path):
-                continue
-            try:
-                ckpt = torch.load(path, map_location='cpu', weights_only=True)
-                if 'autospace' in ckpt and 'state_dict' in ckpt:
-                    return path
-            except Exception:   # truncated or corrupt: fall back to the previous one
-                _logger.warning('checkpoint %s is unreadable (half-written?); trying the previous one', path)
-        return None
+    find_checkpoint = staticmethod(find_checkpoint)
 
     def evolution_state(self) -> dict:
         # plain Python types only, so Lightning's weights_only checkpoint loading accepts it
