@@ -119,7 +119,7 @@ class AutoSpaceConfig:
                             _choice('oldest', 'worst'), cli=str)
     beta: float = _opt(0.7, 'fitness moving-average factor of Eqn 5', _real(0, 1, high_open=True), cli=float)
     initial_fitness: float = _opt(1.0, 'fitness of the initial random cells (1.0 = as good as the reference)',
-                                  _real(0, low_open=True), cli=float)
+                                  _real(0), cli=float)
     # what random cells and mutations draw from
     n_nodes: int = _opt(4, 'nodes of random cells', _int(2, MAX_NODES), cli=int)
     ops: Tuple[str, ...] = _opt(DEFAULT_OPS, 'edge primitives random cells and mutations draw from (not none)',

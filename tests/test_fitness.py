@@ -124,7 +124,7 @@ def test_provenance_records_every_option(digits):
                          fitness='alpha-gates')
     options = learned.provenance['options']
     params = [p for p in inspect.signature(AutoSpace.__init__).parameters
-              if p not in ('self', 'checkpoint_dir', 'mutation_hooks', 'kwargs')]
+              if p not in ('self', 'config', 'checkpoint_dir', 'mutation_hooks')]
     assert sorted(options) == sorted(params)
     assert options['fitness'] == 'alpha-gates' and options['eval_images'] == 256 and options['min_evals'] == 2
 
