@@ -282,6 +282,7 @@ class AutoSpace(OneShotStrategy):
             super()._run()
         finally:
             self._wall_time += time.time() - self._started
+            self._started = None
 
     def evolve(self, space: ExplorationSpace, evaluator, *, resume_from: Optional[str] = None) -> LearnedSpace:
         """Run the evolution in this process without a ``NasExperiment`` (no NNI manager, nothing
@@ -315,6 +316,7 @@ class AutoSpace(OneShotStrategy):
                 oneshot_evaluator.fit_kwargs['ckpt_path'] = ckpt
             finally:
                 self._wall_time += time.time() - self._started
+                self._started = None
         return self.learned_space()
 
     def _rollback(self, fault: Exception) -> str:
@@ -471,7 +473,8 @@ class AutoSpace(OneShotStrategy):
 
     def evolution_state(self) -> dict:
         # plain Python types only, so Lightning's weights_only checkpoint loading accepts it
-        return {**self.loop.state_dict(), 'wall_time': self._wall_time, 'lr_scale': self.lr_scale,
+        running = 0.0 if self._started is None else time.time() - self._started   # this process's share so far
+        return {**self.loop.state_dict(), 'wall_time': self._wall_time + running, 'lr_scale': self.lr_scale,
                 'rollbacks': copy.deepcopy(self.rollbacks)}
 
     def load_evolution_state(self, state: dict) -> None:
