@@ -165,9 +165,11 @@ def main():
             return None
 
         def make():
-            rec = run_search(space, strategy, search_data, budget_madds=budget, epochs=S['search_epochs'], seed=seed,
-                             trials=S['trials'], trial_epochs=S['trial_epochs'], port=args.port, out_dir=work / tag,
-                             dataset_name=S['dataset'], limit=S['search_limit'], device=args.device, budget_floor=0.9)
+            # the search is cached on its own, so a run killed during the retrain resumes after the search
+            rec = _cached(work / tag / 'search.json', lambda: run_search(
+                space, strategy, search_data, budget_madds=budget, epochs=S['search_epochs'], seed=seed,
+                trials=S['trials'], trial_epochs=S['trial_epochs'], port=args.port, out_dir=work / tag,
+                dataset_name=S['dataset'], limit=S['search_limit'], device=args.device, budget_floor=0.9), False)
             m = retrain(Architecture(skeleton, rec['sample']), full, epochs=S['retrain_epochs'], seed=seed,
                         batch_size=S['retrain_batch'], lr=S['retrain_lr'], augment=True, device=args.device)
             return {'strategy': strategy, 'space': space_name, 'seed': seed, 'budget': budget, 'madds': rec['madds'],
