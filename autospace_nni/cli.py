@@ -101,6 +101,7 @@ def _add_evolve_args(p: argparse.ArgumentParser, *, demo: bool = False) -> None:
 
 def _evolve_config(args):
     from .config import AutoSpaceConfig, given
+    from .errors import OptionError
     from .pipeline import EvolveConfig, PRESETS, RUN_DEFAULTS
     if args.devices < 1:
         raise _usage(f'--devices must be >= 1, got {args.devices}')
@@ -115,16 +116,14 @@ def _evolve_config(args):
             if name in options and options[name] != getattr(AutoSpaceConfig(), name):
                 raise _usage(f'{flag} only applies with --budget-madds; give a budget or drop {flag}')
     preset = dict(PRESETS.get(args.skeleton, {}))
-    batch_size = args.batch_size if args.batch_size is not None else preset.pop('batch_size', 64)
-    preset.pop('batch_size', None)
+    preset_batch = preset.pop('batch_size', EvolveConfig.batch_size)
+    batch_size = args.batch_size if args.batch_size is not None else preset_batch
     try:
         return EvolveConfig(dataset=args.dataset, data_dir=args.data_dir, skeleton=args.skeleton,
                             grouping=args.grouping, lr=args.lr, batch_size=batch_size, limit=args.limit,
                             device=args.device, devices=args.devices, options={**RUN_DEFAULTS, **preset, **options})
-    except ValueError as e:      # an option out of its range: one line, exit 2, named as its flag
-        msg = str(e)
-        name = max((n for n in AutoSpaceConfig.names() if msg.startswith(n)), key=len, default=None)
-        raise _usage(msg if name is None else f'--{name.replace("_", "-")}{msg[len(name):]}') from None
+    except OptionError as e:      # an option out of its range: one line, exit 2, named as its flag
+        raise _usage(f'--{e.option.replace("_", "-")}{str(e)[len(e.option):]}') from None
 
 
 def _cmd_evolve(args) -> int:
@@ -480,6 +479,19 @@ STRATEGIES = ('darts', 'gumbel', 'proxyless', 'spos', 'evolution', 'random')
 _EXTRA_COMMANDS: list = []
 
 
+def option_dest(key) -> str:
+    """The argparse destination of an option named ``key`` in a YAML file or an NNI trial's parameters (``-``
+    or ``_``; the names of earlier versions too)."""
+    from .config import OLD_NAMES
+    dest = str(key).replace('-', '_')
+    return OLD_NAMES.get(dest, dest)
+
+
+def typed(kind, value):
+    """``value`` (or each item of a list) converted with an argparse action's ``type``."""
+    return [kind(v) for v in value] if isinstance(value, list) else kind(value)
+
+
 def _apply_config_file(parser: argparse.ArgumentParser, argv: list):
     """Parse ``argv``; where it names ``--config FILE.yml``, that file's keys become the defaults of the
     sub-command's options and ``argv`` is parsed again, so explicit flags override the file."""
@@ -505,10 +517,8 @@ def _apply_config_file(parser: argparse.ArgumentParser, argv: list):
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices[args.command]
     known = {a.dest: a for a in sub._actions if a.dest not in ('help', 'config', 'func')}
     values = {}
-    from .config import OLD_NAMES
     for key, value in doc.items():
-        dest = str(key).replace('-', '_')
-        dest = OLD_NAMES.get(dest, dest)
+        dest = option_dest(key)
         if dest in values:
             raise _usage(f'config file {path}: {dest} and {key} are the same option; give it once')
         if dest not in known:
@@ -518,7 +528,7 @@ def _apply_config_file(parser: argparse.ArgumentParser, argv: list):
         action = known[dest]
         if value is not None and action.type is not None and not isinstance(value, bool):
             try:
-                value = [action.type(v) for v in value] if isinstance(value, list) else action.type(value)
+                value = typed(action.type, value)
             except (TypeError, ValueError):
                 raise _usage(f'config file {path}: {key} must be {action.type.__name__}, got {value!r}') from None
         elif isinstance(action, (argparse._StoreTrueAction, argparse.BooleanOptionalAction)) and \

@@ -17,6 +17,7 @@ import math
 from typing import Any, Callable, Dict, Optional, Tuple
 
 from .cells.genome import ACT_CHOICES, DEFAULT_OPS, EXPAND_CHOICES, MAX_NODES, SE_CHOICES
+from .errors import OptionError
 from .fitness import DEFAULT_FITNESS, FITNESS_ESTIMATORS
 
 __all__ = ['AutoSpaceConfig', 'OLD_NAMES', 'PENALTY_MODES', 'add_arguments', 'given', 'rename_old', 'options_doc']
@@ -58,9 +59,11 @@ def _choice(*values, optional=False):
                                                                  + (' or None' if optional else ''))
 
 
-def _seq(item_check: Callable, what: str):
-    return (lambda v: isinstance(v, (list, tuple)) and len(v) > 0 and all(item_check(x) for x in v)), \
-        f'a non-empty list of {what}'
+def _seq(item_check: Callable, what: str, length: Optional[int] = None):
+    def check(v):
+        return (isinstance(v, (list, tuple)) and (len(v) == length if length else len(v) > 0)
+                and all(item_check(x) for x in v))
+    return check, (f'a list of {length} {what}' if length else f'a non-empty list of {what}')
 
 
 def _any(rule: str = ''):
@@ -162,7 +165,7 @@ class AutoSpaceConfig:
     # α (the alpha-* estimators)
     arc_learning_rate: float = _opt(1e-3, 'Adam learning rate of α', _real(0, low_open=True), cli=float)
     arc_betas: Tuple[float, float] = _opt((0.0, 0.999), 'Adam betas of α',
-                                          _seq(lambda b: _is_real(b) and 0 <= b < 1, 'two numbers in [0, 1)'),
+                                          _seq(lambda b: _is_real(b) and 0 <= b < 1, 'numbers in [0, 1)', 2),
                                           cli=float, many=True)
     arc_weight_decay: float = _opt(0.0, 'Adam weight decay of α', _real(0), cli=float)
     # budget
@@ -195,13 +198,11 @@ class AutoSpaceConfig:
             try:
                 ok = f.metadata['check'](value)
             except ValueError as e:
-                raise ValueError(f'{f.name}: {e}') from None
+                raise OptionError(f.name, f': {e}') from None
             if not ok:
-                raise ValueError(f'{f.name} must be {f.metadata["rule"]}, got {value!r}')
+                raise OptionError(f.name, f' must be {f.metadata["rule"]}, got {value!r}')
         if self.sample_k > self.population_size:
-            raise ValueError(f'sample_k ({self.sample_k}) cannot exceed population_size ({self.population_size})')
-        if len(self.arc_betas) != 2:
-            raise ValueError(f'arc_betas must be two numbers, got {self.arc_betas!r}')
+            raise OptionError('sample_k', f' ({self.sample_k}) cannot exceed population_size ({self.population_size})')
 
     @classmethod
     def names(cls) -> Tuple[str, ...]:
@@ -213,12 +214,12 @@ class AutoSpaceConfig:
 
 def rename_old(options: Dict[str, Any]) -> Dict[str, Any]:
     """``options`` with the names of earlier versions (:data:`OLD_NAMES`) replaced by today's."""
-    out = {}
+    out, given_as = {}, {}
     for key, value in options.items():
         new = OLD_NAMES.get(key, key)
         if new in out:
-            raise ValueError(f'{key} and {new} are the same option; give it once')
-        out[new] = value
+            raise OptionError(new, f': {given_as[new]!r} and {key!r} are the same option; give it once')
+        out[new], given_as[new] = value, key
     return out
 
 

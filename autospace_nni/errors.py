@@ -2,7 +2,7 @@
 name the problem and what to do; the CLI prints them without a traceback and exits with status 2."""
 
 __all__ = ['AutoSpaceError', 'CellError', 'SkeletonError', 'ArchError', 'DatasetError', 'LearnedSpaceError',
-           'NumericalFaultError', 'NonFiniteError', 'Interrupted']
+           'NumericalFaultError', 'OptionError', 'NonFiniteError', 'Interrupted']
 
 
 class AutoSpaceError(ValueError):
@@ -27,6 +27,15 @@ class DatasetError(AutoSpaceError):
 
 class LearnedSpaceError(AutoSpaceError):
     """A learned-space document is malformed, of another format version, or of another skeleton."""
+
+
+class OptionError(AutoSpaceError):
+    """An option value out of its range (or of the wrong type); ``option`` names it, and the message starts with
+    it, so the command line can name the flag instead."""
+
+    def __init__(self, option: str, rest: str):
+        super().__init__(option + rest)
+        self.option = option
 
 
 class NumericalFaultError(AutoSpaceError):

@@ -33,8 +33,7 @@ def _output_dir() -> Path:
 
 def _evolve(argv) -> int:
     import nni
-    from .cli import _add_evolve_args, _evolve_config
-    from .config import OLD_NAMES
+    from .cli import _add_evolve_args, _evolve_config, option_dest, typed
     from .pipeline import run_evolve
 
     parser = argparse.ArgumentParser(prog='autospace_nni.nni_trial evolve')
@@ -43,16 +42,13 @@ def _evolve(argv) -> int:
     args = parser.parse_args(argv)
     actions = {a.dest: a for a in parser._actions}
     for key, value in params.items():
-        dest = key.replace('-', '_')
-        dest = OLD_NAMES.get(dest, dest)
+        dest = option_dest(key)
         if dest not in actions:
             raise SystemExit(f'nni_trial evolve: unknown parameter {key!r} from the search space; '
                              f'use evolve option names such as budget_madds, sample_k, reference, seed')
         kind = actions[dest].type
-        if isinstance(value, list) and kind is not None:
-            value = [kind(v) for v in value]
-        elif value is not None and kind is not None and not isinstance(value, bool):
-            value = kind(value)   # YAML may hand over 2.0e5 as text
+        if value is not None and kind is not None and not isinstance(value, bool):
+            value = typed(kind, value)   # YAML may hand over 2.0e5 as text
         setattr(args, dest, value)
     cfg = _evolve_config(args)
     out = Path(args.out) if args.out else _output_dir() / 'run'

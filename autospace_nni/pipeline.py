@@ -45,6 +45,9 @@ class EvolveConfig:
 
     def __post_init__(self):
         self.options = rename_old(dict(self.options))
+        unknown = sorted(set(self.options) - set(AutoSpaceConfig.names()))
+        if unknown:
+            raise AutoSpaceError(f'unknown evolve options {", ".join(unknown)}; see autospace-nni evolve --help')
         self.config = AutoSpaceConfig(**self.options)     # every option checked, with its range, here
 
     @classmethod
@@ -53,9 +56,6 @@ class EvolveConfig:
         :data:`RUN_DEFAULTS`."""
         run = {f.name for f in dataclasses.fields(cls)} - {'options'}
         options = {**RUN_DEFAULTS, **rename_old({k: v for k, v in values.items() if k not in run})}
-        unknown = sorted(set(options) - set(AutoSpaceConfig.names()))
-        if unknown:
-            raise AutoSpaceError(f'unknown evolve options {", ".join(unknown)}; see autospace-nni evolve --help')
         return cls(**{k: v for k, v in values.items() if k in run}, options=options)
 
     def __getattr__(self, name):      # the options read like fields: cfg.seed, cfg.iterations, ...

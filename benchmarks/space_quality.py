@@ -169,7 +169,8 @@ def main():
             rec = _cached(work / tag / 'search.json', lambda: run_search(
                 space, strategy, search_data, budget_madds=budget, epochs=S['search_epochs'], seed=seed,
                 trials=S['trials'], trial_epochs=S['trial_epochs'], port=args.port, out_dir=work / tag,
-                dataset_name=S['dataset'], limit=S['search_limit'], device=args.device, budget_floor=0.9), False)
+                dataset_name=S['dataset'], limit=S['search_limit'], device=args.device, budget_floor=0.9),
+                report_only=False)
             m = retrain(Architecture(skeleton, rec['sample']), full, epochs=S['retrain_epochs'], seed=seed,
                         batch_size=S['retrain_batch'], lr=S['retrain_lr'], augment=True, device=args.device)
             return {'strategy': strategy, 'space': space_name, 'seed': seed, 'budget': budget, 'madds': rec['madds'],
@@ -268,11 +269,10 @@ def report(args, S, work, spaces, rows, edf_dirs, p2, pending, plot_edfs, mean_e
             continue
         cells = [c for cs in space.groups.values() for c in cs if not c.reference]
         fits = [c.fitness for c in cells]
-        prov = space.provenance
         lines.append(f'\nLearned space `{name}` ({tag}): {len(cells)} cells over {len(space.groups)} groups, fitness '
                      f'{min(fits):.3f}-{max(fits):.3f} (1 = as good as the reference), '
                      f'{np.mean([c.cell.expand == 1 for c in cells]):.0%} with expand ratio 1, '
-                     f'{prov.get("iterations")} iterations.')
+                     f'{space.provenance.get("iterations")} iterations.')
     # EDFs with bands
     if len(edf_dirs) == 2:
         png = out_dir / f'space_quality_{args.scale}_edf.png'
@@ -303,6 +303,7 @@ def report(args, S, work, spaces, rows, edf_dirs, p2, pending, plot_edfs, mean_e
         t = paired_test([l['test_acc'] for l, _ in pairs], [m['test_acc'] for _, m in pairs])
         winners = (f'{100 * t["delta"]:+.2f} points (Wilcoxon p {t["p_wilcoxon"]:.3f}, {t["n"]} pairs)' if pairs else
                    'pending')
+
         def stable(c):
             return f'never in {len(hist["default"])} iterations' if c is None else f'from iteration {c}'
         lines.append(f'\nReference on vs off: all top-M sets stable for 3 iterations: with the reference {stable(ca)}, '

@@ -76,7 +76,7 @@ def test_the_command_line_has_one_flag_per_option_and_the_old_names():
                                    'budget_penalty': None, 'hard_filter': False, 'ops': ['dw3x3', 'skip'],
                                    'reference': None}
     assert given_options(parser.parse_args([])) == {}                 # nothing given: nothing set
-    with pytest.raises(ValueError, match='population_size and population'):
+    with pytest.raises(ValueError, match="population_size: 'population' and 'population_size' are the same option"):
         rename_old({'population': 8, 'population_size': 8})
 
 

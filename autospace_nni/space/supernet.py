@@ -31,6 +31,7 @@ from .skeleton import BlockSpec
 
 __all__ = ['SuperCell', 'AutoSpaceMixedLayer', 'pool_size']
 
+
 def _edge_key(s: int, d: int, op: str, e: int) -> str:
     return f'{s}_{d}_{op}_e{e}'
 
@@ -95,14 +96,11 @@ class SuperCell(nn.Module):
                 pool[f'{key}_{a}'] = build(a)
 
     def _run(self, pool: nn.ModuleDict, key: str, act: str, x: torch.Tensor) -> torch.Tensor:
-        if act == self.acts[0]:
-            return pool[key](x)
-        twin = self._twins.get((key, act))
+        module, twin = self._module(pool, key, act), self._twins.get((key, act))
         if twin is None:
-            return pool[f'{key}_{act}'](x)
-        base = pool[key]
-        twin.train(base.training)
-        return functional_call(twin, {**dict(base.named_parameters()), **dict(base.named_buffers())}, (x,))
+            return module(x)
+        twin.train(module.training)
+        return functional_call(twin, {**dict(module.named_parameters()), **dict(module.named_buffers())}, (x,))
 
     def supports(self, cell: Cell) -> Optional[str]:
         """``None`` if the pool can run ``cell``, else the reason it cannot."""

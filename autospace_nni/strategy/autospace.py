@@ -100,12 +100,11 @@ class AutoSpace(OneShotStrategy):
                     act_choices=cfg.act_choices, se_choices=cfg.se_choices)  # the primitives exist
         for name in names - _DERIVED:
             setattr(self, name, getattr(cfg, name))
-        self.sampler = CellSampler(cfg.n_nodes, tuple(cfg.ops), tuple(cfg.expand_choices), tuple(cfg.act_choices),
-                                   tuple(cfg.se_choices), cfg.edge_prob)
+        # the config holds sequences as tuples already
+        self.sampler = CellSampler(cfg.n_nodes, cfg.ops, cfg.expand_choices, cfg.act_choices, cfg.se_choices,
+                                   cfg.edge_prob)
         self.reference_option = cfg.reference
         self.final_iterations = cfg.resolved_final_iterations()
-        self.arc_betas = tuple(cfg.arc_betas)
-        self.input_shape = None if cfg.input_shape is None else tuple(cfg.input_shape)
         self.adopted = None   # the AdoptedSpace when run on a user's own ModelSpace
         self.checkpoint_dir = checkpoint_dir
         self.rollbacks: List[dict] = []      # one record per numerical fault survived
@@ -519,7 +518,7 @@ def _input_shape(evaluator) -> Optional[tuple]:
 
 #: options the constructor does not copy as they are (it resolves them or they live elsewhere)
 _DERIVED = {'n_nodes', 'ops', 'expand_choices', 'act_choices', 'se_choices', 'edge_prob', 'reference',
-            'final_iterations', 'arc_betas', 'input_shape', 'iterations'}
+            'final_iterations', 'iterations'}
 
 for _name in ('n_nodes', 'ops', 'expand_choices', 'act_choices', 'se_choices', 'edge_prob'):
     setattr(AutoSpace, _name, property(lambda self, _n=_name: getattr(self.sampler, _n)))
