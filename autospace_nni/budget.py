@@ -27,8 +27,8 @@ from nni.nas.profiler import Profiler
 
 from .cells.fixed import parse_candidate
 from .config import PENALTY_MODES
-from .space.network import Architecture, choice_cost, fixed_cost
-from .space.skeleton import Skeleton, ZERO
+from .space.network import Architecture, choice_cost
+from .space.skeleton import ZERO
 
 __all__ = ['AnalyticCostProfiler', 'BudgetPenalty', 'PENALTY_MODES', 'budget_factor']
 
@@ -42,17 +42,15 @@ def budget_factor(expected: torch.Tensor, target: float, beta: float) -> torch.T
 
 
 class AnalyticCostProfiler(Profiler):
-    """MAdds (or params, ``metric='params'``) of a sample on ``skeleton``, priced analytically."""
+    """MAdds (or params, ``metric='params'``) of a sample on ``layout`` (a skeleton or an adopted model space), priced analytically."""
 
-    def __init__(self, skeleton: Skeleton, metric: str = 'madds'):
+    def __init__(self, layout, metric: str = 'madds'):
         if metric not in ('madds', 'params'):
             raise ValueError(f"metric must be 'madds' or 'params', got {metric!r}")
-        self.skeleton = skeleton
+        self.layout = layout
         self.metric = metric
-        self.specs = {b.label: b for b in skeleton.blocks()}
-        # an adopted model space's layout carries the measured cost of everything outside its choices
-        outside = getattr(skeleton, 'outside', None)
-        self.fixed = getattr(outside if outside is not None else fixed_cost(skeleton), metric)
+        self.specs = {b.label: b for b in layout.blocks()}
+        self.fixed = getattr(layout.outside_cost(), metric)
         self._cache: Dict[tuple, int] = {}
 
     def block_cost(self, label: str, choice: str) -> int:
@@ -76,7 +74,7 @@ class AnalyticCostProfiler(Profiler):
         return total
 
     def architecture(self, sample) -> Architecture:
-        return Architecture(self.skeleton, dict(sample))
+        return Architecture(self.layout, dict(sample))
 
 
 class BudgetPenalty(ExpectationProfilerPenalty):

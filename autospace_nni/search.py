@@ -54,8 +54,8 @@ def load_search_space(space: str, skeleton: Optional[str] = None) -> LearnedSpac
         return manual_space(Skeleton.preset(skeleton))
     sk = Skeleton.preset(skeleton) if skeleton else None
     learned = LearnedSpace.load(space)
-    if learned.adopted is not None:
-        raise AutoSpaceError(f'{space} was learned on a user model space ({learned.adopted.class_path}); the command '
+    if not isinstance(learned.layout, Skeleton):
+        raise AutoSpaceError(f'{space} was learned on a user model space ({learned.layout.class_path}); the command '
                              'line works on skeletons. In Python: LearnedSpace.load(path).model_space(base=YourSpace(...))')
     if sk is not None and learned.skeleton.name != sk.name:
         raise AutoSpaceError(f'{space} was learned for skeleton {learned.skeleton.name!r}, not {skeleton!r}')

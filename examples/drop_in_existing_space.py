@@ -81,7 +81,7 @@ def main(argv=None):
     exp.stop()
 
     learned = strategy.learned_space()
-    print(learned.adopted.format_table(), '\n')
+    print(learned.layout.format_table(), '\n')
     print(learned.format_table(), '\n')
     learned.save(out / 'learned_space.json')   # reload: LearnedSpace.load(path).model_space(base=YourSpace())
     better = learned.model_space()              # your space class, learned candidates, same labels

@@ -16,7 +16,7 @@ from torch.utils.data import TensorDataset
 
 from nni.nas.nn.pytorch import LayerChoice, ModelSpace
 
-from autospace_nni import AutoSpace, Cell, ExplorationSpace, LearnedSpace, load_dataset, make_evaluator
+from autospace_nni import AutoSpace, Cell, LearnedSpace, adopt, load_dataset, make_evaluator
 from autospace_nni.cells import CellBlock, count_by_hooks
 from autospace_nni.cells.fixed import FixedCandidate
 from autospace_nni.errors import LearnedSpaceError
@@ -96,7 +96,7 @@ def test_recognise_candidate_accepts_only_exact_equivalents():
 
 def test_hello_nas_adoption_table_and_costs():
     space = HelloNasSpace()
-    adopted = ExplorationSpace.from_model_space(space, (1, 8, 8))
+    adopted = adopt(space, (1, 8, 8))
     layout = adopted.layout
     assert layout.labels == ['conv2', 'conv3']
     assert layout.user_candidates['conv2'] == {'conv3x3': 'fixed:conv3x3', 'conv5x5': 'fixed:conv5x5',
@@ -154,7 +154,7 @@ class _TwoInputChoice(ModelSpace):
 
 
 def test_choices_that_cannot_evolve_are_left_alone_and_listed():
-    adopted = ExplorationSpace.from_model_space(_TwoInputChoice(), (1, 8, 8))
+    adopted = adopt(_TwoInputChoice(), (1, 8, 8))
     layout = adopted.layout
     assert layout.labels == ['block']
     reasons = {x.label: x.reason for x in layout.left_alone}
@@ -172,9 +172,9 @@ def test_choices_that_cannot_evolve_are_left_alone_and_listed():
 
             def forward(self, x):
                 return self.merge(x, x)
-        ExplorationSpace.from_model_space(OnlyMerge(), (1, 4, 4))
+        adopt(OnlyMerge(), (1, 4, 4))
     with pytest.raises(ValueError, match='input_shape'):
-        ExplorationSpace.from_model_space(_TwoInputChoice())
+        adopt(_TwoInputChoice())
     # the user's candidates never age out, so the population needs room for children beside them
     with pytest.raises(ValueError, match='population_size \\(2\\) must exceed the 2 candidates'):
         AutoSpace(population_size=2, sample_k=1, seed=0).prepare(adopted)
@@ -209,7 +209,7 @@ def test_hello_nas_evolves_in_nasexperiment_then_darts_on_the_learned_space(digi
 
     learned = strategy.learned_space()
     for label in ('conv2', 'conv3'):
-        names = learned.candidates(learned.skeleton.blocks()[['conv2', 'conv3'].index(label)])
+        names = learned.candidates(learned.layout.blocks()[['conv2', 'conv3'].index(label)])
         assert best[label] in names
     # the analytic cost of an architecture equals a hook count of the user's frozen network
     better = learned.model_space()
@@ -218,7 +218,7 @@ def test_hello_nas_evolves_in_nasexperiment_then_darts_on_the_learned_space(digi
     sample = {**best}
     assert tuple(learned.cost(sample)) == count_by_hooks(better.freeze(sample), (1, 8, 8))
     assert strategy.profiler.profile({k: str(learned.candidate(b, best[k]))
-                                      for b in learned.skeleton.blocks() for k in [b.label]}) \
+                                      for b in learned.layout.blocks() for k in [b.label]}) \
         == learned.cost(sample).madds
 
     # saves and loads like any learned space; needs the user's space to rebuild
@@ -248,7 +248,7 @@ def test_nni_hub_proxylessnas(digits_rgb, tmp_path):
     hub = ProxylessNAS(num_labels=10, width_mult=0.25)
     strategy = AutoSpace(population_size=10, sample_k=2, top_m=2, warmup_iterations=1, iterations=2, seed=0)
     learned = strategy.evolve(hub, make_evaluator(digits_rgb, max_epochs=2, batch_size=64))
-    layout = learned.skeleton
+    layout = learned.layout
     # every LayerChoice evolves, and every MBConv candidate is expressible: six reference cells each
     assert len(layout.labels) == 21 and 's2_i3' in layout.labels and 's7_i0' in layout.labels
     for g, cands in layout.user_candidates.items():

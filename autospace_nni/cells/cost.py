@@ -19,7 +19,7 @@ from .ops import PRIMITIVES, out_size
 if TYPE_CHECKING:
     from .genome import Cell
 
-__all__ = ['CellCost', 'cell_cost', 'count_by_hooks', 'conv_cost']
+__all__ = ['CellCost', 'NetworkCost', 'cell_cost', 'count_by_hooks', 'conv_cost']
 
 
 class CellCost(NamedTuple):
@@ -27,6 +27,12 @@ class CellCost(NamedTuple):
     params: int
     height: int
     width: int
+
+
+class NetworkCost(NamedTuple):
+    """MAdds and params of a network, or of a part of one."""
+    madds: int
+    params: int
 
 
 def conv_cost(c_in: int, c_out: int, kernel: int, h_out: int, w_out: int, *, groups: int = 1,

@@ -23,6 +23,8 @@ import re
 from typing import Iterable, Sequence, Tuple
 
 from ..errors import CellError
+from .block import CellBlock
+from .cost import cell_cost as _cell_cost
 from .ops import ACTIVATIONS, PRIMITIVES, SE_RATIO
 
 __all__ = ['Cell', 'CellError', 'EXPAND_CHOICES', 'ACT_CHOICES', 'SE_CHOICES', 'DEFAULT_OPS', 'MAX_NODES',
@@ -260,12 +262,9 @@ class Cell:
 
     def build(self, c_in: int, c_out: int, stride: int):
         """The ``nn.Module`` of this cell as an MBConv-style block (expand → DAG → project, + shortcut)."""
-        from .block import CellBlock
         return CellBlock(self, c_in, c_out, stride)
 
 
 def parse_cells(texts: Iterable[str]) -> list[Cell]:
     return [Cell.parse(t) for t in texts]
 
-
-from .cost import cell_cost as _cell_cost  # noqa: E402  (cost imports this module's names lazily)

@@ -1,6 +1,6 @@
 """Adopting a user's own NNI model space: evolve the candidates of its ``LayerChoice``s.
 
-:func:`adopt` (also ``ExplorationSpace.from_model_space``) runs one dry forward pass with hooks on every
+:func:`adopt` runs one dry forward pass with hooks on every
 ``LayerChoice``. A choice whose candidates map one 4-D tensor to one 4-D tensor, with a same-padded
 stride of 1 or 2, becomes an :class:`AdoptedChoice`: a block with a population of its own (its own layer
 group, named by its label). Each candidate is then either
@@ -21,14 +21,12 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import json
 from collections import OrderedDict
 from typing import Dict, List, Optional, Tuple
 
 import torch
 from torch import nn
 
-from nni.common.serializer import SerializableObject
 from nni.mutable import Categorical, Mutable, frozen_context
 from nni.nas.nn.pytorch import LayerChoice, ModelSpace, MutableModule, Repeat
 from nni.nas.oneshot.pytorch.supermodule.base import BaseSuperNetModule
@@ -38,9 +36,10 @@ from ..cells.cost import count_by_hooks
 from ..cells.fixed import Candidate, FixedCandidate, FixedModules, parse_candidate
 from ..cells.genome import Cell
 from ..cells.ops import out_size
-from ..errors import LearnedSpaceError
 from .exploration import CellChoice, ExplorationSpace
-from .network import NetworkCost, choice_cost
+from .adopted_export import class_path, parent_and_name
+from .layout import AdoptedLayout, LeftAlone, plain
+from .network import NetworkCost
 from .skeleton import BlockSpec
 
 __all__ = ['adopt', 'AdoptedSpace', 'AdoptedChoice', 'AdoptedLayout', 'LeftAlone', 'recognise_candidate',
@@ -48,15 +47,6 @@ __all__ = ['adopt', 'AdoptedSpace', 'AdoptedChoice', 'AdoptedLayout', 'LeftAlone
 
 _ACT_TYPES = {nn.ReLU6: 'relu6', nn.Hardswish: 'hswish'}
 _OTHER_ACTS = (nn.ReLU, nn.SiLU, nn.GELU, nn.LeakyReLU, nn.ELU, nn.Tanh, nn.Mish, nn.PReLU)   # (Sigmoid: SE gates)
-
-
-@dataclasses.dataclass(frozen=True)
-class LeftAlone:
-    """A mutable that the adoption did not evolve, and why."""
-    label: str
-    kind: str
-    path: str
-    reason: str
 
 
 # ----- recognising candidates -----
@@ -219,106 +209,17 @@ def _defaults(module: MutableModule) -> dict:
     return {label: m.default() for label, m in module.simplify().items()}
 
 
-# ----- the layout: what a Skeleton is to the strategy, for an adopted space -----
-@dataclasses.dataclass
-class AdoptedLayout:
-    """The adopted space's blocks (one layer group per evolved ``LayerChoice`` label), the cost of the
-    rest of the network (as pinned for the evolution), the module path of each choice and the user's
-    candidates (name → cell text or ``fixed:<name>``)."""
-    name: str
-    class_path: str
-    input_shape: Tuple[int, ...]
-    specs: List[BlockSpec]
-    outside: NetworkCost
-    paths: Dict[str, str]
-    user_candidates: Dict[str, Dict[str, str]]
-    left_alone: List[LeftAlone]
-    act: str = 'relu6'
-    #: each choice's candidate names as the user's code gives them (ints for a list of candidates)
-    raw_names: Dict[str, list] = dataclasses.field(default_factory=dict)
-    #: the values the choices left alone had during the evolution, at which ``outside`` was measured
-    pinned: dict = dataclasses.field(default_factory=dict)
-
-    def blocks(self) -> List[BlockSpec]:
-        return list(self.specs)
-
-    def groups(self) -> Dict[str, List[BlockSpec]]:
-        return {b.group: [b] for b in self.specs}
-
-    @property
-    def labels(self) -> List[str]:
-        return [b.label for b in self.specs]
-
-    def candidates_of(self, group: str) -> List[Candidate]:
-        return [parse_candidate(t) for t in self.user_candidates[group].values()]
-
-    def user_name(self, group: str, cand: Candidate) -> Optional[str]:
-        for name, text in self.user_candidates[group].items():
-            if parse_candidate(text).key == cand.key:
-                return name
-        return None
-
-    def to_dict(self) -> dict:
-        return {'kind': 'model-space', 'name': self.name, 'class': self.class_path,
-                'input_shape': list(self.input_shape), 'outside_cost': list(self.outside),
-                'blocks': [{'label': b.label, 'path': self.paths[b.label], 'c_in': b.c_in, 'c_out': b.c_out,
-                            'stride': b.stride, 'height': b.height, 'width': b.width,
-                            'fixed': [list(f) for f in b.fixed],
-                            'candidates': self.user_candidates[b.group],
-                            'raw_names': list(self.raw_names.get(b.label, []))} for b in self.specs],
-                'left_alone': [dataclasses.asdict(x) for x in self.left_alone], 'pinned': dict(self.pinned)}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> 'AdoptedLayout':
-        try:
-            if d.get('kind') != 'model-space':
-                raise ValueError(f'unknown space kind {d.get("kind")!r}')
-            specs, paths, user, raw = [], {}, {}, {}
-            for i, b in enumerate(d['blocks']):
-                ints = [b[k] for k in ('c_in', 'c_out', 'stride', 'height', 'width')]
-                if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in ints):
-                    raise ValueError(f'block {b.get("label")!r}: shapes must be positive integers')
-                fixed = tuple((str(n), int(m), int(p)) for n, m, p in b['fixed'])
-                specs.append(BlockSpec(str(b['label']), 0, i, *ints, str(b['label']), False, fixed))
-                paths[b['label']] = str(b['path'])
-                cands = dict(b['candidates'])
-                for t in cands.values():
-                    parse_candidate(t)
-                user[b['label']] = cands
-                raw[b['label']] = [n for n in b.get('raw_names', []) if isinstance(n, (str, int))]
-            left = [LeftAlone(**x) for x in d.get('left_alone', [])]
-            return cls(str(d['name']), str(d['class']), tuple(int(v) for v in d['input_shape']), specs,
-                       NetworkCost(*(int(v) for v in d['outside_cost'])), paths, user, left, raw_names=raw,
-                       pinned=dict(d.get('pinned', {})))
-        except (KeyError, TypeError, ValueError, AttributeError) as e:
-            raise LearnedSpaceError(f'learned space has a malformed model-space description: {e}') from None
-
-    def format_table(self) -> str:
-        """What was evolved and what was left alone, one row per choice."""
-        rows = [('label', 'path', 'status', 'details')]
-        for b in self.specs:
-            cands = [parse_candidate(t) for t in self.user_candidates[b.group].values()]
-            n_cells = sum(isinstance(c, Cell) for c in cands)
-            rows.append((b.label, self.paths[b.label], 'evolved',
-                         f'{b.c_in}->{b.c_out} ch, stride {b.stride}, {b.height}x{b.width}; '
-                         f'{n_cells} expressible candidates (reference cells), {len(cands) - n_cells} fixed'))
-        for x in self.left_alone:
-            rows.append((x.label, x.path, f'left alone ({x.kind})', x.reason))
-        widths = [max(len(r[i]) for r in rows) for i in range(3)]
-        return '\n'.join(f'{r[0]:{widths[0]}s}  {r[1]:{widths[1]}s}  {r[2]:{widths[2]}s}  {r[3]}' for r in rows)
-
-
 # ----- the exploration space of an adopted model space -----
 class AdoptedSpace(ExplorationSpace):
-    """``ExplorationSpace.from_model_space(space)``: a copy of the user's space whose adoptable
-    ``LayerChoice``s are :class:`AdoptedChoice`s. ``layout`` plays the skeleton's part for the strategy;
+    """``adopt(space)``: a copy of the user's space whose adoptable ``LayerChoice``s are
+    :class:`AdoptedChoice`s. ``layout`` (an :class:`~autospace_nni.space.layout.AdoptedLayout`) plays the
+    skeleton's part for the strategy;
     ``pin`` is the value of every other choice during the evolution (``Repeat`` depths at their largest)."""
 
     def __init__(self, net: nn.Module, layout: AdoptedLayout, references: Dict[str, Candidate],
                  pin: dict, base: Optional[ModelSpace] = None):
         ModelSpace.__init__(self)
         self.net = net
-        self.skeleton = layout
         self.layout = layout
         self.references = references
         self.pin = pin
@@ -333,15 +234,6 @@ class AdoptedSpace(ExplorationSpace):
 
     def cell_choices(self):
         return [m for m in self.modules() if isinstance(m, AdoptedChoice)]
-
-
-def _class_path(obj) -> str:
-    return f'{type(obj).__module__}.{type(obj).__qualname__}'
-
-
-def _parent_and_name(root: nn.Module, path: str):
-    parent_path, _, name = path.rpartition('.')
-    return (root.get_submodule(parent_path) if parent_path else root), name
 
 
 def adopt(space: ModelSpace, input_shape=None) -> AdoptedSpace:
@@ -465,7 +357,7 @@ def adopt(space: ModelSpace, input_shape=None) -> AdoptedSpace:
     # 4. swap in the adopted choices
     with frozen_context():
         for path, (spec, fixed_modules) in adopted.items():
-            parent, name = _parent_and_name(net, path)
+            parent, name = parent_and_name(net, path)
             setattr(parent, name, AdoptedChoice(spec, refs[spec.group], fixed_modules))
     pin = {str(label): m.default() for label, m in net.simplify().items() if label not in paths}
     for r, _ in repeats:   # the evolution runs every block of a Repeat, so its export says so
@@ -476,8 +368,8 @@ def adopt(space: ModelSpace, input_shape=None) -> AdoptedSpace:
     inside = {id(m) for path in adopted for m in choices[path].modules()}
     outside = NetworkCost(sum(v[0] for k, v in ran.items() if k not in inside),
                           sum(v[1] for k, v in ran.items() if k not in inside))
-    layout = AdoptedLayout(type(space).__name__, _class_path(space), input_shape, specs, outside, paths, user,
-                           left, act='relu6', raw_names=raw_names, pinned=_plain(pin))
+    layout = AdoptedLayout(type(space).__name__, class_path(space), input_shape, specs, outside, paths, user,
+                           left, act='relu6', raw_names=raw_names, pinned=plain(pin))
     return AdoptedSpace(net, layout, refs, pin, base=space)
 
 
@@ -515,132 +407,3 @@ def _check_choice(path, lc, calls, label_count, choices) -> Tuple[Optional[str],
             return f'candidate {name!r} holds choices of its own', None
     label = str(lc.label)   # NNI's labels are a str subclass; keep checkpoints to plain types
     return None, BlockSpec(label, 0, 0, int(c_in), int(c_out), stride, int(h), int(w), label, False)
-
-
-def adopted_model_space(learned, base: ModelSpace) -> ModelSpace:
-    """``base`` (the user's space) with each evolved ``LayerChoice``'s candidates replaced by the learned
-    ones; see :func:`_replace_choices`. The result re-creates itself from its init arguments like any NNI
-    model space (what multi-trial experiments do in their trials) through :func:`rebuild_adopted`."""
-    space = _replace_choices(learned, base)
-    document = learned.to_dict()
-    # provenance stays out: NNI's json_tricks reads '#...' as a comment (see LearnedSpace.model_space)
-    document['provenance'] = {}
-    recipe = [type(base), list(base.trace_args), dict(base.trace_kwargs), document]
-    space.trace_copy = lambda: SerializableObject(rebuild_adopted, list(recipe), {})
-    return space
-
-
-def rebuild_adopted(base_class, base_args, base_kwargs, document):
-    """Build the learned version of ``base_class(*base_args, **base_kwargs)``. Under an NNI model context
-    (a trial building its architecture) the user's ``__init__`` runs with each evolved ``LayerChoice``
-    resolved to the chosen learned candidate."""
-    from nni.nas.space import current_model
-    from .learned import LearnedSpace
-    learned = LearnedSpace.from_dict(document)
-    sample = current_model()
-    if sample is None:
-        return adopted_model_space(learned, base_class(*base_args, **base_kwargs))
-    from nni.nas.space import model_context
-    layout = learned.adopted
-    chosen, users = {}, {}
-    for spec in layout.blocks():
-        name = sample[spec.label]
-        raw = layout.raw_names.get(spec.label, [])
-        user = next((r for r in raw if str(r) == str(name)), None)
-        cand = learned.candidate(spec, str(name))
-        # a user's candidate is built by their own code (under its own name: 0, not '0'); a learned cell
-        # replaces the choice
-        if user is not None:
-            users[spec.label] = user
-        chosen[spec.label] = None if user is not None else cand.build(spec.c_in, spec.c_out, spec.stride)
-    with model_context(users), _learned_choices(chosen):
-        return base_class(*base_args, **base_kwargs)
-
-
-class _learned_choices:
-    """While building a user's space under a model context, a ``LayerChoice`` whose label has a learned
-    cell chosen returns that cell's block instead of one of the user's candidates."""
-
-    def __init__(self, chosen: Dict[str, Optional[nn.Module]]):
-        self.chosen = {k: v for k, v in chosen.items() if v is not None}
-
-    def __enter__(self):
-        self.original = LayerChoice.__dict__['create_fixed_module']
-        original, chosen = self.original.__func__, self.chosen
-
-        def create_fixed_module(cls, sample, candidates, *, weights=None, label=None):
-            for full, module in chosen.items():
-                if label is not None and (full == label or full.endswith('/' + str(label))):
-                    return module
-            return original(cls, sample, candidates, weights=weights, label=label)
-        LayerChoice.create_fixed_module = classmethod(create_fixed_module)
-        return self
-
-    def __exit__(self, *exc):
-        LayerChoice.create_fixed_module = self.original
-        return False
-
-
-def _replace_choices(learned, base: ModelSpace) -> ModelSpace:
-    """``base`` (the user's space) with each evolved ``LayerChoice``'s candidates replaced by the learned
-    ones. User candidates keep their names and modules; evolved cells are named by their text."""
-    layout: AdoptedLayout = learned.skeleton
-    if not isinstance(base, ModelSpace):
-        raise LearnedSpaceError(f'base must be the NNI ModelSpace the space was learned on ({layout.class_path}), '
-                                f'got {type(base).__name__}')
-    if _class_path(base) != layout.class_path:
-        raise LearnedSpaceError(f'this space was learned on {layout.class_path}, not {_class_path(base)}')
-    space = copy.deepcopy(base)
-    with frozen_context():
-        for spec in layout.blocks():
-            path = layout.paths[spec.label]
-            try:
-                old = space.get_submodule(path)
-            except AttributeError:
-                old = None
-            if not isinstance(old, LayerChoice) or old.label != spec.label:
-                raise LearnedSpaceError(f'{layout.class_path} has no LayerChoice {spec.label!r} at {path}: '
-                                        'was it built with other arguments?')
-            names = {str(n) for n in old.names}
-            candidates = OrderedDict()
-            for c in learned.groups[spec.group]:
-                name = c.name or str(c.cell)
-                if c.name is not None and c.name in names:
-                    candidates[name] = copy.deepcopy(old[c.name if c.name in old.names else _orig_name(old, c.name)])
-                elif isinstance(c.cell, FixedCandidate):
-                    raise LearnedSpaceError(f'{spec.label}: the base space has no candidate {c.cell.name!r}')
-                else:
-                    candidates[name] = c.cell.build(spec.c_in, spec.c_out, spec.stride)
-            parent, attr = _parent_and_name(space, path)
-            setattr(parent, attr, LayerChoice(candidates, label=spec.label))
-    return space
-
-
-def _orig_name(lc: LayerChoice, name: str):
-    for n in lc.names:
-        if str(n) == name:
-            return n
-    raise KeyError(name)
-
-
-def _plain(value):
-    """JSON-able copy of a sample's values (NNI gives ranges and numpy scalars too)."""
-    return json.loads(json.dumps(value, default=lambda v: v.item() if hasattr(v, 'item') else list(v)))
-
-
-def learned_cost(learned, sample: dict) -> NetworkCost:
-    """Analytic for the evolved choices, plus the rest as measured with the left-alone choices at the values
-    they had in the evolution; other values of those need a count of the built network."""
-    layout: AdoptedLayout = learned.skeleton
-    other = {k: v for k, v in _plain({k: sample[k] for k in layout.pinned if k in sample}).items()
-             if v != layout.pinned[k]}
-    if other:
-        raise LearnedSpaceError(f'the rest of the network was priced with {", ".join(f"{k}={layout.pinned[k]!r}" for k in other)} '
-                                f'(as in the evolution), not {", ".join(f"{k}={v!r}" for k, v in other.items())}; count '
-                                'the built network instead: count_by_hooks(space.freeze(sample), input_shape)')
-    m, p = layout.outside
-    for spec in layout.blocks():
-        cand = learned.candidate(spec, sample[spec.label])
-        c = choice_cost(cand, spec)
-        m, p = m + c.madds, p + c.params
-    return NetworkCost(m, p)

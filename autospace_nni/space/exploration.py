@@ -65,7 +65,13 @@ class ExplorationSpace(ModelSpace):
     """``ExplorationSpace(Skeleton.preset('tiny-8'))``: the skeleton with a :class:`CellChoice` per block.
 
     ``references`` maps a layer group to its reference cell; the default is MBConv k3 e6 in every group.
+    A user's own NNI model space becomes one with :func:`autospace_nni.adopt`
+    (:class:`~autospace_nni.space.adopted.AdoptedSpace`). Either way, what the strategy reads is the same:
+    ``layout`` (:class:`~autospace_nni.space.layout.Layout`), ``references``, ``pin`` (the values of the
+    mutables the evolution leaves alone; ``None`` when there are none) and ``base`` (the user's space).
     """
+    pin: Optional[dict] = None
+    base = None
 
     def __init__(self, skeleton: Skeleton, references: Optional[dict] = None):
         super().__init__()
@@ -73,7 +79,7 @@ class ExplorationSpace(ModelSpace):
             skeleton = Skeleton.preset(skeleton)
         elif isinstance(skeleton, dict):
             skeleton = Skeleton.from_dict(skeleton)
-        self.skeleton = skeleton
+        self.skeleton = self.layout = skeleton
         refs = {g: reference_cell(skeleton) for g in skeleton.groups()}
         for g, c in (references or {}).items():
             if g not in refs:
@@ -87,11 +93,3 @@ class ExplorationSpace(ModelSpace):
 
     def cell_choices(self):
         return [m for m in self.modules() if isinstance(m, CellChoice)]
-
-    @classmethod
-    def from_model_space(cls, space: ModelSpace, input_shape=None) -> 'ExplorationSpace':
-        """Adopt any NNI ``ModelSpace`` (it is not modified): each ``LayerChoice`` that maps one tensor to
-        one tensor becomes an evolving cell choice seeded with its own candidates; ``.layout.format_table()``
-        says which choices evolve and which stay. See :mod:`autospace_nni.space.adopted`."""
-        from .adopted import adopt
-        return adopt(space, input_shape)

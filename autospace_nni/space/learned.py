@@ -3,7 +3,7 @@
 Document (format version 1)::
 
     {"format": "autospace-nni/learned-space", "format_version": 1,
-     "skeleton": {...Skeleton.to_dict()...},
+     "skeleton": {...Skeleton.to_dict()...}  (or "model_space": {...AdoptedLayout.to_dict()...}),
      "groups": {"s1_first": {"cells": [{"cell": "e6_relu6:0-1=dw3x3", "fitness": 1.13, "reference": false}, ...],
                              "blocks": ["s1_b0"]}, ...},
      "references": {"s1_first": "e6_relu6:0-1=dw3x3", ...} | null,
@@ -18,16 +18,19 @@ import json
 import os
 from typing import Dict, List, Optional
 
+from nni.common.serializer import SerializableObject
 from nni.nas.nn.pytorch import LayerChoice, ModelSpace
 
 from ..cells.fixed import Candidate, FixedCandidate, parse_candidate
 from ..cells.genome import Cell
-from ..errors import CellError, LearnedSpaceError, SkeletonError
-from .network import Architecture, NetworkCost, SkeletonNet, build_choice, choice_cost
+from ..errors import CellError, LearnedSpaceError
+from .adopted_export import learned_choices, replace_choices
+from .layout import LAYOUT_KEYS, Layout, layout_from_document
+from .network import Architecture, NetworkCost, SkeletonNet, build_choice, choice_cost, price
 from .skeleton import BlockSpec, Skeleton, ZERO
 
 __all__ = ['LearnedSpace', 'LearnedModelSpace', 'FORMAT', 'FORMAT_VERSION', 'LearnedCell', 'manual_space',
-           'MANUAL_CANDIDATES']
+           'MANUAL_CANDIDATES', 'rebuild_adopted']
 
 #: the hand-designed ProxylessNAS space: MBConv {k3, k5, k7} x {e3, e6} (+ zero in non-first blocks)
 MANUAL_CANDIDATES = [(k, e) for e in (3, 6) for k in (3, 5, 7)]
@@ -52,7 +55,9 @@ class LearnedCell:
 
 @dataclasses.dataclass
 class LearnedSpace:
-    skeleton: Skeleton
+    #: the network around the blocks (:class:`~autospace_nni.space.layout.Layout`): a :class:`Skeleton`, or
+    #: the layout of a user's model space the space was learned on
+    layout: Layout
     groups: Dict[str, List[LearnedCell]]
     references: Optional[Dict[str, Cell]] = None
     budget_madds: Optional[float] = None
@@ -63,11 +68,11 @@ class LearnedSpace:
     base: Optional[object] = dataclasses.field(default=None, repr=False, compare=False)
 
     def __post_init__(self):
-        known = self.skeleton.groups()
+        known = self.layout.groups()
         missing = [g for g in known if g not in self.groups]
         extra = [g for g in self.groups if g not in known]
         if missing or extra:
-            raise LearnedSpaceError(f'learned space does not fit skeleton {self.skeleton.name!r}: missing groups '
+            raise LearnedSpaceError(f'learned space does not fit {self.layout.kind} {self.layout.name!r}: missing groups '
                                     f'{missing or "none"}, unknown groups {extra or "none"}')
         for g, cells in self.groups.items():
             if not cells:
@@ -78,18 +83,22 @@ class LearnedSpace:
             names = [c.choice_name for c in cells]
             if len(set(names)) != len(names):
                 raise LearnedSpaceError(f'group {g} lists the same candidate name twice')
+            # a fixed candidate (a user's own module) needs its measured cost on every block of its group;
+            # a skeleton has none, so fixed candidates exist only in spaces learned on a model space
             fixed = [c.cell.name for c in cells if isinstance(c.cell, FixedCandidate)]
-            if self.adopted is None and fixed:
-                raise LearnedSpaceError(f'group {g}: fixed candidates exist only in spaces learned on a model space')
             priced = {n for b in known[g] for n, _, _ in b.fixed}
             unpriced = [n for n in fixed if n not in priced]
             if unpriced:
-                raise LearnedSpaceError(f'group {g}: fixed candidates {unpriced} have no measured cost in the document')
+                raise LearnedSpaceError(f'group {g}: fixed candidates {unpriced} have no measured cost in the document '
+                                        '(fixed candidates exist only in spaces learned on a model space)')
 
     @property
-    def adopted(self):
-        """The :class:`~autospace_nni.space.adopted.AdoptedLayout` when learned on a user's model space."""
-        return None if isinstance(self.skeleton, Skeleton) else self.skeleton
+    def skeleton(self) -> Skeleton:
+        """The layout when it is a :class:`Skeleton`; a space learned on a user's model space has none."""
+        if not isinstance(self.layout, Skeleton):
+            raise LearnedSpaceError(f'this space was learned on the model space {self.layout.class_path}, not on a '
+                                    'skeleton: use .layout, and model_space(base).freeze(sample) for a network')
+        return self.layout
 
     # ----- candidates -----
     def candidates(self, spec: BlockSpec) -> List[str]:
@@ -107,47 +116,33 @@ class LearnedSpace:
         raise LearnedSpaceError(f'{name!r} is not a candidate of block {spec.label}')
 
     def block_specs(self) -> List[BlockSpec]:
-        return self.skeleton.blocks()
+        return self.layout.blocks()
 
     def model_space(self, base=None):
         """An NNI model space of this space. For a space learned on a user's model space, that space
         (``base``, or the one it was learned on in this process) with each evolved ``LayerChoice``'s
         candidates replaced by the learned ones, labels unchanged."""
-        if self.adopted is not None:
-            from .adopted import adopted_model_space
-            base = base if base is not None else self.base
-            if base is None:
-                raise LearnedSpaceError(f'this space was learned on {self.adopted.class_path}: pass that space, '
-                                        'built with the same arguments, as model_space(base=...)')
-            return adopted_model_space(self, base)
-        if base is not None:
-            raise LearnedSpaceError('base= is only for spaces learned on a user\'s model space')
-        # Only what the space needs travels as the init argument (it is serialised into every NNI trial's
-        # parameters). Provenance stays out: NNI's json_tricks strips '#...' as a comment, so a value like
-        # the penalty mode 'mul#log' would truncate the message and crash NNI's dispatcher.
-        doc = self.to_dict()
-        doc['provenance'] = {k: v for k, v in self.provenance.items() if k == 'kind'}
-        return LearnedModelSpace(doc)
+        return _MODEL_SPACES[self.layout.kind](self, base)
 
     def to_nni_search_space(self) -> dict:
         """The HPO ``search_space.json`` form: ``{label: {"_type": "choice", "_value": [...]}}``."""
         return {spec.label: {'_type': 'choice', '_value': self.candidates(spec)} for spec in self.block_specs()}
 
     def architecture(self, sample: Dict[str, str]) -> Architecture:
-        if self.adopted is not None:
-            raise LearnedSpaceError('a space learned on a user model space has no skeleton architecture: use '
-                                    'model_space(base).freeze(sample)')
+        skeleton = self.skeleton
         for spec in self.block_specs():
             if spec.label in sample and sample[spec.label] not in self.candidates(spec):
                 raise LearnedSpaceError(f'{sample[spec.label]!r} is not a candidate of block {spec.label}')
-        return Architecture(self.skeleton, dict(sample))
+        return Architecture(skeleton, dict(sample))
 
     def cost(self, sample: Dict[str, str]) -> NetworkCost:
         """Analytic MAdds and params of any architecture in this space."""
-        if self.adopted is not None:
-            from .adopted import learned_cost
-            return learned_cost(self, sample)
-        return self.architecture(sample).cost()
+        missing = [spec.label for spec in self.block_specs() if spec.label not in sample]
+        if missing:
+            raise LearnedSpaceError(f'the sample has no choice for blocks {missing}')
+        self.layout.check_sample(sample)
+        return price(self.layout, {spec.label: self.candidate(spec, str(sample[spec.label]))
+                                   for spec in self.block_specs()})
 
     def best_sample(self) -> Dict[str, str]:
         """Each block takes its group's fittest cell."""
@@ -156,7 +151,7 @@ class LearnedSpace:
     def table(self) -> List[dict]:
         rows = []
         for g, cells in self.groups.items():
-            spec = self.skeleton.groups()[g][0]
+            spec = self.layout.groups()[g][0]
             for c in cells:
                 cost = choice_cost(c.cell, spec)
                 rows.append({'group': g, 'cell': str(c.cell) if c.name is None else f'{c.name} = {c.cell}', 'fitness': c.fitness, 'madds': cost.madds,
@@ -174,11 +169,11 @@ class LearnedSpace:
 
     # ----- (de)serialisation -----
     def to_dict(self) -> dict:
-        sk_groups = self.skeleton.groups()
+        sk_groups = self.layout.groups()
         return {
             'format': FORMAT,
             'format_version': FORMAT_VERSION,
-            ('model_space' if self.adopted is not None else 'skeleton'): self.skeleton.to_dict(),
+            LAYOUT_KEYS[self.layout.kind]: self.layout.to_dict(),
             'groups': {g: {'blocks': [b.label for b in sk_groups[g]],
                            'cells': [{'cell': str(c.cell), 'fitness': c.fitness, 'reference': c.reference,
                                       **({} if c.name is None else {'name': c.name})}
@@ -200,16 +195,9 @@ class LearnedSpace:
         if version != FORMAT_VERSION:
             raise LearnedSpaceError(f'learned space format version {version!r} is not supported (this is version '
                                     f'{FORMAT_VERSION}); re-export it with a matching autospace-nni')
-        if 'model_space' in d:
-            from .adopted import AdoptedLayout
-            if skeleton is not None:
-                raise LearnedSpaceError('this space was learned on a user model space, not on a skeleton')
-            sk = AdoptedLayout.from_dict(d['model_space'] if isinstance(d['model_space'], dict) else {})
-        else:
-            try:
-                sk = Skeleton.from_dict(d['skeleton'])
-            except (SkeletonError, CellError, KeyError, TypeError, ValueError) as e:
-                raise LearnedSpaceError(f'learned space has a malformed skeleton: {e}') from None
+        sk = layout_from_document(d)
+        if skeleton is not None and not isinstance(sk, Skeleton):
+            raise LearnedSpaceError('this space was learned on a user model space, not on a skeleton')
         if skeleton is not None and skeleton != sk:
             raise LearnedSpaceError(f'learned space was made for skeleton {sk.name!r}, which differs from the given '
                                     f'skeleton {skeleton.name!r}; evolve a space for that skeleton')
@@ -297,6 +285,64 @@ class LearnedModelSpace(ModelSpace):
 
     def forward(self, x):
         return self.net(x)
+
+
+# ----- a learned space as an NNI model space, by layout kind -----
+def _skeleton_model_space(learned: LearnedSpace, base) -> ModelSpace:
+    if base is not None:
+        raise LearnedSpaceError('base= is only for spaces learned on a user\'s model space')
+    # Only what the space needs travels as the init argument (it is serialised into every NNI trial's
+    # parameters). Provenance stays out: NNI's json_tricks strips '#...' as a comment, so a value like
+    # the penalty mode 'mul#log' would truncate the message and crash NNI's dispatcher.
+    doc = learned.to_dict()
+    doc['provenance'] = {k: v for k, v in learned.provenance.items() if k == 'kind'}
+    return LearnedModelSpace(doc)
+
+
+def _adopted_model_space(learned: LearnedSpace, base) -> ModelSpace:
+    """``base`` (the user's space) with each evolved ``LayerChoice``'s candidates replaced by the learned
+    ones (:func:`~autospace_nni.space.adopted_export.replace_choices`). The result re-creates itself from its
+    init arguments like any NNI model space (what multi-trial experiments do in their trials) through
+    :func:`rebuild_adopted`."""
+    base = base if base is not None else learned.base
+    if base is None:
+        raise LearnedSpaceError(f'this space was learned on {learned.layout.class_path}: pass that space, '
+                                'built with the same arguments, as model_space(base=...)')
+    space = replace_choices(learned, base)
+    document = learned.to_dict()
+    # provenance stays out: NNI's json_tricks reads '#...' as a comment (see _skeleton_model_space)
+    document['provenance'] = {}
+    recipe = [type(base), list(base.trace_args), dict(base.trace_kwargs), document]
+    space.trace_copy = lambda: SerializableObject(rebuild_adopted, list(recipe), {})
+    return space
+
+
+_MODEL_SPACES = {'skeleton': _skeleton_model_space, 'model-space': _adopted_model_space}
+
+
+def rebuild_adopted(base_class, base_args, base_kwargs, document):
+    """Build the learned version of ``base_class(*base_args, **base_kwargs)``. Under an NNI model context
+    (a trial building its architecture) the user's ``__init__`` runs with each evolved ``LayerChoice``
+    resolved to the chosen learned candidate."""
+    from nni.nas.space import current_model, model_context
+    learned = LearnedSpace.from_dict(document)
+    sample = current_model()
+    if sample is None:
+        return _adopted_model_space(learned, base_class(*base_args, **base_kwargs))
+    layout = learned.layout
+    chosen, users = {}, {}
+    for spec in layout.blocks():
+        name = sample[spec.label]
+        raw = layout.raw_names.get(spec.label, [])
+        user = next((r for r in raw if str(r) == str(name)), None)
+        cand = learned.candidate(spec, str(name))
+        # a user's candidate is built by their own code (under its own name: 0, not '0'); a learned cell
+        # replaces the choice
+        if user is not None:
+            users[spec.label] = user
+        chosen[spec.label] = None if user is not None else cand.build(spec.c_in, spec.c_out, spec.stride)
+    with model_context(users), learned_choices(chosen):
+        return base_class(*base_args, **base_kwargs)
 
 
 def manual_space(skeleton) -> LearnedSpace:

@@ -8,25 +8,20 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from typing import Callable, Dict, Mapping, NamedTuple, Union
+from typing import Callable, Dict, Mapping, Union
 
 from torch import nn
 
-from ..cells.cost import conv_cost
+from ..cells.cost import NetworkCost
 from ..cells.fixed import FixedCandidate
 from ..cells.genome import Cell
 from ..cells.ops import ConvBNAct
 from ..errors import ArchError, CellError
 from .skeleton import BlockSpec, Skeleton, ZERO
 
-__all__ = ['SkeletonNet', 'Architecture', 'NetworkCost', 'fixed_cost', 'choice_cost', 'ZeroBlock']
+__all__ = ['SkeletonNet', 'Architecture', 'NetworkCost', 'fixed_cost', 'price', 'choice_cost', 'ZeroBlock']
 
 Choice = Union[Cell, str]
-
-
-class NetworkCost(NamedTuple):
-    madds: int
-    params: int
 
 
 class ZeroBlock(nn.Identity):
@@ -57,19 +52,18 @@ class SkeletonNet(nn.Module):
         return self.classifier(self.dropout(x))
 
 
-def fixed_cost(skeleton: Skeleton) -> NetworkCost:
-    """MAdds and params of everything outside the searchable blocks."""
-    sk = skeleton
-    h, w = sk.stem_out_hw()
-    m, p = conv_cost(sk.input_shape[0], sk.stem_width, 3, h, w)
-    if sk.first_block is not None:
-        c = sk.first_cell.cost(sk.stem_width, sk.first_block_width, 1, h, w)
+def fixed_cost(layout) -> NetworkCost:
+    """MAdds and params of everything outside the searchable blocks (``layout.outside_cost()``)."""
+    return layout.outside_cost()
+
+
+def price(layout, choices: Mapping[str, object]) -> NetworkCost:
+    """Analytic MAdds and params of a network on ``layout`` (a :class:`~autospace_nni.space.layout.Layout`):
+    everything outside its blocks, plus ``choices[label]`` (a cell, a fixed candidate or ``zero``) in each."""
+    m, p = layout.outside_cost()
+    for spec in layout.blocks():
+        c = choice_cost(choices[spec.label], spec)
         m, p = m + c.madds, p + c.params
-    fh, fw = sk.final_hw()
-    hm, hp = conv_cost(sk.stages[-1].width, sk.head_width, 1, fh, fw)
-    m, p = m + hm, p + hp
-    m += sk.head_width * sk.num_classes
-    p += sk.head_width * sk.num_classes + sk.num_classes
     return NetworkCost(m, p)
 
 
@@ -122,12 +116,7 @@ class Architecture:
         return cls(skeleton, {b.label: cell for b in skeleton.blocks()})
 
     def cost(self) -> NetworkCost:
-        total = fixed_cost(self.skeleton)
-        m, p = total
-        for spec in self.skeleton.blocks():
-            c = choice_cost(self.choices[spec.label], spec)
-            m, p = m + c.madds, p + c.params
-        return NetworkCost(m, p)
+        return price(self.skeleton, self.choices)
 
     def build(self) -> SkeletonNet:
         return SkeletonNet(self.skeleton, lambda spec: build_choice(self.choices[spec.label], spec))

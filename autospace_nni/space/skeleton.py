@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Dict, List, Optional, Tuple
 
+from ..cells.cost import NetworkCost, conv_cost
 from ..cells.genome import Cell
 from ..cells.ops import ACTIVATIONS, out_size
 from ..errors import SkeletonError
@@ -155,6 +156,34 @@ class Skeleton:
     def final_hw(self) -> Tuple[int, int]:
         blocks = self.blocks()
         return blocks[-1].out_hw
+
+    # ----- the Layout interface (autospace_nni.space.layout) -----
+    kind = 'skeleton'
+
+    def outside_cost(self) -> NetworkCost:
+        """MAdds and params of everything outside the searchable blocks: stem, first block, head, classifier."""
+        h, w = self.stem_out_hw()
+        m, p = conv_cost(self.input_shape[0], self.stem_width, 3, h, w)
+        if self.first_block is not None:
+            c = self.first_cell.cost(self.stem_width, self.first_block_width, 1, h, w)
+            m, p = m + c.madds, p + c.params
+        fh, fw = self.final_hw()
+        hm, hp = conv_cost(self.stages[-1].width, self.head_width, 1, fh, fw)
+        m, p = m + hm, p + hp
+        m += self.head_width * self.num_classes
+        p += self.head_width * self.num_classes + self.num_classes
+        return NetworkCost(m, p)
+
+    def candidates_of(self, group: str) -> list:
+        """A skeleton's blocks have no candidates of a user's: an empty list."""
+        return []
+
+    def user_name(self, group: str, cand) -> Optional[str]:
+        """A skeleton's cells are named by their text: always ``None``."""
+        return None
+
+    def check_sample(self, sample) -> None:
+        """Every sample of a skeleton's blocks is priced analytically: nothing to check."""
 
     # ----- (de)serialisation -----
     def to_dict(self) -> dict:

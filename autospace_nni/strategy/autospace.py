@@ -44,10 +44,10 @@ from ..budget import AnalyticCostProfiler, BudgetPenalty
 from ..config import AutoSpaceConfig, options_doc
 from ..errors import Interrupted, NonFiniteError, NumericalFaultError
 from ..cells.genome import Cell
-from ..space.adopted import AdoptedSpace, adopt, pin_left_alone
+from ..space.adopted import adopt, pin_left_alone
 from ..space.exploration import ExplorationSpace
 from ..space.learned import LearnedCell, LearnedSpace
-from ..space.skeleton import Skeleton
+from ..space.layout import Layout
 from ..space.supernet import AutoSpaceMixedLayer
 from .evolution import CellSampler
 from .admission import admissible_fn, cheapest_costs, resolve_references, seed_cells_for
@@ -105,7 +105,7 @@ class AutoSpace(OneShotStrategy):
                                    cfg.edge_prob)
         self.reference_option = cfg.reference
         self.final_iterations = cfg.resolved_final_iterations()
-        self.adopted = None   # the AdoptedSpace when run on a user's own ModelSpace
+        self.space: Optional[ExplorationSpace] = None   # the space being evolved (prepare)
         self.checkpoint_dir = checkpoint_dir
         self.rollbacks: List[dict] = []      # one record per numerical fault survived
         self.lr_scale = 1.0                  # product of the rollback factors applied so far
@@ -121,7 +121,7 @@ class AutoSpace(OneShotStrategy):
                                   final_iterations=self.final_iterations, patience=cfg.patience,
                                   iterations=cfg.iterations, warmup_iterations=cfg.warmup_iterations, seed=cfg.seed)
         self.references: Optional[Dict[str, Cell]] = None
-        self.skeleton: Optional[Skeleton] = None
+        self.layout: Optional[Layout] = None   # the space's layout: a Skeleton or an adopted model space's
         self.profiler: Optional[AnalyticCostProfiler] = None
         self.penalty: Optional[BudgetPenalty] = None
         self._layers: Dict[str, List[AutoSpaceMixedLayer]] = {}
@@ -159,10 +159,8 @@ class AutoSpace(OneShotStrategy):
         """The hard filter of ``group`` (:func:`~autospace_nni.strategy.admission.admissible_fn`)."""
         if self.budget_madds is None or not self.hard_filter:
             return lambda cell: True
-        layout = None if self.adopted is None else self.adopted.layout
-        floor = cheapest_costs(self.skeleton, self.sampler,
-                               (lambda g: []) if layout is None else (lambda g: list(layout.candidates_of(g))))
-        return admissible_fn(self.skeleton, group, fixed_madds=self.profiler.fixed, floor=floor,
+        floor = cheapest_costs(self.layout, self.sampler, self.layout.candidates_of)
+        return admissible_fn(self.layout, group, fixed_madds=self.profiler.fixed, floor=floor,
                              limit=self.budget_madds * self.filter_slack)
 
     def default_mutation_hooks(self):
@@ -179,13 +177,13 @@ class AutoSpace(OneShotStrategy):
             'acts': sorted(set(self.sampler.act_choices) | {c.act for c in everything}),
             'se': bool(any(self.sampler.se_choices) or any(c.se for c in everything)),
             'max_branches': self.sample_k + (1 if self.references is not None else 0),
-            'pin': None if self.adopted is None else self.adopted.pin,
+            'pin': self.space.pin,
         }
         return hook(module, name, memo, {'autospace': opts})
 
     def adopt(self, space, evaluator=None) -> ExplorationSpace:
         """``space`` itself if it is an :class:`ExplorationSpace`, else the user's NNI ``ModelSpace``
-        adopted (:meth:`ExplorationSpace.from_model_space`): its adoptable ``LayerChoice``s evolve."""
+        adopted (:func:`~autospace_nni.space.adopted.adopt`): its adoptable ``LayerChoice``s evolve."""
         if isinstance(space, ExplorationSpace):
             return space
         if not isinstance(space, ModelSpace):
@@ -201,22 +199,23 @@ class AutoSpace(OneShotStrategy):
         """Build the populations for ``space`` (called by ``_initialize``; public for custom loops)."""
         if not isinstance(space, ExplorationSpace):
             raise TypeError(f'AutoSpace.prepare needs an ExplorationSpace (see AutoSpace.adopt), got {type(space).__name__}')
-        self.adopted = space if isinstance(space, AdoptedSpace) else None
-        self.skeleton = space.skeleton
+        self.space = space
+        self.layout = space.layout
         self.references = resolve_references(self.reference_option, space)
-        self.profiler = AnalyticCostProfiler(self.skeleton)
+        self.profiler = AnalyticCostProfiler(self.layout)
         if self.budget_madds is not None and self.budget_penalty is not None:
             self.penalty = BudgetPenalty(self.profiler, self.budget_madds, mode=self.budget_penalty,
                                          beta=self.budget_beta, scale=self.budget_scale)
         self.loop.references = {} if self.references is None else dict(self.references)
         if not self.populations:
-            for g in self.skeleton.groups():
-                planted = seed_cells_for(self.seed_cells, self.skeleton, g)
+            for g in self.layout.groups():
+                planted = seed_cells_for(self.seed_cells, self.layout, g)
                 refs = [self.references[g]] if self.references else []
-                if self.adopted is not None:
-                    # every candidate of the user's LayerChoice: the expressible ones as reference cells,
-                    # the others as fixed members; all compete, only the first is the reference branch
-                    user = self.adopted.layout.candidates_of(g)
+                # the candidates of a user's LayerChoice (an adopted space; a skeleton has none): the
+                # expressible ones as reference cells, the others as fixed members; all compete, only the
+                # first is the reference branch
+                user = self.layout.candidates_of(g)
+                if user:
                     if self.references:
                         refs += [c for c in user if c.key != self.references[g].key]
                     else:
@@ -403,12 +402,13 @@ class AutoSpace(OneShotStrategy):
         if not self.populations:
             raise RuntimeError('AutoSpace has not been run yet')
         groups, thin_evidence = {}, {}
-        layout = None if self.adopted is None else self.adopted.layout
+        layout = self.layout
         for g, pop in self.populations.items():
             # the reference branch is listed by keep_reference; every other member competes on fitness
             # (in an adopted space that includes the user's other candidates)
             top = self.loop.learned(g)
-            name = (lambda c: None) if layout is None else (lambda c, g=g: layout.user_name(g, c))
+            def name(c, g=g):
+                return layout.user_name(g, c)
             cells = [LearnedCell(m.cell, m.fitness, m.reference, name(m.cell)) for m in top]
             # cells short of min_evals rank after all others; a short run may still need them to fill M
             thin = [str(m.cell) for m in top if m.evals < self.min_evals]
@@ -429,9 +429,9 @@ class AutoSpace(OneShotStrategy):
                 # learned cells with fewer than min_evals scores of their own, by group (a short run)
                 'thin_evidence': thin_evidence}
         prov = json.loads(json.dumps(prov, default=str))   # plain JSON types, so save/load round-trips
-        return LearnedSpace(self.skeleton, groups, None if self.references is None else dict(self.references),
+        return LearnedSpace(self.layout, groups, None if self.references is None else dict(self.references),
                             self.budget_madds, self.seed, prov,
-                            base=self.adopted.base if self.adopted is not None else None)
+                            base=self.space.base)
 
     def options(self) -> dict:
         """Every option (:class:`~autospace_nni.config.AutoSpaceConfig`) as plain JSON values, resolved where
@@ -458,7 +458,7 @@ class AutoSpace(OneShotStrategy):
         space = learned.model_space()
         raw = RawFormatModelSpace(space, None)
         # in an adopted space the choices left alone keep the values they had during the evolution
-        pinned = {} if self.adopted is None else self.adopted.pin
+        pinned = self.space.pin or {}
         yield raw.freeze({**pinned, **learned.best_sample()})
 
     # ----- checkpoint (autospace_nni/strategy/checkpoint.py) -----
