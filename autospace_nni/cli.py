@@ -6,12 +6,13 @@ Every user-facing error is one line on stderr (``autospace-nni: error: ...``) wi
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
 
-__all__ = ['main']
+from .cli_parser import UsageError, apply_config_file, build_parser, evolve_config, usage_error
+
+__all__ = ['main', 'COMMANDS']
 
 
 def _quiet_nni_warnings() -> None:
@@ -21,17 +22,12 @@ def _quiet_nni_warnings() -> None:
     os.environ['AUTOSPACE_QUIET'] = '1'
 
 
-def _add_data_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument('--dataset', default='digits', help='digits (default, bundled) | fashion-mnist | cifar10')
-    p.add_argument('--data-dir', default=None, help='folder with the dataset files (fashion-mnist, cifar10)')
-
-
 def _cmd_cost(args) -> int:
     from .presets import network_architecture, PAPER_FIGURES
     from .space import Architecture, Skeleton, reference_cell
     given = [x for x in (args.preset, args.skeleton, args.arch) if x]
     if len(given) != 1:
-        raise _usage('cost needs exactly one of --preset, --skeleton or --arch')
+        raise usage_error('cost needs exactly one of --preset, --skeleton or --arch')
     if args.preset:
         arch = network_architecture(args.preset)
         what = f'network {args.preset}'
@@ -74,72 +70,20 @@ def _cmd_data(args) -> int:
     return 0
 
 
-def _add_evolve_args(p: argparse.ArgumentParser, *, demo: bool = False) -> None:
-    from .config import add_arguments
-    _add_data_args(p)
-    p.add_argument('--skeleton', default='tiny-8', help='skeleton preset (tiny-8 for digits, mobile-28 for fashion-mnist)')
-    p.add_argument('--grouping', default='stage', choices=['stage', 'layer'],
-                   help="layer groups: per (stage, first/rest) as in the paper's released space, or per block")
-    p.add_argument('--out', default='runs/demo' if demo else None, help='run folder')
-    p.add_argument('--config', default=None, metavar='FILE.yml',
-                   help='options from a YAML file (keys as the long options, e.g. sample_k: 4); flags given '
-                        'on the command line win')
-    p.add_argument('--resume', default=None, metavar='RUN_DIR',
-                   help='continue the run in RUN_DIR from its last complete checkpoint (same options)')
-    p.add_argument('--overwrite', action='store_true', help='replace a run already in --out')
-    p.add_argument('--lr', type=float, default=0.05, help='SGD learning rate of the weights (cosine schedule)')
-    p.add_argument('--batch-size', type=int, default=None, help="(default: the skeleton preset's)")
-    p.add_argument('--limit', type=int, default=None, help='cap the train split (quick runs)')
-    p.add_argument('--device', default='cpu', choices=['cpu', 'cuda'])
-    p.add_argument('--devices', type=int, default=1,
-                   help='processes (CPU) or GPUs for Lightning DDP; >1 trains the supernet data-parallel')
-    p.add_argument('--quiet', '--no-progress', dest='no_progress', action='store_true', help='no progress bar')
-    # every AutoSpace option, from autospace_nni/config.py; where not given: the skeleton preset, then
-    # pipeline.RUN_DEFAULTS, then the strategy's default
-    add_arguments(p, skip=('input_shape',))
-
-
-def _evolve_config(args):
-    from .config import AutoSpaceConfig, given
-    from .errors import OptionError
-    from .pipeline import EvolveConfig, PRESETS, RUN_DEFAULTS
-    if args.devices < 1:
-        raise _usage(f'--devices must be >= 1, got {args.devices}')
-    for name in ('batch_size', 'limit'):
-        v = getattr(args, name)
-        if v is not None and v < 1:
-            raise _usage(f'--{name.replace("_", "-")} must be >= 1, got {v}')
-    options = given(args)
-    budget = options.get('budget_madds')
-    if budget is None:
-        for flag, name in (('--budget-penalty', 'budget_penalty'), ('--no-hard-filter', 'hard_filter')):
-            if name in options and options[name] != getattr(AutoSpaceConfig(), name):
-                raise _usage(f'{flag} only applies with --budget-madds; give a budget or drop {flag}')
-    preset = dict(PRESETS.get(args.skeleton, {}))
-    preset_batch = preset.pop('batch_size', EvolveConfig.batch_size)
-    batch_size = args.batch_size if args.batch_size is not None else preset_batch
-    try:
-        return EvolveConfig(dataset=args.dataset, data_dir=args.data_dir, skeleton=args.skeleton,
-                            grouping=args.grouping, lr=args.lr, batch_size=batch_size, limit=args.limit,
-                            device=args.device, devices=args.devices, options={**RUN_DEFAULTS, **preset, **options})
-    except OptionError as e:      # an option out of its range: one line, exit 2, named as its flag
-        raise _usage(f'--{e.option.replace("_", "-")}{str(e)[len(e.option):]}') from None
-
-
 def _cmd_evolve(args) -> int:
     from .errors import Interrupted
     from .pipeline import load_run_config, run_evolve
     if args.resume:
         if args.overwrite:
-            raise _usage('--resume and --overwrite contradict each other: --resume continues the run in the folder, '
+            raise usage_error('--resume and --overwrite contradict each other: --resume continues the run in the folder, '
                           '--overwrite replaces it')
         out = args.resume if args.out is None else args.out
         cfg = load_run_config(out)
         kw = dict(resume=True)
     else:
         if args.out is None:
-            raise _usage('evolve needs --out (or --resume RUN_DIR)')
-        out, cfg, kw = args.out, _evolve_config(args), dict(overwrite=args.overwrite)
+            raise usage_error('evolve needs --out (or --resume RUN_DIR)')
+        out, cfg, kw = args.out, evolve_config(args), dict(overwrite=args.overwrite)
     try:
         learned, strategy = run_evolve(cfg, out, progress=not args.no_progress, **kw)
     except Interrupted as e:
@@ -164,7 +108,7 @@ def _check_out(out, overwrite: bool, marker: str):
     from pathlib import Path
     out = Path(out)
     if (out / marker).exists() and not overwrite:
-        raise _usage(f'{out} already holds {marker}; pass --overwrite to replace it or choose another --out')
+        raise usage_error(f'{out} already holds {marker}; pass --overwrite to replace it or choose another --out')
     out.mkdir(parents=True, exist_ok=True)
     return out
 
@@ -174,17 +118,17 @@ def _cmd_search(args) -> int:
     from .pipeline import quiet_libraries, _write_json
     from .search import load_search_space, run_search
     if args.trials < 1 or args.epochs < 1:
-        raise _usage('--trials and --epochs must be >= 1')
+        raise usage_error('--trials and --epochs must be >= 1')
     if args.concurrency < 1:
-        raise _usage('--concurrency must be >= 1')
+        raise usage_error('--concurrency must be >= 1')
     if not 0 < args.budget_floor <= 1:
-        raise _usage(f'--budget-floor must be in (0, 1], got {args.budget_floor}')
+        raise usage_error(f'--budget-floor must be in (0, 1], got {args.budget_floor}')
     if os.environ.get('AUTOSPACE_QUIET'):
         quiet_libraries()
     learned = load_search_space(args.space, args.skeleton)
     data = load_dataset(args.dataset, args.data_dir, seed=args.seed, limit=args.limit)
     if tuple(data.input_shape) != tuple(learned.skeleton.input_shape):
-        raise _usage(f'dataset {args.dataset} has input {data.input_shape}, the space expects '
+        raise usage_error(f'dataset {args.dataset} has input {data.input_shape}, the space expects '
                      f'{learned.skeleton.input_shape}')
     out = _check_out(args.out, args.overwrite, 'arch.json')
     record = run_search(learned, args.strategy, data, budget_madds=args.budget_madds, epochs=args.epochs,
@@ -210,13 +154,13 @@ def _cmd_train(args) -> int:
     from .space.network import Architecture
     import torch
     if args.epochs < 1:
-        raise _usage('--epochs must be >= 1')
+        raise usage_error('--epochs must be >= 1')
     if args.device == 'cuda' and not torch.cuda.is_available():
-        raise _usage('--device cuda was given but no CUDA device is available; use --device cpu')
+        raise usage_error('--device cuda was given but no CUDA device is available; use --device cpu')
     arch = Architecture.load(args.arch)
     data = load_dataset(args.dataset, args.data_dir, seed=args.seed, limit=args.limit)
     if tuple(data.input_shape) != tuple(arch.skeleton.input_shape):
-        raise _usage(f'dataset {args.dataset} has input {data.input_shape}, the architecture expects '
+        raise usage_error(f'dataset {args.dataset} has input {data.input_shape}, the architecture expects '
                      f'{arch.skeleton.input_shape}')
     out = _check_out(args.out, args.overwrite, 'metrics.json')
     m = retrain(arch, data, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
@@ -238,7 +182,7 @@ def _cmd_export_nni_space(args) -> int:
     doc = space.to_nni_search_space()
     if args.with_manual:
         if args.space == 'manual':
-            raise _usage('--with-manual needs a learned space to pair with the manual one')
+            raise usage_error('--with-manual needs a learned space to pair with the manual one')
         manual = manual_space(space.skeleton).to_nni_search_space()
         doc = {'space': {'_type': 'choice', '_value': [dict(_name='learned', **doc), dict(_name='manual', **manual)]}}
     print(json.dumps(doc, indent=1))
@@ -250,13 +194,13 @@ def _cmd_sample_space(args) -> int:
     from .design_space import sample_space
     from .search import load_search_space
     if args.n < 1 or args.epochs < 1:
-        raise _usage('--n and --epochs must be >= 1')
+        raise usage_error('--n and --epochs must be >= 1')
     if args.madds_range and args.madds_range[0] > args.madds_range[1]:
-        raise _usage(f'--madds-range LO HI needs LO <= HI, got {args.madds_range}')
+        raise usage_error(f'--madds-range LO HI needs LO <= HI, got {args.madds_range}')
     space = load_search_space(args.space, args.skeleton)
     data = load_dataset(args.dataset, args.data_dir, seed=args.seed, limit=args.limit)
     if tuple(data.input_shape) != tuple(space.skeleton.input_shape):
-        raise _usage(f'dataset {args.dataset} has input {data.input_shape}, the space expects '
+        raise usage_error(f'dataset {args.dataset} has input {data.input_shape}, the space expects '
                      f'{space.skeleton.input_shape}')
     name = args.name or ('manual' if args.space == 'manual' else 'learned')
     recs = sample_space(space, data, args.out, n=args.n, epochs=args.epochs, seed=args.seed,
@@ -294,11 +238,11 @@ def _load_space_class(ref: str):
     from pathlib import Path
     target, sep, name = ref.rpartition(':')
     if not sep or not target or not name:
-        raise _usage(f'{ref!r}: name a space as path/to/file.py:Class or package.module:Class')
+        raise usage_error(f'{ref!r}: name a space as path/to/file.py:Class or package.module:Class')
     if target.endswith('.py'):
         path = Path(target)
         if not path.is_file():
-            raise _usage(f'{target} does not exist')
+            raise usage_error(f'{target} does not exist')
         sys.path.insert(0, str(path.resolve().parent))   # so the file's own imports of its neighbours work
         spec = importlib.util.spec_from_file_location(path.stem, path)
         module = importlib.util.module_from_spec(spec)
@@ -308,9 +252,9 @@ def _load_space_class(ref: str):
         try:
             module = importlib.import_module(target)
         except ImportError as e:
-            raise _usage(f'cannot import {target}: {e}') from None
+            raise usage_error(f'cannot import {target}: {e}') from None
     if not hasattr(module, name):
-        raise _usage(f'{target} has no {name!r}')
+        raise usage_error(f'{target} has no {name!r}')
     return getattr(module, name)
 
 
@@ -321,19 +265,19 @@ def _cmd_adopt(args) -> int:
     try:
         kwargs = json.loads(args.kwargs)
     except json.JSONDecodeError as e:
-        raise _usage(f'--kwargs must be a JSON object: {e}') from None
+        raise usage_error(f'--kwargs must be a JSON object: {e}') from None
     if not isinstance(kwargs, dict):
-        raise _usage('--kwargs must be a JSON object, e.g. \'{"num_labels": 10}\'')
+        raise usage_error('--kwargs must be a JSON object, e.g. \'{"num_labels": 10}\'')
     if not (isinstance(cls, type) and issubclass(cls, ModelSpace)):
-        raise _usage(f'{args.space} is not an NNI ModelSpace class')
+        raise usage_error(f'{args.space} is not an NNI ModelSpace class')
     try:
         space = cls(**kwargs)
     except TypeError as e:
-        raise _usage(f'{args.space}(**{kwargs}): {e}') from None
+        raise usage_error(f'{args.space}(**{kwargs}): {e}') from None
     try:
         adopted = adopt(space, tuple(args.input_shape))
     except ValueError as e:
-        raise _usage('; '.join(line.strip() for line in str(e).splitlines())) from None
+        raise usage_error('; '.join(line.strip() for line in str(e).splitlines())) from None
     layout = adopted.layout
     print(layout.format_table())
     print()
@@ -352,194 +296,10 @@ def _cmd_demo(args) -> int:
     return rc
 
 
-class _UsageError(Exception):
-    pass
-
-
-def _usage(msg: str) -> _UsageError:
-    return _UsageError(msg)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog='autospace-nni', description='AutoSpace: learn NAS search spaces in NNI.')
-    parser.add_argument('--debug', action='store_true', help='show tracebacks')
-    sub = parser.add_subparsers(dest='command', required=True)
-
-    p = sub.add_parser('cost', help='analytic MAdds and params of a network')
-    p.add_argument('--preset', help='published network: mobilenetv2 | proxylessnas-mobile')
-    p.add_argument('--skeleton', help="a skeleton preset's reference network: proxylessnas-mobile | mobile-28 | tiny-8")
-    p.add_argument('--arch', help='an arch.json file')
-    p.add_argument('--json', action='store_true', help='print {"madds": ..., "params": ...}')
-    p.add_argument('--per-block', action='store_true', help='also list each block')
-    p.set_defaults(func=_cmd_cost)
-
-    p = sub.add_parser('data', help='load a dataset and print its splits')
-    _add_data_args(p)
-    p.add_argument('--seed', type=int, default=0)
-    p.set_defaults(func=_cmd_data)
-
-    p = sub.add_parser('evolve', help='evolve a learned space (AutoSpace)')
-    _add_evolve_args(p)
-    p.set_defaults(func=_cmd_evolve)
-
-    p = sub.add_parser('demo', help='the README main job: evolve a learned space on digits and show it')
-    _add_evolve_args(p, demo=True)
-    p.set_defaults(func=_cmd_demo, overwrite=True)
-
-    p = sub.add_parser('search', help='run an NNI NAS strategy on a learned or the manual space')
-    _add_data_args(p)
-    p.add_argument('--space', required=True, help='learned_space.json, or "manual" (MBConv k3/5/7 x e3/6 + zero)')
-    p.add_argument('--skeleton', default=None, help='skeleton preset (required for --space manual)')
-    p.add_argument('--strategy', required=True, choices=STRATEGIES)
-    p.add_argument('--budget-madds', type=float, default=None)
-    p.add_argument('--budget-floor', type=float, default=0.9,
-                   help='the found network must cost at least this fraction of the budget (1 = exactly; the budget '
-                        "is capped at the space's priciest network)")
-    p.add_argument('--epochs', type=int, default=4, help='supernet epochs (one-shot strategies)')
-    p.add_argument('--trials', type=int, default=8, help='architectures tried (spos stage 2, evolution, random)')
-    p.add_argument('--trial-epochs', type=int, default=1, help='training epochs per multi-trial trial')
-    p.add_argument('--concurrency', type=int, default=1, help='trialConcurrency of multi-trial strategies')
-    p.add_argument('--port', type=int, default=8745, help='NNI manager port of multi-trial strategies')
-    p.add_argument('--batch-size', type=int, default=64)
-    p.add_argument('--lr', type=float, default=0.05)
-    p.add_argument('--seed', type=int, default=0)
-    p.add_argument('--limit', type=int, default=None, help='cap the train split (quick runs)')
-    p.add_argument('--device', default='cpu', choices=['cpu', 'cuda'])
-    p.add_argument('--out', required=True)
-    p.add_argument('--overwrite', action='store_true')
-    p.add_argument('--quiet', '--no-progress', dest='no_progress', action='store_true', help='no progress bars')
-    p.set_defaults(func=_cmd_search)
-
-    p = sub.add_parser('train', help='retrain an arch.json from scratch and export it')
-    _add_data_args(p)
-    p.add_argument('--arch', required=True, help='arch.json from search (or any skeleton + sample file)')
-    p.add_argument('--epochs', type=int, default=10)
-    p.add_argument('--batch-size', type=int, default=64)
-    p.add_argument('--lr', type=float, default=0.05)
-    p.add_argument('--label-smoothing', type=float, default=0.1)
-    p.add_argument('--augment', action='store_true', help='random translations of up to 2 pixels')
-    p.add_argument('--seed', type=int, default=0)
-    p.add_argument('--limit', type=int, default=None)
-    p.add_argument('--device', default='cpu', choices=['cpu', 'cuda'])
-    p.add_argument('--out', required=True)
-    p.add_argument('--overwrite', action='store_true')
-    p.add_argument('--quiet', '--no-progress', dest='no_progress', action='store_true', help='no progress bar')
-    p.set_defaults(func=_cmd_train)
-
-    p = sub.add_parser('export-nni-space', help="print a space's NNI search_space.json (for nnictl experiments)")
-    p.add_argument('space', help='learned_space.json, or "manual" with --skeleton')
-    p.add_argument('--skeleton', default=None)
-    p.add_argument('--with-manual', action='store_true',
-                   help='a nested space {"space": learned | manual} for one experiment over both (compare_spaces.yml)')
-    p.set_defaults(func=_cmd_export_nni_space)
-
-    p = sub.add_parser('sample-space', help="train random architectures of a space briefly (RegNet's design-space check)")
-    _add_data_args(p)
-    p.add_argument('space', help='learned_space.json, or "manual" with --skeleton')
-    p.add_argument('--skeleton', default=None)
-    p.add_argument('--n', type=int, default=20, help='architectures to sample')
-    p.add_argument('--epochs', type=int, default=2)
-    p.add_argument('--madds-range', type=float, nargs=2, default=None, metavar=('LO', 'HI'),
-                   help='only architectures with MAdds in [LO, HI] (match it across the spaces you compare)')
-    p.add_argument('--name', default=None, help='the space\'s name in plots (default: learned/manual)')
-    p.add_argument('--batch-size', type=int, default=64)
-    p.add_argument('--lr', type=float, default=0.05)
-    p.add_argument('--seed', type=int, default=0)
-    p.add_argument('--limit', type=int, default=None)
-    p.add_argument('--device', default='cpu', choices=['cpu', 'cuda'])
-    p.add_argument('--out', required=True, help='folder for design_space.jsonl (an unfinished one is resumed)')
-    p.add_argument('--quiet', '--no-progress', dest='no_progress', action='store_true')
-    p.set_defaults(func=_cmd_sample_space)
-
-    p = sub.add_parser('compare', help='error EDFs of the spaces sampled with sample-space')
-    p.add_argument('runs', nargs='+', help='sample-space --out folders')
-    p.add_argument('--out', default='compare.png', help='the PNG to write (a .json summary is written beside it)')
-    p.set_defaults(func=_cmd_compare)
-
-    p = sub.add_parser('adopt', help='show which LayerChoices of your own NNI ModelSpace AutoSpace would evolve')
-    p.add_argument('space', help='path/to/file.py:Class or package.module:Class (an NNI ModelSpace)')
-    p.add_argument('--input-shape', type=int, nargs=3, required=True, metavar=('C', 'H', 'W'),
-                   help="one example's shape, for the dry forward pass")
-    p.add_argument('--kwargs', default='{}', help='JSON object of arguments for the class, e.g. \'{"num_labels": 10}\'')
-    p.set_defaults(func=_cmd_adopt)
-
-    p = sub.add_parser('report', help='write RUN_DIR/report.html with figures of an evolve run')
-    p.add_argument('run_dir', help='the --out folder of evolve (search/train results inside it are included)')
-    p.set_defaults(func=_cmd_report)
-
-    for register in _EXTRA_COMMANDS:
-        register(sub)
-    return parser
-
-
-#: mirrors autospace_nni.search.STRATEGIES (kept here so that building the parser does not import NNI)
-STRATEGIES = ('darts', 'gumbel', 'proxyless', 'spos', 'evolution', 'random')
-
-#: later modules append ``register(subparsers)`` callables here
-_EXTRA_COMMANDS: list = []
-
-
-def option_dest(key) -> str:
-    """The argparse destination of an option named ``key`` in a YAML file or an NNI trial's parameters (``-``
-    or ``_``; the names of earlier versions too)."""
-    from .config import OLD_NAMES
-    dest = str(key).replace('-', '_')
-    return OLD_NAMES.get(dest, dest)
-
-
-def typed(kind, value):
-    """``value`` (or each item of a list) converted with an argparse action's ``type``."""
-    return [kind(v) for v in value] if isinstance(value, list) else kind(value)
-
-
-def _apply_config_file(parser: argparse.ArgumentParser, argv: list):
-    """Parse ``argv``; where it names ``--config FILE.yml``, that file's keys become the defaults of the
-    sub-command's options and ``argv`` is parsed again, so explicit flags override the file."""
-    args = parser.parse_args(argv)
-    path = getattr(args, 'config', None)
-    if not path:
-        return args
-    import yaml
-    try:
-        with open(path) as f:
-            doc = yaml.safe_load(f)
-    except FileNotFoundError:
-        raise _usage(f'config file {path} does not exist') from None
-    except yaml.YAMLError as e:
-        mark = getattr(e, 'problem_mark', None)
-        where = f' at line {mark.line + 1}, column {mark.column + 1}' if mark is not None else ''
-        problem = getattr(e, 'problem', None) or str(e).splitlines()[0]
-        raise _usage(f'config file {path} is not valid YAML{where}: {problem}; fix the file') from None
-    if doc is None:
-        doc = {}
-    if not isinstance(doc, dict):
-        raise _usage(f'config file {path} must be a mapping of option: value, got a {type(doc).__name__}')
-    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices[args.command]
-    known = {a.dest: a for a in sub._actions if a.dest not in ('help', 'config', 'func')}
-    values = {}
-    for key, value in doc.items():
-        dest = option_dest(key)
-        if dest in values:
-            raise _usage(f'config file {path}: {dest} and {key} are the same option; give it once')
-        if dest not in known:
-            close = [k for k in known if k.startswith(dest[:4])][:3]
-            raise _usage(f'config file {path}: unknown option {key!r}' + (f' (did you mean {", ".join(close)}?)'
-                                                                          if close else ''))
-        action = known[dest]
-        if value is not None and action.type is not None and not isinstance(value, bool):
-            try:
-                value = typed(action.type, value)
-            except (TypeError, ValueError):
-                raise _usage(f'config file {path}: {key} must be {action.type.__name__}, got {value!r}') from None
-        elif isinstance(action, (argparse._StoreTrueAction, argparse.BooleanOptionalAction)) and \
-                not isinstance(value, bool):
-            raise _usage(f'config file {path}: {key} must be true or false, got {value!r}')
-        if action.choices is not None and value not in action.choices:
-            raise _usage(f'config file {path}: {key} must be one of {", ".join(map(str, action.choices))}, '
-                         f'got {value!r}')
-        values[dest] = value
-    sub.set_defaults(**values)
-    return parser.parse_args(argv)
+#: sub-command → the function that runs it (its flags: autospace_nni.cli_parser.build_parser)
+COMMANDS = {'cost': _cmd_cost, 'data': _cmd_data, 'evolve': _cmd_evolve, 'demo': _cmd_demo, 'search': _cmd_search,
+            'train': _cmd_train, 'export-nni-space': _cmd_export_nni_space, 'sample-space': _cmd_sample_space,
+            'compare': _cmd_compare, 'adopt': _cmd_adopt, 'report': _cmd_report}
 
 
 def main(argv=None) -> int:
@@ -550,9 +310,9 @@ def main(argv=None) -> int:
     parser = build_parser()
     debug = '--debug' in argv
     try:
-        args = _apply_config_file(parser, argv)
-        return args.func(args) or 0
-    except (AutoSpaceError, _UsageError) as e:
+        args = apply_config_file(parser, argv)
+        return COMMANDS[args.command](args) or 0
+    except (AutoSpaceError, UsageError) as e:
         if debug:
             raise
         print(f'autospace-nni: error: {e}', file=sys.stderr)

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import difflib
+import inspect
 import math
 from typing import Any, Callable, Dict, Optional, Tuple
 
@@ -211,6 +213,19 @@ class AutoSpaceConfig:
     def resolved_final_iterations(self) -> int:
         return -(-self.top_m // self.sample_k) if self.final_iterations is None else self.final_iterations
 
+    @classmethod
+    def merged(cls, config: Optional['AutoSpaceConfig'], options: Dict[str, Any], *,
+               owner: str = 'AutoSpace') -> 'AutoSpaceConfig':
+        """``config`` (or the defaults) with ``options`` over it: a ``TypeError`` for an unknown name (with
+        the closest known one), an :class:`~autospace_nni.errors.OptionError` for a bad value."""
+        names = set(cls.names())
+        unknown = sorted(k for k in options if k not in names)
+        if unknown:
+            close = {k: difflib.get_close_matches(k, names, 1) for k in unknown}
+            raise TypeError(f'{owner} got unknown options ' + ', '.join(
+                f'{k!r}' + (f' (did you mean {close[k][0]!r}?)' if close[k] else '') for k in unknown))
+        return dataclasses.replace(config, **options) if config is not None else cls(**options)
+
 
 def rename_old(options: Dict[str, Any]) -> Dict[str, Any]:
     """``options`` with the names of earlier versions (:data:`OLD_NAMES`) replaced by today's."""
@@ -230,6 +245,13 @@ def options_doc() -> str:
         lines += [f'{f.name} (default {f.default!r}; {f.metadata["rule"] or "see the text"})',
                   f'    {f.metadata["doc"]}.']
     return '\n'.join(lines)
+
+
+def keyword_signature(*, before=(), after=()) -> inspect.Signature:
+    """A signature with every option as a keyword-only parameter at its default, between the parameters
+    ``before`` and ``after`` (what ``help()`` and IDEs show for a constructor taking ``**options``)."""
+    return inspect.Signature([*before, *(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=f.default)
+                                         for f in dataclasses.fields(AutoSpaceConfig)), *after])
 
 
 def _none_or(kind):

@@ -33,11 +33,11 @@ def _output_dir() -> Path:
 
 def _evolve(argv) -> int:
     import nni
-    from .cli import _add_evolve_args, _evolve_config, option_dest, typed
+    from .cli_parser import add_evolve_args, evolve_config, option_dest, typed
     from .pipeline import run_evolve
 
     parser = argparse.ArgumentParser(prog='autospace_nni.nni_trial evolve')
-    _add_evolve_args(parser)
+    add_evolve_args(parser)
     params = nni.get_next_parameter() or {}
     args = parser.parse_args(argv)
     actions = {a.dest: a for a in parser._actions}
@@ -50,7 +50,7 @@ def _evolve(argv) -> int:
         if value is not None and kind is not None and not isinstance(value, bool):
             value = typed(kind, value)   # YAML may hand over 2.0e5 as text
         setattr(args, dest, value)
-    cfg = _evolve_config(args)
+    cfg = evolve_config(args)
     out = Path(args.out) if args.out else _output_dir() / 'run'
 
     def report(strategy, record):

@@ -17,7 +17,7 @@ from nni.nas.evaluator.pytorch.lightning import ClassificationModule
 
 from .data import DataSplits
 
-__all__ = ['RecipeClassificationModule', 'make_evaluator']
+__all__ = ['RecipeClassificationModule', 'make_evaluator', 'example_shape']
 
 
 @nni.trace
@@ -80,3 +80,17 @@ def make_evaluator(data: DataSplits, *, max_epochs: int, batch_size: int = 64, l
                       default_root_dir=default_root_dir, num_sanity_val_steps=0, log_every_n_steps=1,
                       **trainer_kwargs)
     return Lightning(module, trainer, train_dataloaders=train, val_dataloaders=val)
+
+
+def example_shape(evaluator) -> Optional[tuple]:
+    """One training example's shape, read from ``evaluator``'s training dataset (no loader iteration, so no
+    RNG is used); ``None`` when it has none to read."""
+    loader = getattr(evaluator, 'train_dataloaders', None)
+    if isinstance(loader, (list, tuple)) and loader:
+        loader = loader[0]
+    dataset = getattr(loader, 'dataset', None)
+    if dataset is None:
+        return None
+    x = dataset[0]
+    x = x[0] if isinstance(x, (list, tuple)) else x
+    return tuple(x.shape) if torch.is_tensor(x) else None

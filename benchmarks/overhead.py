@@ -98,7 +98,7 @@ def run_one(which, skeleton_name, batch, steps, sample_k, seed, resolution=None,
     if which == 'autospace':
         strat = AutoSpace(population_size=32, sample_k=sample_k, seed=seed, iterations=1, warmup_iterations=0,
                           patience=0, steps_per_iteration=steps, fitness='alpha-sum', final_iterations=0)
-        original = AutoSpace._end_iteration
+        original = AutoSpace.end_iteration
 
         def timed(self, *a, **k):
             t0 = time.perf_counter()
@@ -106,7 +106,7 @@ def run_one(which, skeleton_name, batch, steps, sample_k, seed, resolution=None,
                 return original(self, *a, **k)
             finally:
                 bookkeeping.append(time.perf_counter() - t0)
-        AutoSpace._end_iteration = timed
+        AutoSpace.end_iteration = timed
         strat.evolve(ExplorationSpace(sk), ev)
         drawn = {g: [str(c) for c in cs] for g, cs in cells.items()}
         assert strat.history[0]['sampled'] == drawn, 'AutoSpace trained other cells than DARTS gets'

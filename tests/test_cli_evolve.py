@@ -115,7 +115,7 @@ def test_invalid_yaml_config_is_one_line_exit_2(run_dir, tmp_path, text, needle)
 
 
 def test_yaml_config_sets_defaults_and_flags_win(tmp_path):
-    from autospace_nni.cli import _apply_config_file, build_parser
+    from autospace_nni.cli_parser import apply_config_file as _apply_config_file, build_parser
     cfg = tmp_path / 'evolve.yml'
     cfg.write_text('sample-k: 4\niterations: 9\nfitness: alpha-gates\nbudget_madds: 2.5e5\nno_progress: true\n')
     args = _apply_config_file(build_parser(), ['evolve', '--config', str(cfg), '--iterations', '3', '--out', 'x'])

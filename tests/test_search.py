@@ -52,7 +52,7 @@ def test_manual_space_is_the_proxylessnas_space():
 
 
 def test_cli_strategy_list_matches():
-    from autospace_nni.cli import STRATEGIES as CLI_STRATEGIES
+    from autospace_nni.cli_parser import STRATEGIES as CLI_STRATEGIES
     assert CLI_STRATEGIES == STRATEGIES
 
 

@@ -69,3 +69,17 @@ def test_the_layout_kinds_meet_one_interface():
                                'check_sample', 'to_dict', 'kind') if not hasattr(cls, n)]
         assert missing == [], f'{cls.__name__} lacks {missing}'
     assert isinstance(Skeleton.preset('tiny-8'), Layout)
+
+
+def test_no_module_is_far_over_one_idea():
+    sizes = {str(p.relative_to(PKG)): len(p.read_text().splitlines()) for p in PKG.rglob('*.py')}
+    assert len(sizes) > 30
+    assert {k: v for k, v in sizes.items() if v > 450} == {}
+
+
+def test_every_sub_command_has_a_runner():
+    import argparse
+    from autospace_nni.cli import COMMANDS
+    from autospace_nni.cli_parser import build_parser
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    assert set(sub.choices) == set(COMMANDS) and 'evolve' in COMMANDS

@@ -21,9 +21,6 @@ What happens, in Lightning terms:
 
 from __future__ import annotations
 
-import copy
-import dataclasses
-import difflib
 import inspect
 import json
 import logging
@@ -41,19 +38,23 @@ from nni.nas.space import RawFormatModelSpace
 from pytorch_lightning.trainer.states import TrainerStatus
 
 from ..budget import AnalyticCostProfiler, BudgetPenalty
-from ..config import AutoSpaceConfig, options_doc
-from ..errors import Interrupted, NonFiniteError, NumericalFaultError
+from ..config import AutoSpaceConfig, keyword_signature, options_doc
+from ..errors import Interrupted, NonFiniteError
 from ..cells.genome import Cell
 from ..space.adopted import adopt, pin_left_alone
 from ..space.exploration import ExplorationSpace
-from ..space.learned import LearnedCell, LearnedSpace
+from ..space.learned import LearnedSpace
 from ..space.layout import Layout
 from ..space.supernet import AutoSpaceMixedLayer
 from .evolution import CellSampler
 from .admission import admissible_fn, cheapest_costs, resolve_references, seed_cells_for
 from .checkpoint import CHECKPOINT, PREVIOUS, find_checkpoint, save_atomic
+from .layers import expected_cost, find_layers, pool_options, set_alpha_learning, set_branches
 from .loop import EvolutionLoop
+from .results import learned_groups, resolved_options
+from .rollback import Rollbacks
 from ..fitness import estimator as fitness_estimator
+from ..training import example_shape
 from .module import AutoSpaceLightningModule
 
 __all__ = ['AutoSpace', 'AutoSpaceLightningModule']
@@ -85,20 +86,14 @@ class AutoSpace(OneShotStrategy):
 
     def __init__(self, config: Optional[AutoSpaceConfig] = None, /, *, checkpoint_dir: Optional[str] = None,
                  mutation_hooks=None, **options):
-        names = set(AutoSpaceConfig.names())
-        unknown = sorted(k for k in options if k not in names)
-        if unknown:
-            close = {k: difflib.get_close_matches(k, names, 1) for k in unknown}
-            raise TypeError('AutoSpace got unknown options ' + ', '.join(
-                f'{k!r}' + (f' (did you mean {close[k][0]!r}?)' if close[k] else '') for k in unknown))
+        # every name and value is checked here, in one place (ValueError naming the option and its range)
+        cfg = AutoSpaceConfig.merged(config, options)
         super().__init__(mutation_hooks=mutation_hooks)
-        # every value is checked here, in one place (ValueError naming the option and its range)
-        cfg = dataclasses.replace(config, **options) if config is not None else AutoSpaceConfig(**options)
         self.config = cfg
         self.estimator = fitness_estimator(cfg.fitness)
         Cell.random(np.random.RandomState(0), n_nodes=cfg.n_nodes, ops=cfg.ops, expand_choices=cfg.expand_choices,
                     act_choices=cfg.act_choices, se_choices=cfg.se_choices)  # the primitives exist
-        for name in names - _DERIVED:
+        for name in set(AutoSpaceConfig.names()) - _DERIVED:
             setattr(self, name, getattr(cfg, name))
         # the config holds sequences as tuples already
         self.sampler = CellSampler(cfg.n_nodes, cfg.ops, cfg.expand_choices, cfg.act_choices, cfg.se_choices,
@@ -107,11 +102,8 @@ class AutoSpace(OneShotStrategy):
         self.final_iterations = cfg.resolved_final_iterations()
         self.space: Optional[ExplorationSpace] = None   # the space being evolved (prepare)
         self.checkpoint_dir = checkpoint_dir
-        self.rollbacks: List[dict] = []      # one record per numerical fault survived
-        self.lr_scale = 1.0                  # product of the rollback factors applied so far
-        self._pending_lr_scale: Optional[float] = None
-        self.on_rollback = []                # callbacks(strategy, fault_record)
-        self._torch_gen = torch.Generator().manual_seed(0 if cfg.seed is None else cfg.seed)
+        self.rollback = Rollbacks(max_rollbacks=cfg.max_rollbacks, factor=cfg.rollback_lr_factor)
+        self.path_generator = torch.Generator().manual_seed(0 if cfg.seed is None else cfg.seed)
 
         # the evolution itself: populations, sampling, Eqn 5, convergence (no torch in it)
         self.loop = EvolutionLoop(population_size=cfg.population_size, sample_k=cfg.sample_k,
@@ -124,7 +116,7 @@ class AutoSpace(OneShotStrategy):
         self.layout: Optional[Layout] = None   # the space's layout: a Skeleton or an adopted model space's
         self.profiler: Optional[AnalyticCostProfiler] = None
         self.penalty: Optional[BudgetPenalty] = None
-        self._layers: Dict[str, List[AutoSpaceMixedLayer]] = {}
+        self.layers: Dict[str, List[AutoSpaceMixedLayer]] = {}   # the supernet's mixed layers by group (attach)
         self._started = None
         self._wall_time = 0.0
         self.dataset_name: Optional[str] = None
@@ -168,17 +160,7 @@ class AutoSpace(OneShotStrategy):
 
     def run_hook(self, hook, name, module, memo):
         cells = [m.cell for p in self.populations.values() for m in p.members]
-        refs = list((self.references or {}).values())
-        everything = [c for c in cells + refs if isinstance(c, Cell)]
-        opts = {
-            'max_nodes': max([self.sampler.n_nodes] + [c.n_nodes for c in everything]),
-            'ops': sorted(set(self.sampler.ops) | {op for c in everything for _, _, op in c.edges}),
-            'expand_choices': sorted(set(self.sampler.expand_choices) | {c.expand for c in everything}),
-            'acts': sorted(set(self.sampler.act_choices) | {c.act for c in everything}),
-            'se': bool(any(self.sampler.se_choices) or any(c.se for c in everything)),
-            'max_branches': self.sample_k + (1 if self.references is not None else 0),
-            'pin': self.space.pin,
-        }
+        opts = pool_options(self.sampler, cells, self.references, sample_k=self.sample_k, pin=self.space.pin)
         return hook(module, name, memo, {'autospace': opts})
 
     def adopt(self, space, evaluator=None) -> ExplorationSpace:
@@ -188,7 +170,7 @@ class AutoSpace(OneShotStrategy):
             return space
         if not isinstance(space, ModelSpace):
             raise TypeError(f'AutoSpace searches an NNI ModelSpace, got {type(space).__name__}')
-        shape = self.input_shape or _input_shape(evaluator)
+        shape = self.input_shape or example_shape(evaluator)
         adopted = adopt(space, shape)
         # under NNI's logger, so it shows in the console and the experiment log like NNI's own messages
         logging.getLogger('nni.autospace').info('AutoSpace on %s: which choices evolve and which stay\n%s',
@@ -241,12 +223,9 @@ class AutoSpace(OneShotStrategy):
 
     def attach(self, supernet: nn.Module) -> None:
         """Find the mixed layers of ``supernet`` and give them their first branches."""
-        self._layers = {}
-        for m in supernet.modules():
-            if isinstance(m, AutoSpaceMixedLayer):
-                self._layers.setdefault(m.group, []).append(m)
-        if set(self._layers) != set(self.populations):
-            raise RuntimeError(f'supernet groups {sorted(self._layers)} differ from populations {sorted(self.populations)}')
+        self.layers = find_layers(supernet)
+        if set(self.layers) != set(self.populations):
+            raise RuntimeError(f'supernet groups {sorted(self.layers)} differ from populations {sorted(self.populations)}')
         if self.sampled:
             self._apply_branches()
         else:
@@ -319,75 +298,39 @@ class AutoSpace(OneShotStrategy):
 
     def _rollback(self, fault: Exception) -> str:
         """Record a numerical fault and pick the checkpoint to restart from, or give up."""
-        record = {'iteration': self.iteration, 'error': str(fault),
-                  'lr_scale': self.rollback_lr_factor ** (len(self.rollbacks) + 1)}
-        if self.checkpoint_dir is None:
-            raise NumericalFaultError(f'{fault}; without a checkpoint_dir there is nothing to roll back to '
-                                      f'(the CLI always keeps checkpoints)') from None
-        if len(self.rollbacks) >= self.max_rollbacks:
-            raise NumericalFaultError(
-                f'training diverged {len(self.rollbacks) + 1} times (last: {fault}); rolled back '
-                f'{len(self.rollbacks)} times already with learning rates x{self.lr_scale:g}. Lower --lr / '
-                f'--arc-learning-rate or raise --max-rollbacks') from None
-        ckpt = self.find_checkpoint(self.checkpoint_dir)
-        if ckpt is None:
-            raise NumericalFaultError(f'{fault}; no complete checkpoint to roll back to') from None
-        record['checkpoint'] = ckpt
-        self.rollbacks.append(record)
-        self._pending_lr_scale = record['lr_scale']
-        _logger.warning('numerical fault (%s): rolling back to %s with learning rates x%g (rollback %d of at most %d)',
-                        fault, ckpt, record['lr_scale'], len(self.rollbacks), self.max_rollbacks)
+        record = self.rollback.handle(fault, iteration=self.iteration, checkpoint_dir=self.checkpoint_dir,
+                                      find_checkpoint=self.find_checkpoint)
         for cb in self.on_rollback:
             cb(self, record)
-        return ckpt
+        return record['checkpoint']
+
+    # the rollback state (autospace_nni/strategy/rollback.py): one record per fault survived, the learning-rate
+    # scale they brought, and the callbacks(strategy, fault_record) run after each rollback
+    rollbacks = property(lambda self: self.rollback.records)
+    lr_scale = property(lambda self: self.rollback.lr_scale)
+    on_rollback = property(lambda self: self.rollback.callbacks)
 
     # ----- evolution -----
-    def _apply_warmup(self, module: AutoSpaceLightningModule) -> None:
-        learn_alpha = not self.in_warmup and self.estimator.trains_alpha
-        for layers in self._layers.values():
-            for layer in layers:
-                layer.uniform = not learn_alpha
-                layer._arch_alpha.requires_grad_(learn_alpha)
+    def apply_warmup(self) -> None:
+        """Uniform path weights and a frozen α in warm-up (and for estimators that train no α), else α learns."""
+        set_alpha_learning(self.layers, not self.in_warmup and self.estimator.trains_alpha)
 
     def _sample_next(self) -> None:
         self.loop.sample()
         self._apply_branches()
 
-    def eval_batch(self, dataset) -> tuple:
-        """This iteration's held-out images for ``paired-eval``: ``eval_images`` of ``dataset``, a draw
-        seeded by (seed, iteration) that leaves every other random stream alone (so resume is exact)."""
-        from torch.utils.data import default_collate
-        n = min(self.eval_images, len(dataset))
-        rs = np.random.RandomState([0 if self.seed is None else int(self.seed), int(self.iteration)])
-        idx = np.sort(rs.choice(len(dataset), size=n, replace=False))
-        x, y = default_collate([dataset[int(i)] for i in idx])[:2]
-        return x, y
-
     def _apply_branches(self) -> None:
-        for g, layers in self._layers.items():
-            pop = self.populations[g]
-            cells = [pop.find(k).cell for k in self.sampled[g] if pop.find(k) is not None]
-            ref = self.references[g] if self.references is not None else None
-            for layer in layers:
-                layer.set_branches(cells, ref)
-                layer.path_mode = self.estimator.arch_path_mode or 'sum'
-                layer.weight_path_mode = self.estimator.weight_path_mode
-                layer.generator = self._torch_gen
+        pops = self.populations
+        branches = {g: [pops[g].find(k).cell for k in self.sampled[g] if pops[g].find(k) is not None] for g in self.layers}
+        set_branches(self.layers, branches, self.references, estimator=self.estimator, generator=self.path_generator)
 
-    def _expected_madds(self) -> float:
-        probs = {}
-        for layers in self._layers.values():
-            for layer in layers:
-                probs.update({layer.label: {k: float(v.detach()) for k, v in layer.export_probs({})[layer.label].items()}})
-        return float(self.profiler.expectation(probs))
-
-    def _end_iteration(self, module: Optional[AutoSpaceLightningModule], *, val_acc: float = float('nan'),
+    def end_iteration(self, module: Optional[AutoSpaceLightningModule], *, val_acc: float = float('nan'),
                        val_loss: float = float('nan'), scores: Optional[Dict[str, Dict[str, float]]] = None,
                        steps: Optional[int] = None) -> dict:
         """The iteration boundary: Eqn 5 on ``scores`` (``{group: {cell key: r}}``, the estimator's
         measurements; ``None`` in warm-up), the convergence test, and the next picks."""
         record = self.loop.tell(None if self.in_warmup else scores, val_acc=val_acc, val_loss=val_loss,
-                                steps=steps, expected_madds=self._expected_madds())
+                                steps=steps, expected_madds=expected_cost(self.layers, self.profiler))
         if not self.finished:
             self._apply_branches()
             if module is not None:
@@ -396,61 +339,29 @@ class AutoSpace(OneShotStrategy):
             cb(self, record)
         return record
 
-    # ----- results -----
+    # ----- results (autospace_nni/strategy/results.py) -----
     def learned_space(self) -> LearnedSpace:
         """The top-M cells per group (plus the reference cells with ``keep_reference``)."""
         if not self.populations:
             raise RuntimeError('AutoSpace has not been run yet')
-        groups, thin_evidence = {}, {}
-        layout = self.layout
-        for g, pop in self.populations.items():
-            # the reference branch is listed by keep_reference; every other member competes on fitness
-            # (in an adopted space that includes the user's other candidates)
-            top = self.loop.learned(g)
-            def name(c, g=g):
-                return layout.user_name(g, c)
-            cells = [LearnedCell(m.cell, m.fitness, m.reference, name(m.cell)) for m in top]
-            # cells short of min_evals rank after all others; a short run may still need them to fill M
-            thin = [str(m.cell) for m in top if m.evals < self.min_evals]
-            if thin:
-                thin_evidence[g] = thin
-            if self.keep_reference and self.references is not None:
-                ref = self.references[g]
-                if ref.key not in {c.cell.key for c in cells}:
-                    member = pop.find(ref.key)
-                    cells.append(LearnedCell(ref, member.fitness if member else 1.0, True, name(ref)))
-            groups[g] = cells
+        groups, thin_evidence = learned_groups(self.loop, self.layout, self.references,
+                                               keep_reference=self.keep_reference, min_evals=self.min_evals)
         from .. import __version__
-        options = self.options()
         prov = {'package_version': __version__, 'iterations': self.iteration,
                 'converged': bool(self.history and self.history[-1].get('converged')),
-                'wall_time_s': round(self._wall_time, 3), 'dataset': self.dataset_name, 'options': options,
+                'wall_time_s': round(self._wall_time, 3), 'dataset': self.dataset_name, 'options': self.options(),
                 'rollbacks': self.rollbacks,
                 # learned cells with fewer than min_evals scores of their own, by group (a short run)
                 'thin_evidence': thin_evidence}
         prov = json.loads(json.dumps(prov, default=str))   # plain JSON types, so save/load round-trips
         return LearnedSpace(self.layout, groups, None if self.references is None else dict(self.references),
-                            self.budget_madds, self.seed, prov,
-                            base=self.space.base)
+                            self.budget_madds, self.seed, prov, base=self.space.base)
 
     def options(self) -> dict:
         """Every option (:class:`~autospace_nni.config.AutoSpaceConfig`) as plain JSON values, resolved where
         the run resolved it (the reference cells, ``final_iterations``, ``iterations``): the learned space's
         provenance, everything that can change the result."""
-        out = {}
-        for name in AutoSpaceConfig.names():
-            if name == 'reference':
-                opt = self.reference_option
-                value = (None if opt is None else opt if isinstance(opt, str) else
-                         {g: str(c) for g, c in (self.references or {}).items()} or str(opt))
-            elif name == 'seed_cells':
-                opt = self.seed_cells
-                value = None if opt is None else ({g: [str(c) for c in v] for g, v in opt.items()}
-                                                  if isinstance(opt, dict) else [str(c) for c in opt])
-            else:
-                value = getattr(self, name)
-            out[name] = list(value) if isinstance(value, tuple) else value
-        return json.loads(json.dumps(out, default=str))
+        return resolved_options(self)
 
     def list_models(self, sort: bool = True, limit: Optional[int] = 1):
         """The best architecture inside the learned space: each block takes its group's fittest cell."""
@@ -473,18 +384,13 @@ class AutoSpace(OneShotStrategy):
     def evolution_state(self) -> dict:
         # plain Python types only, so Lightning's weights_only checkpoint loading accepts it
         running = 0.0 if self._started is None else time.time() - self._started   # this process's share so far
-        return {**self.loop.state_dict(), 'wall_time': self._wall_time + running, 'lr_scale': self.lr_scale,
-                'rollbacks': copy.deepcopy(self.rollbacks)}
+        return {**self.loop.state_dict(), 'wall_time': self._wall_time + running, **self.rollback.state_dict()}
 
     def load_evolution_state(self, state: dict) -> None:
         self.loop.load_state_dict(state)
         self._wall_time = float(state.get('wall_time', 0.0))
-        # a rollback restores an older checkpoint: keep the faults and learning-rate scale seen since
-        saved = list(state.get('rollbacks', []))
-        if len(saved) >= len(self.rollbacks):
-            self.rollbacks = copy.deepcopy(saved)
-        self.lr_scale = float(state.get('lr_scale', 1.0))   # what the checkpoint's optimizers hold
-        if self._layers:
+        self.rollback.load_state_dict(state)
+        if self.layers:
             self._apply_branches()
 
     def state_dict(self) -> dict:
@@ -503,19 +409,6 @@ class AutoSpace(OneShotStrategy):
             super().load_state_dict(state)
 
 
-def _input_shape(evaluator) -> Optional[tuple]:
-    """One training example's shape, read from the dataset (no loader iteration, so no RNG is used)."""
-    loader = getattr(evaluator, 'train_dataloaders', None)
-    if isinstance(loader, (list, tuple)) and loader:
-        loader = loader[0]
-    dataset = getattr(loader, 'dataset', None)
-    if dataset is None:
-        return None
-    x = dataset[0]
-    x = x[0] if isinstance(x, (list, tuple)) else x
-    return tuple(x.shape) if torch.is_tensor(x) else None
-
-
 #: options the constructor does not copy as they are (it resolves them or they live elsewhere)
 _DERIVED = {'n_nodes', 'ops', 'expand_choices', 'act_choices', 'se_choices', 'edge_prob', 'reference',
             'final_iterations', 'iterations'}
@@ -523,10 +416,7 @@ _DERIVED = {'n_nodes', 'ops', 'expand_choices', 'act_choices', 'se_choices', 'ed
 for _name in ('n_nodes', 'ops', 'expand_choices', 'act_choices', 'se_choices', 'edge_prob'):
     setattr(AutoSpace, _name, property(lambda self, _n=_name: getattr(self.sampler, _n)))
 AutoSpace.__doc__ = AutoSpace.__doc__.rstrip() + '\n\n' + textwrap.indent(options_doc(), '    ') + '\n'
-AutoSpace.__init__.__signature__ = inspect.Signature(
-    [inspect.Parameter('self', inspect.Parameter.POSITIONAL_ONLY),
-     inspect.Parameter('config', inspect.Parameter.POSITIONAL_ONLY, default=None),
-     *(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=f.default)
-       for f in dataclasses.fields(AutoSpaceConfig)),
-     inspect.Parameter('checkpoint_dir', inspect.Parameter.KEYWORD_ONLY, default=None),
-     inspect.Parameter('mutation_hooks', inspect.Parameter.KEYWORD_ONLY, default=None)])
+AutoSpace.__init__.__signature__ = keyword_signature(
+    before=[inspect.Parameter('self', inspect.Parameter.POSITIONAL_ONLY),
+            inspect.Parameter('config', inspect.Parameter.POSITIONAL_ONLY, default=None)],
+    after=[inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=None) for n in ('checkpoint_dir', 'mutation_hooks')])

@@ -123,16 +123,16 @@ class AutoSpaceLightningModule(BaseOneShotLightningModule):
 
         self._steps_in_iteration += 1
         if s.steps_per_iteration is not None and self._steps_in_iteration >= s.steps_per_iteration:
-            self._end_iteration()
+            self._iteration_boundary()
         return out
 
     def on_train_epoch_start(self):
-        self.strategy._apply_warmup(self)
+        self.strategy.apply_warmup()
         return super().on_train_epoch_start()
 
     def on_train_epoch_end(self):
         if self.strategy.steps_per_iteration is None:
-            self._end_iteration()
+            self._iteration_boundary()
         return super().on_train_epoch_end()
 
     def _check_finite(self) -> None:
@@ -144,21 +144,7 @@ class AutoSpaceLightningModule(BaseOneShotLightningModule):
 
     def on_train_start(self):
         s = self.strategy
-        if s._pending_lr_scale is not None:
-            # after a rollback: the checkpoint restored its learning rates (scaled by s.lr_scale); bring them
-            # to the target scale, rollback_lr_factor ** rollbacks, so repeated faults keep lowering them
-            target, s._pending_lr_scale = s._pending_lr_scale, None
-            factor = target / s.lr_scale
-            for opt in self.trainer.optimizers:
-                for group in opt.param_groups:
-                    group['lr'] *= factor
-                    if 'initial_lr' in group:
-                        group['initial_lr'] *= factor
-            for config in self.trainer.lr_scheduler_configs:
-                sched = config.scheduler
-                if hasattr(sched, 'base_lrs'):
-                    sched.base_lrs = [lr * factor for lr in sched.base_lrs]
-            s.lr_scale = target
+        s.rollback.rescale(self.trainer.optimizers, self.trainer.lr_scheduler_configs)   # after a rollback
         need_first = s.checkpoint_dir is not None and s.find_checkpoint(s.checkpoint_dir) is None
         if self.trainer.world_size > 1:   # saving is collective: every rank must take the same decision
             need_first = self.trainer.strategy.broadcast(need_first)
@@ -170,18 +156,29 @@ class AutoSpaceLightningModule(BaseOneShotLightningModule):
         # the held-out loader of the CombinedLoader that AutoSpace.train_dataloader built
         return self.strategy._mutated_model_space.evaluator.train_dataloaders.flattened[1].dataset
 
+    def _eval_batch(self, dataset) -> tuple:
+        """This iteration's held-out images for ``paired-eval``: ``eval_images`` of ``dataset``, a draw
+        seeded by (seed, iteration) that leaves every other random stream alone (so resume is exact)."""
+        from torch.utils.data import default_collate
+        s = self.strategy
+        n = min(s.eval_images, len(dataset))
+        rs = np.random.RandomState([0 if s.seed is None else int(s.seed), int(s.iteration)])
+        idx = np.sort(rs.choice(len(dataset), size=n, replace=False))
+        x, y = default_collate([dataset[int(i)] for i in idx])[:2]
+        return x, y
+
     def _paired_scores(self, score: bool = True) -> tuple:
         """``paired-eval``: each sampled cell in its group's blocks, the reference cell everywhere else,
         against the all-reference network, on the same held-out images. Returns the scores per group
         and the held-out accuracy and loss of the all-reference network."""
         s = self.strategy
-        x, y = s.eval_batch(self._heldout_dataset())
+        x, y = self._eval_batch(self._heldout_dataset())
         x, y = x.to(self.device), y.to(self.device)
         module = self.training_module
-        base = {g: (len(ls[0].branches) - 1 if ls[0].has_reference else 0) for g, ls in s._layers.items()}
+        base = {g: (len(ls[0].branches) - 1 if ls[0].has_reference else 0) for g, ls in s.layers.items()}
 
         def loss_of(active):
-            for g, layers in s._layers.items():
+            for g, layers in s.layers.items():
                 for layer in layers:
                     layer.active = active.get(g, base[g])
             total, correct = 0.0, 0
@@ -199,7 +196,7 @@ class AutoSpaceLightningModule(BaseOneShotLightningModule):
             with torch.no_grad():
                 ref_loss, ref_acc = loss_of({})
                 scores = {} if score else None
-                for g, layers in (s._layers.items() if score else ()):
+                for g, layers in (s.layers.items() if score else ()):
                     keys = [c.key for c in layers[0].branches]
                     cells = range(len(keys) - 1) if layers[0].has_reference else range(len(keys))
                     losses = {keys[i]: (ref_loss if i == base[g] else loss_of({g: i})[0]) for i in cells}
@@ -207,7 +204,7 @@ class AutoSpaceLightningModule(BaseOneShotLightningModule):
         finally:
             for m, mom in zip(bns, momenta):
                 m.momentum = mom
-            for layers in s._layers.values():
+            for layers in s.layers.values():
                 for layer in layers:
                     layer.active = None
         return scores, ref_acc, ref_loss
@@ -215,12 +212,12 @@ class AutoSpaceLightningModule(BaseOneShotLightningModule):
     def _alpha_scores(self) -> dict:
         # one score per cell and group: the mean of its blocks' r
         scores = {}
-        for g, layers in self.strategy._layers.items():
+        for g, layers in self.strategy.layers.items():
             per_block = [layer.scores() for layer in layers]
             scores[g] = {k: float(np.mean([b[k] for b in per_block])) for k in per_block[0]}
         return scores
 
-    def _end_iteration(self):
+    def _iteration_boundary(self):
         self._check_finite()
         s = self.strategy
         steps = self._steps_in_iteration
@@ -241,7 +238,7 @@ class AutoSpaceLightningModule(BaseOneShotLightningModule):
         self._val_correct = self._val_total = 0
         self._val_loss_sum = 0.0
         self._steps_in_iteration = 0
-        record = self.strategy._end_iteration(self, val_acc=val_acc, val_loss=val_loss, scores=scores, steps=steps)
+        record = self.strategy.end_iteration(self, val_acc=val_acc, val_loss=val_loss, scores=scores, steps=steps)
         if self.trainer.world_size > 1:
             # the population update is computed on rank 0 and broadcast, so every rank holds the same
             # populations and samples the same next cells whatever its α drifted to
@@ -252,7 +249,7 @@ class AutoSpaceLightningModule(BaseOneShotLightningModule):
         if self.strategy.finished:
             self.trainer.should_stop = True
         else:
-            self.strategy._apply_warmup(self)
+            self.strategy.apply_warmup()
         if self.strategy.checkpoint_dir is not None:
             self.strategy.save_checkpoint(self.trainer)
 
@@ -276,7 +273,7 @@ class AutoSpaceLightningModule(BaseOneShotLightningModule):
         s = self.strategy
         checkpoint['autospace'] = {
             'evolution': s.evolution_state(),
-            'torch_gen': s._torch_gen.get_state(),
+            'torch_gen': s.path_generator.get_state(),
             'loader_gens': [None if g is None else g.get_state() for g in self._loader_generators()],
             'torch_rng': torch.get_rng_state(),
         }
@@ -287,7 +284,7 @@ class AutoSpaceLightningModule(BaseOneShotLightningModule):
             return
         s = self.strategy
         s.load_evolution_state(state['evolution'])   # sets the branches before α is loaded
-        s._torch_gen.set_state(state['torch_gen'])
+        s.path_generator.set_state(state['torch_gen'])
         torch.set_rng_state(state['torch_rng'])
         # before Lightning creates this epoch's iterators, which draw their shuffling seeds from these
         for g, st in zip(self._loader_generators(), state['loader_gens']):
