@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import os
 import sys
+import traceback
+from pathlib import Path
 
 from .cli_parser import UsageError, apply_config_file, build_parser, evolve_config, usage_error
 
@@ -104,12 +106,12 @@ def _print_learned(learned, strategy, out) -> None:
         print(f'supernet val acc {last["val_acc"]:.3f}, E[MAdds] {last["expected_madds"] / 1e6:.3f} M')
 
 
-def _check_out(out, overwrite: bool, marker: str):
-    from pathlib import Path
+def _check_out(out, overwrite: bool, marker: str, *, create: bool = True):
     out = Path(out)
     if (out / marker).exists() and not overwrite:
         raise usage_error(f'{out} already holds {marker}; pass --overwrite to replace it or choose another --out')
-    out.mkdir(parents=True, exist_ok=True)
+    if create:
+        out.mkdir(parents=True, exist_ok=True)
     return out
 
 
@@ -130,7 +132,7 @@ def _cmd_search(args) -> int:
     if tuple(data.input_shape) != tuple(learned.skeleton.input_shape):
         raise usage_error(f'dataset {args.dataset} has input {data.input_shape}, the space expects '
                      f'{learned.skeleton.input_shape}')
-    out = _check_out(args.out, args.overwrite, 'arch.json')
+    out = _check_out(args.out, args.overwrite, 'arch.json', create=False)   # run_search makes it
     record = run_search(learned, args.strategy, data, budget_madds=args.budget_madds, epochs=args.epochs,
                         batch_size=args.batch_size, lr=args.lr, seed=args.seed, trials=args.trials,
                         concurrency=args.concurrency, port=args.port, out_dir=out, dataset_name=args.dataset,
@@ -162,6 +164,7 @@ def _cmd_train(args) -> int:
     if tuple(data.input_shape) != tuple(arch.skeleton.input_shape):
         raise usage_error(f'dataset {args.dataset} has input {data.input_shape}, the architecture expects '
                      f'{arch.skeleton.input_shape}')
+    arch.check_build()
     out = _check_out(args.out, args.overwrite, 'metrics.json')
     m = retrain(arch, data, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                 label_smoothing=args.label_smoothing, augment=args.augment, seed=args.seed, device=args.device,
@@ -235,7 +238,6 @@ def _load_space_class(ref: str):
     """``path/to/file.py:Class`` or ``package.module:Class``."""
     import importlib
     import importlib.util
-    from pathlib import Path
     target, sep, name = ref.rpartition(':')
     if not sep or not target or not name:
         raise usage_error(f'{ref!r}: name a space as path/to/file.py:Class or package.module:Class')
@@ -247,15 +249,37 @@ def _load_space_class(ref: str):
         spec = importlib.util.spec_from_file_location(path.stem, path)
         module = importlib.util.module_from_spec(spec)
         sys.modules[path.stem] = module
-        spec.loader.exec_module(module)
+        with _user_code(f'importing {target}'):
+            spec.loader.exec_module(module)
     else:
-        try:
+        with _user_code(f'importing {target}'):
             module = importlib.import_module(target)
-        except ImportError as e:
-            raise usage_error(f'cannot import {target}: {e}') from None
     if not hasattr(module, name):
         raise usage_error(f'{target} has no {name!r}')
     return getattr(module, name)
+
+
+class _user_code:
+    """Runs a user's code (importing their module, building their space): whatever it raises, or a
+    ``SystemExit`` it calls, becomes one line that names what was being done."""
+
+    def __init__(self, doing: str):
+        self.doing = doing
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, error, tb):
+        if kind is None or kind is KeyboardInterrupt:
+            return False
+        if kind is SystemExit:
+            raise usage_error(f'{self.doing}: it called sys.exit({error.code!r})') from None
+        where = ''
+        frames = [f for f in traceback.extract_tb(tb) if 'autospace_nni' not in f.filename
+                  and 'importlib' not in f.filename]
+        if frames:
+            where = f' (at {Path(frames[-1].filename).name}:{frames[-1].lineno})'
+        raise usage_error(f'{self.doing} failed{where}: {kind.__name__}: {error}') from None
 
 
 def _cmd_adopt(args) -> int:
@@ -270,10 +294,8 @@ def _cmd_adopt(args) -> int:
         raise usage_error('--kwargs must be a JSON object, e.g. \'{"num_labels": 10}\'')
     if not (isinstance(cls, type) and issubclass(cls, ModelSpace)):
         raise usage_error(f'{args.space} is not an NNI ModelSpace class')
-    try:
+    with _user_code(f'{args.space}(**{kwargs})'):
         space = cls(**kwargs)
-    except TypeError as e:
-        raise usage_error(f'{args.space}(**{kwargs}): {e}') from None
     try:
         adopted = adopt(space, tuple(args.input_shape))
     except ValueError as e:

@@ -8,12 +8,27 @@ from __future__ import annotations
 
 import argparse
 
+from .config import integer, number, ranged
+
 __all__ = ['build_parser', 'apply_config_file', 'evolve_config', 'add_evolve_args', 'option_dest', 'typed',
            'UsageError', 'STRATEGIES']
 
 
 #: mirrors autospace_nni.search.STRATEGIES (kept here so that building the parser does not import NNI)
 STRATEGIES = ('darts', 'gumbel', 'proxyless', 'spos', 'evolution', 'random')
+
+
+#: the flags' value types: each checks its range, so a bad value is a one-line error naming the flag
+COUNT, SEED, PORT = ranged(int, integer(1)), ranged(int, integer(0)), ranged(int, integer(1, 65535))
+POSITIVE, NONNEG = ranged(float, number(0, low_open=True)), ranged(float, number(0))
+FRACTION, SMOOTHING = ranged(float, number(0, 1, low_open=True)), ranged(float, number(0, 1, high_open=True))
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, with its errors as one line (:class:`UsageError`) instead of usage text and ``exit(2)``."""
+
+    def error(self, message):
+        raise UsageError(f'{message} (see {self.prog} --help)')
 
 
 def add_data_args(p: argparse.ArgumentParser) -> None:
@@ -34,11 +49,11 @@ def add_evolve_args(p: argparse.ArgumentParser, *, demo: bool = False) -> None:
     p.add_argument('--resume', default=None, metavar='RUN_DIR',
                    help='continue the run in RUN_DIR from its last complete checkpoint (same options)')
     p.add_argument('--overwrite', action='store_true', help='replace a run already in --out')
-    p.add_argument('--lr', type=float, default=0.05, help='SGD learning rate of the weights (cosine schedule)')
-    p.add_argument('--batch-size', type=int, default=None, help="(default: the skeleton preset's)")
-    p.add_argument('--limit', type=int, default=None, help='cap the train split (quick runs)')
+    p.add_argument('--lr', type=POSITIVE, default=0.05, help='SGD learning rate of the weights (cosine schedule)')
+    p.add_argument('--batch-size', type=COUNT, default=None, help="(default: the skeleton preset's)")
+    p.add_argument('--limit', type=COUNT, default=None, help='cap the train split (quick runs)')
     p.add_argument('--device', default='cpu', choices=['cpu', 'cuda'])
-    p.add_argument('--devices', type=int, default=1,
+    p.add_argument('--devices', type=COUNT, default=1,
                    help='processes (CPU) or GPUs for Lightning DDP; >1 trains the supernet data-parallel')
     p.add_argument('--quiet', '--no-progress', dest='no_progress', action='store_true', help='no progress bar')
     # every AutoSpace option, from autospace_nni/config.py; where not given: the skeleton preset, then
@@ -83,7 +98,7 @@ def usage_error(msg: str) -> UsageError:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog='autospace-nni', description='AutoSpace: learn NAS search spaces in NNI.')
+    parser = Parser(prog='autospace-nni', description='AutoSpace: learn NAS search spaces in NNI.')
     parser.add_argument('--debug', action='store_true', help='show tracebacks')
     sub = parser.add_subparsers(dest='command', required=True)
 
@@ -96,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser('data', help='load a dataset and print its splits')
     add_data_args(p)
-    p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--seed', type=SEED, default=0)
 
     p = sub.add_parser('evolve', help='evolve a learned space (AutoSpace)')
     add_evolve_args(p)
@@ -110,19 +125,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--space', required=True, help='learned_space.json, or "manual" (MBConv k3/5/7 x e3/6 + zero)')
     p.add_argument('--skeleton', default=None, help='skeleton preset (required for --space manual)')
     p.add_argument('--strategy', required=True, choices=STRATEGIES)
-    p.add_argument('--budget-madds', type=float, default=None)
-    p.add_argument('--budget-floor', type=float, default=0.9,
+    p.add_argument('--budget-madds', type=POSITIVE, default=None)
+    p.add_argument('--budget-floor', type=FRACTION, default=0.9,
                    help='the found network must cost at least this fraction of the budget (1 = exactly; the budget '
                         "is capped at the space's priciest network)")
-    p.add_argument('--epochs', type=int, default=4, help='supernet epochs (one-shot strategies)')
-    p.add_argument('--trials', type=int, default=8, help='architectures tried (spos stage 2, evolution, random)')
-    p.add_argument('--trial-epochs', type=int, default=1, help='training epochs per multi-trial trial')
-    p.add_argument('--concurrency', type=int, default=1, help='trialConcurrency of multi-trial strategies')
-    p.add_argument('--port', type=int, default=8745, help='NNI manager port of multi-trial strategies')
-    p.add_argument('--batch-size', type=int, default=64)
-    p.add_argument('--lr', type=float, default=0.05)
-    p.add_argument('--seed', type=int, default=0)
-    p.add_argument('--limit', type=int, default=None, help='cap the train split (quick runs)')
+    p.add_argument('--epochs', type=COUNT, default=4, help='supernet epochs (one-shot strategies)')
+    p.add_argument('--trials', type=COUNT, default=8, help='architectures tried (spos stage 2, evolution, random)')
+    p.add_argument('--trial-epochs', type=COUNT, default=1, help='training epochs per multi-trial trial')
+    p.add_argument('--concurrency', type=COUNT, default=1, help='trialConcurrency of multi-trial strategies')
+    p.add_argument('--port', type=PORT, default=8745, help='NNI manager port of multi-trial strategies')
+    p.add_argument('--batch-size', type=COUNT, default=64)
+    p.add_argument('--lr', type=POSITIVE, default=0.05)
+    p.add_argument('--seed', type=SEED, default=0)
+    p.add_argument('--limit', type=COUNT, default=None, help='cap the train split (quick runs)')
     p.add_argument('--device', default='cpu', choices=['cpu', 'cuda'])
     p.add_argument('--out', required=True)
     p.add_argument('--overwrite', action='store_true')
@@ -131,13 +146,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser('train', help='retrain an arch.json from scratch and export it')
     add_data_args(p)
     p.add_argument('--arch', required=True, help='arch.json from search (or any skeleton + sample file)')
-    p.add_argument('--epochs', type=int, default=10)
-    p.add_argument('--batch-size', type=int, default=64)
-    p.add_argument('--lr', type=float, default=0.05)
-    p.add_argument('--label-smoothing', type=float, default=0.1)
+    p.add_argument('--epochs', type=COUNT, default=10)
+    p.add_argument('--batch-size', type=COUNT, default=64)
+    p.add_argument('--lr', type=POSITIVE, default=0.05)
+    p.add_argument('--label-smoothing', type=SMOOTHING, default=0.1)
     p.add_argument('--augment', action='store_true', help='random translations of up to 2 pixels')
-    p.add_argument('--seed', type=int, default=0)
-    p.add_argument('--limit', type=int, default=None)
+    p.add_argument('--seed', type=SEED, default=0)
+    p.add_argument('--limit', type=COUNT, default=None)
     p.add_argument('--device', default='cpu', choices=['cpu', 'cuda'])
     p.add_argument('--out', required=True)
     p.add_argument('--overwrite', action='store_true')
@@ -153,15 +168,15 @@ def build_parser() -> argparse.ArgumentParser:
     add_data_args(p)
     p.add_argument('space', help='learned_space.json, or "manual" with --skeleton')
     p.add_argument('--skeleton', default=None)
-    p.add_argument('--n', type=int, default=20, help='architectures to sample')
-    p.add_argument('--epochs', type=int, default=2)
-    p.add_argument('--madds-range', type=float, nargs=2, default=None, metavar=('LO', 'HI'),
+    p.add_argument('--n', type=COUNT, default=20, help='architectures to sample')
+    p.add_argument('--epochs', type=COUNT, default=2)
+    p.add_argument('--madds-range', type=NONNEG, nargs=2, default=None, metavar=('LO', 'HI'),
                    help='only architectures with MAdds in [LO, HI] (match it across the spaces you compare)')
     p.add_argument('--name', default=None, help='the space\'s name in plots (default: learned/manual)')
-    p.add_argument('--batch-size', type=int, default=64)
-    p.add_argument('--lr', type=float, default=0.05)
-    p.add_argument('--seed', type=int, default=0)
-    p.add_argument('--limit', type=int, default=None)
+    p.add_argument('--batch-size', type=COUNT, default=64)
+    p.add_argument('--lr', type=POSITIVE, default=0.05)
+    p.add_argument('--seed', type=SEED, default=0)
+    p.add_argument('--limit', type=COUNT, default=None)
     p.add_argument('--device', default='cpu', choices=['cpu', 'cuda'])
     p.add_argument('--out', required=True, help='folder for design_space.jsonl (an unfinished one is resumed)')
     p.add_argument('--quiet', '--no-progress', dest='no_progress', action='store_true')
@@ -172,7 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser('adopt', help='show which LayerChoices of your own NNI ModelSpace AutoSpace would evolve')
     p.add_argument('space', help='path/to/file.py:Class or package.module:Class (an NNI ModelSpace)')
-    p.add_argument('--input-shape', type=int, nargs=3, required=True, metavar=('C', 'H', 'W'),
+    p.add_argument('--input-shape', type=COUNT, nargs=3, required=True, metavar=('C', 'H', 'W'),
                    help="one example's shape, for the dry forward pass")
     p.add_argument('--kwargs', default='{}', help='JSON object of arguments for the class, e.g. \'{"num_labels": 10}\'')
 
@@ -232,7 +247,7 @@ def apply_config_file(parser: argparse.ArgumentParser, argv: list):
         if value is not None and action.type is not None and not isinstance(value, bool):
             try:
                 value = typed(action.type, value)
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, argparse.ArgumentTypeError):
                 raise usage_error(f'config file {path}: {key} must be {action.type.__name__}, got {value!r}') from None
         elif isinstance(action, (argparse._StoreTrueAction, argparse.BooleanOptionalAction)) and \
                 not isinstance(value, bool):

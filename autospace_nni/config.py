@@ -254,6 +254,27 @@ def keyword_signature(*, before=(), after=()) -> inspect.Signature:
                                          for f in dataclasses.fields(AutoSpaceConfig)), *after])
 
 
+def ranged(kind, valid) -> Callable[[str], Any]:
+    """An argparse ``type``: ``kind(text)``, which must pass ``valid`` (a check and its rule, as the options'
+    ranges are written, e.g. ``ranged(int, integer(1))``); otherwise argparse's error names the flag and the rule."""
+    check, rule = valid
+
+    def parse(text):
+        try:
+            value = kind(text)
+        except (TypeError, ValueError):
+            raise argparse.ArgumentTypeError(f'must be {rule}, got {text!r}') from None
+        if not check(value):
+            raise argparse.ArgumentTypeError(f'must be {rule}, got {text!r}')
+        return value
+    parse.__name__ = rule
+    return parse
+
+
+#: the range rules, for :func:`ranged`
+integer, number = (lambda low, high=None: _int(low, high)), _real
+
+
 def _none_or(kind):
     def parse(text: str):
         if isinstance(text, str) and text.lower() in ('none', 'null'):

@@ -2,7 +2,7 @@
 name the problem and what to do; the CLI prints them without a traceback and exits with status 2."""
 
 __all__ = ['AutoSpaceError', 'CellError', 'SkeletonError', 'ArchError', 'DatasetError', 'LearnedSpaceError',
-           'NumericalFaultError', 'OptionError', 'NonFiniteError', 'Interrupted']
+           'NumericalFaultError', 'OptionError', 'NonFiniteError', 'Interrupted', 'ResourceError']
 
 
 class AutoSpaceError(ValueError):
@@ -36,6 +36,11 @@ class OptionError(AutoSpaceError):
     def __init__(self, option: str, rest: str):
         super().__init__(option + rest)
         self.option = option
+
+
+class ResourceError(AutoSpaceError):
+    """A network, block or weight pool whose build would exceed the memory bound (:mod:`autospace_nni.limits`);
+    refused before anything is allocated."""
 
 
 class NumericalFaultError(AutoSpaceError):

@@ -180,6 +180,8 @@ def run_search(learned: LearnedSpace, strategy: str, data: DataSplits, *, budget
     within = (lambda sample: True) if budget_madds is None else (
         lambda sample: (lo or 0) <= profiler.profile(sample) <= budget_madds)
     out_dir = Path(out_dir) if out_dir else None
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)   # only once the arguments are known to be good
     workdir = str((out_dir or Path('.')) / 'nni-experiments')
     space = learned.model_space()
     t0 = time.time()

@@ -23,6 +23,7 @@ import re
 from typing import Iterable, Sequence, Tuple
 
 from ..errors import CellError
+from ..limits import MAX_EXPAND, check_build
 from .block import CellBlock
 from .cost import cell_cost as _cell_cost
 from .ops import ACTIVATIONS, PRIMITIVES, SE_RATIO
@@ -79,6 +80,8 @@ class Cell:
     def _validate(self) -> None:
         if isinstance(self.expand, bool) or not isinstance(self.expand, int) or self.expand < 1:
             raise CellError(f'expand ratio {self.expand!r} must be a positive integer')
+        if self.expand > MAX_EXPAND:
+            raise CellError(f'expand ratio {self.expand} is over the limit of {MAX_EXPAND} (autospace_nni.limits)')
         if self.act not in ACTIVATIONS:
             raise CellError(f'unknown activation {self.act!r}; known: {", ".join(ACTIVATIONS)}')
         if not isinstance(self.se, bool):
@@ -262,6 +265,7 @@ class Cell:
 
     def build(self, c_in: int, c_out: int, stride: int):
         """The ``nn.Module`` of this cell as an MBConv-style block (expand → DAG → project, + shortcut)."""
+        check_build(_cell_cost(self, c_in, c_out, stride, 8, 8).params, f'cell {self} on {c_in}->{c_out} channels')
         return CellBlock(self, c_in, c_out, stride)
 
 

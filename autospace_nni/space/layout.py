@@ -179,7 +179,7 @@ class AdoptedLayout:
             return cls(str(d['name']), str(d['class']), tuple(int(v) for v in d['input_shape']), specs,
                        NetworkCost(*(int(v) for v in d['outside_cost'])), paths, user, left, raw_names=raw,
                        pinned=dict(d.get('pinned', {})))
-        except (KeyError, TypeError, ValueError, AttributeError) as e:
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as e:
             raise LearnedSpaceError(f'learned space has a malformed model-space description: {e}') from None
 
     def format_table(self) -> str:

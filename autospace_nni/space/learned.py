@@ -24,6 +24,7 @@ from nni.nas.nn.pytorch import LayerChoice, ModelSpace
 from ..cells.fixed import Candidate, FixedCandidate, parse_candidate
 from ..cells.genome import Cell
 from ..errors import CellError, LearnedSpaceError
+from ..limits import check_build
 from .adopted_export import learned_choices, replace_choices
 from .layout import LAYOUT_KEYS, Layout, layout_from_document
 from .network import Architecture, NetworkCost, SkeletonNet, build_choice, choice_cost, price
@@ -279,6 +280,10 @@ class LearnedModelSpace(ModelSpace):
         active = current_model()
         labels = set(learned.skeleton.labels)
         self.autospace_sample = None if active is None else {k: v for k, v in active.items() if k in labels}
+        # every candidate of every block is built: bound them together before any is
+        check_build(sum(choice_cost(learned.candidate(spec, n), spec).params for spec in learned.block_specs()
+                        for n in learned.candidates(spec)) + learned.layout.outside_cost().params,
+                    f'the model space of skeleton {learned.layout.name!r}')
         self.net = SkeletonNet(learned.skeleton, lambda spec: LayerChoice(
             {name: build_choice(ZERO if name == ZERO else Cell.parse(name), spec)
              for name in learned.candidates(spec)}, label=spec.label))

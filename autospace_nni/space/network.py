@@ -17,6 +17,7 @@ from ..cells.fixed import FixedCandidate
 from ..cells.genome import Cell
 from ..cells.ops import ConvBNAct
 from ..errors import ArchError, CellError
+from ..limits import check_build
 from .skeleton import BlockSpec, Skeleton, ZERO
 
 __all__ = ['SkeletonNet', 'Architecture', 'NetworkCost', 'fixed_cost', 'price', 'choice_cost', 'ZeroBlock']
@@ -118,7 +119,13 @@ class Architecture:
     def cost(self) -> NetworkCost:
         return price(self.skeleton, self.choices)
 
+    def check_build(self) -> None:
+        """Refuse (:class:`~autospace_nni.errors.ResourceError`) a network too large to build
+        (:mod:`autospace_nni.limits`)."""
+        check_build(self.cost().params, f'the network on skeleton {self.skeleton.name!r}')
+
     def build(self) -> SkeletonNet:
+        self.check_build()
         return SkeletonNet(self.skeleton, lambda spec: build_choice(self.choices[spec.label], spec))
 
     @property

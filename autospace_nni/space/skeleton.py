@@ -10,6 +10,7 @@ from ..cells.cost import NetworkCost, conv_cost
 from ..cells.genome import Cell
 from ..cells.ops import ACTIVATIONS, out_size
 from ..errors import SkeletonError
+from ..limits import MAX_CLASSES, MAX_DEPTH, MAX_IN_CHANNELS, MAX_SIDE, MAX_WIDTH
 
 __all__ = ['Stage', 'Skeleton', 'BlockSpec', 'SKELETON_PRESETS', 'ZERO', 'reference_cell']
 
@@ -114,6 +115,19 @@ class Skeleton:
                 raise SkeletonError(f'stage {i}: width and depth must be >= 1 and stride 1 or 2, got {s}')
         if self.num_classes < 1 or self.stem_width < 1 or self.head_width < 1:
             raise SkeletonError('num_classes, stem_width and head_width must be >= 1')
+        # the bounds of autospace_nni.limits, before anything is priced or built
+        widths = {'stem_width': self.stem_width, 'head_width': self.head_width,
+                  'first_block_width': self.first_block_width,
+                  **{f'stage {i} width': s.width for i, s in enumerate(self.stages, 1)}}
+        for what, (value, limit) in {**{k: (v, MAX_WIDTH) for k, v in widths.items()},
+                                     'input channels': (self.input_shape[0], MAX_IN_CHANNELS),
+                                     'input height': (self.input_shape[1], MAX_SIDE),
+                                     'input width': (self.input_shape[2], MAX_SIDE),
+                                     'num_classes': (self.num_classes, MAX_CLASSES),
+                                     **{f'stage {i} depth': (s.depth, MAX_DEPTH)
+                                        for i, s in enumerate(self.stages, 1)}}.items():
+            if value > limit:
+                raise SkeletonError(f'{what} {value} is over the limit of {limit} (autospace_nni.limits)')
         if self.first_block is not None:
             Cell.parse(self.first_block)
 

@@ -26,7 +26,9 @@ from nni.nas.oneshot.pytorch.supermodule.base import BaseSuperNetModule
 from ..cells.block import SqueezeExcite, edge_name, run_cell
 from ..cells.fixed import FixedCandidate, FixedModules, parse_candidate
 from ..cells.genome import Cell
+from ..cells.cost import conv_cost
 from ..cells.ops import ConvBNAct, PRIMITIVES
+from ..limits import check_build
 from .skeleton import BlockSpec
 
 __all__ = ['SuperCell', 'AutoSpaceMixedLayer', 'pool_size']
@@ -38,6 +40,20 @@ def _edge_key(s: int, d: int, op: str, e: int) -> str:
 
 def _layout(module: nn.Module) -> list:
     return [(n, tuple(t.shape)) for n, t in (*module.named_parameters(), *module.named_buffers())]
+
+
+def pool_params(spec: BlockSpec, max_nodes: int, ops: Sequence[str], expand_choices: Sequence[int], n_acts: int,
+                se: bool) -> int:
+    """An upper estimate of a :class:`SuperCell`'s parameters, priced without building it: per expand ratio, the
+    expansion, every parametric op on every edge, an SE per activation and the projection."""
+    total = 0
+    edges = max_nodes * (max_nodes - 1) // 2
+    for e in set(expand_choices):
+        c_e = spec.c_in * e
+        total += conv_cost(spec.c_in, c_e, 1, 1, 1)[1] + conv_cost(c_e, spec.c_out, 1, 1, 1)[1]
+        total += edges * n_acts * sum(PRIMITIVES[op].cost(c_e, 1, 8, 8)[1] for op in set(ops) if PRIMITIVES[op].parametric)
+        total += (n_acts * 2 * c_e * c_e) if se else 0
+    return total
 
 
 class SuperCell(nn.Module):
@@ -60,6 +76,8 @@ class SuperCell(nn.Module):
         self.expand_choices = tuple(sorted(set(expand_choices)))
         self.acts = tuple(dict.fromkeys(acts))
         c_in, c_out, stride = spec.c_in, spec.c_out, spec.stride
+        check_build(pool_params(spec, max_nodes, self.ops, self.expand_choices, len(self.acts), se),
+                    f'the weight pool of block {spec.label}')
         self._twins: Dict[Tuple[str, str], nn.Module] = {}     # (pool key, act) -> meta twin (not a submodule)
         self.expand = nn.ModuleDict()
         self.edges = nn.ModuleDict()
