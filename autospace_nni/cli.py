@@ -12,6 +12,7 @@ import sys
 import traceback
 from pathlib import Path
 
+from . import interrupts
 from .cli_parser import UsageError, apply_config_file, build_parser, evolve_config, usage_error
 
 __all__ = ['main', 'COMMANDS']
@@ -331,17 +332,38 @@ def main(argv=None) -> int:
         _quiet_nni_warnings()
     parser = build_parser()
     debug = '--debug' in argv
+    args = None
     try:
         args = apply_config_file(parser, argv)
-        return COMMANDS[args.command](args) or 0
+        with interrupts.watching():
+            return COMMANDS[args.command](args) or 0
     except (AutoSpaceError, UsageError) as e:
         if debug:
             raise
         print(f'autospace-nni: error: {e}', file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print('autospace-nni: interrupted', file=sys.stderr)
+    except (KeyboardInterrupt, SystemExit) as e:
+        # Lightning answers Ctrl-C with sys.exit(1): an exit after a Ctrl-C press is the interruption
+        if isinstance(e, SystemExit) and not interrupts.requested():
+            raise
+        interrupts.reap_children()   # an NNI manager that Ctrl-C caught while it started (NNI 3.0)
+        print(f'autospace-nni: interrupted; {_resume_hint(args)}', file=sys.stderr)
         return 130
+
+
+def _resume_hint(args) -> str:
+    """How to go on after Ctrl-C, by command."""
+    command = getattr(args, 'command', None)
+    if command == 'sample-space':
+        from .design_space import RESULTS
+        path = Path(args.out) / RESULTS
+        done = len(path.read_text().splitlines()) if path.exists() else 0
+        return (f'{done} of {args.n} networks are kept in {path}; the same command resumes from them')
+    if command in ('evolve', 'demo') and getattr(args, 'out', None):
+        return f'resume with `autospace-nni evolve --resume {args.resume or args.out}`'
+    if command in ('search', 'train'):
+        return f'{command} keeps nothing unfinished: run the same command again'
+    return 'nothing was written'
 
 
 if __name__ == '__main__':

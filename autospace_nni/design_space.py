@@ -64,25 +64,27 @@ def sample_space(space, data, out, *, n: int = 20, epochs: int = 2, seed: int = 
         from tqdm.auto import tqdm
         bar = tqdm(total=n, desc=f'sample {name or "space"}', unit='arch', dynamic_ncols=True, initial=len(done))
     records = []
-    for i, sample in enumerate(samples):
-        key = json.dumps(sample, sort_keys=True)
-        if key in done:
-            records.append(done[key])
-            continue
-        t0 = time.time()
-        m = retrain(space.architecture(sample), data, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed + i,
-                    device=device)
-        rec = {'index': i, 'space': name, 'sample': sample, 'madds': m['madds'], 'params': m['params'],
-               'val_acc': m['val_acc'], 'test_acc': m['test_acc'], 'error': 1.0 - m['test_acc'], 'epochs': epochs,
-               'seconds': round(time.time() - t0, 2)}
-        with open(out / RESULTS, 'a') as f:
-            f.write(json.dumps(rec) + '\n')
-        records.append(rec)
+    try:
+        for i, sample in enumerate(samples):
+            key = json.dumps(sample, sort_keys=True)
+            if key in done:
+                records.append(done[key])
+                continue
+            t0 = time.time()
+            m = retrain(space.architecture(sample), data, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed + i,
+                        device=device)
+            rec = {'index': i, 'space': name, 'sample': sample, 'madds': m['madds'], 'params': m['params'],
+                   'val_acc': m['val_acc'], 'test_acc': m['test_acc'], 'error': 1.0 - m['test_acc'], 'epochs': epochs,
+                   'seconds': round(time.time() - t0, 2)}
+            with open(out / RESULTS, 'a') as f:
+                f.write(json.dumps(rec) + '\n')
+            records.append(rec)
+            if bar is not None:
+                bar.set_postfix(err=f'{rec["error"]:.3f}')
+                bar.update(1)
+    finally:   # also on Ctrl-C, so the next line starts clean
         if bar is not None:
-            bar.set_postfix(err=f'{rec["error"]:.3f}')
-            bar.update(1)
-    if bar is not None:
-        bar.close()
+            bar.close()
     return records
 
 

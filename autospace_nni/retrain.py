@@ -103,35 +103,37 @@ def retrain(arch: Architecture, data: DataSplits, *, epochs: int = 10, batch_siz
         from tqdm.auto import tqdm
         bar = tqdm(total=epochs, desc='train', unit='epoch', dynamic_ncols=True)
     history = []
-    for epoch in range(epochs):
-        model.train()
-        perm = torch.randperm(len(x), generator=gen)
-        total = 0.0
-        for i in range(0, len(x), batch_size):
-            idx = perm[i:i + batch_size]
-            if len(idx) < 2:
-                continue
-            xb = x[idx]
-            if augment:
-                xb = _augment(xb, gen)
-            if erase:
-                xb = _erase(xb, gen)
-            loss = crit(model(xb.to(device)), y[idx].to(device))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            total += loss.item() * len(idx)
-        sched.step()
-        from .search import evaluate_accuracy
-        val = evaluate_accuracy(model, data.val, device=device)
-        history.append({'epoch': epoch, 'train_loss': total / len(x), 'val_acc': val})
-        if on_epoch is not None:
-            on_epoch(epoch, val)
+    try:
+        for epoch in range(epochs):
+            model.train()
+            perm = torch.randperm(len(x), generator=gen)
+            total = 0.0
+            for i in range(0, len(x), batch_size):
+                idx = perm[i:i + batch_size]
+                if len(idx) < 2:
+                    continue
+                xb = x[idx]
+                if augment:
+                    xb = _augment(xb, gen)
+                if erase:
+                    xb = _erase(xb, gen)
+                loss = crit(model(xb.to(device)), y[idx].to(device))
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                total += loss.item() * len(idx)
+            sched.step()
+            from .search import evaluate_accuracy
+            val = evaluate_accuracy(model, data.val, device=device)
+            history.append({'epoch': epoch, 'train_loss': total / len(x), 'val_acc': val})
+            if on_epoch is not None:
+                on_epoch(epoch, val)
+            if bar is not None:
+                bar.set_postfix(loss=f'{total / len(x):.3f}', val_acc=f'{val:.3f}')
+                bar.update(1)
+    finally:   # also on Ctrl-C, so the next line starts clean
         if bar is not None:
-            bar.set_postfix(loss=f'{total / len(x):.3f}', val_acc=f'{val:.3f}')
-            bar.update(1)
-    if bar is not None:
-        bar.close()
+            bar.close()
     from .search import evaluate_accuracy
     wall = time.time() - t0
     cost = arch.cost()

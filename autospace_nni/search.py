@@ -33,6 +33,7 @@ from typing import Dict, Optional
 import torch
 from torch import nn
 
+from . import interrupts
 from .budget import AnalyticCostProfiler, BudgetPenalty
 from .data import DataSplits, load_dataset
 from .errors import AutoSpaceError
@@ -194,6 +195,7 @@ def run_search(learned: LearnedSpace, strategy: str, data: DataSplits, *, budget
         exp = NasExperiment(space, ev, strat)
         exp.config.experiment_working_directory = workdir
         exp.run()
+        interrupts.check()   # NNI stops on Ctrl-C and returns as if done
         sample = exp.export_top_models(formatter='dict')[0]
         if budget_madds is not None:
             probs = exp.strategy.oneshot_module.export_probs()
@@ -207,6 +209,7 @@ def run_search(learned: LearnedSpace, strategy: str, data: DataSplits, *, budget
         exp = NasExperiment(space, ev, RandomOneShot(filter=under if budget_madds is not None else None))
         exp.config.experiment_working_directory = workdir
         exp.run()
+        interrupts.check()   # NNI stops on Ctrl-C and returns as if done
         exp.stop()
         evolution = Chain(RegularizedEvolution(population_size=max(4, trials // 2), sample_size=max(2, trials // 4),
                                                seed=seed),
@@ -215,6 +218,7 @@ def run_search(learned: LearnedSpace, strategy: str, data: DataSplits, *, budget
         exp2.config.max_trial_number = trials
         exp2.config.experiment_working_directory = workdir
         exp2.run()
+        interrupts.check()   # NNI stops on Ctrl-C and returns as if done
         best = max((m for m in exp2.strategy.list_models(sort=True, limit=None) if within(m.sample)),
                    key=lambda m: m.metric, default=None)
         if best is None:
@@ -236,6 +240,7 @@ def run_search(learned: LearnedSpace, strategy: str, data: DataSplits, *, budget
         exp.config.max_experiment_duration = f'{max(10, 3 * trials * max(1, trial_epochs))}m'
         with _TrialProgress(port, trials, enabled=progress, desc=f'search {strategy}'):
             exp.run(port=port)
+            interrupts.check()   # NNI stops on Ctrl-C and returns as if done
         results = _results_from_metrics(exp)
         exp.stop()
         results = [r for r in results if within(r['sample'])]

@@ -1,0 +1,93 @@
+"""Ctrl-C for the command line: remember that it was pressed, whoever catches the ``KeyboardInterrupt``.
+
+Libraries under the commands answer Ctrl-C their own way: Lightning shuts down gracefully and calls
+``sys.exit(1)``; NNI's experiment stops its manager and *returns* from ``run()`` as if it had finished.
+:func:`watching` installs a SIGINT handler that records the press before raising ``KeyboardInterrupt`` as
+Python's default handler does, so the command can still tell an interruption from an ending
+(:func:`requested`, :func:`check`), and the CLI prints one line and exits 130 either way.
+
+NNI 3.0 leaves its manager (a ``node`` process) running when Ctrl-C comes while the experiment starts: its
+``stop()`` finds no manager handle yet. :func:`reap_children` stops such leftovers after an interruption, and a
+watchdog ends the process :data:`GRACE_S` seconds after the first Ctrl-C if the libraries are still winding down.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+import threading
+
+__all__ = ['watching', 'requested', 'check', 'reap_children']
+
+_requested = False
+
+
+def requested() -> bool:
+    """Whether Ctrl-C was pressed since :func:`watching` began."""
+    return _requested
+
+
+def check() -> None:
+    """Raise ``KeyboardInterrupt`` if Ctrl-C was pressed (after a library swallowed it)."""
+    if _requested:
+        raise KeyboardInterrupt
+
+
+#: seconds the libraries get to wind down after Ctrl-C before the process ends anyway
+GRACE_S = 60.0
+
+
+def _give_up():
+    reap_children()
+    sys.stderr.write(f'\nautospace-nni: interrupted; the run did not stop within {GRACE_S:g} s, so the process was '
+                     'ended (rerun the same command)\n')
+    sys.stderr.flush()
+    os._exit(130)
+
+
+def _handler(signum, frame):
+    global _requested
+    if not _requested:   # a watchdog, so that a library stuck in its shutdown cannot hold the terminal
+        timer = threading.Timer(GRACE_S, _give_up)
+        timer.daemon = True
+        timer.start()
+    _requested = True
+    signal.default_int_handler(signum, frame)
+
+
+@contextlib.contextmanager
+def watching():
+    """Record Ctrl-C presses while the block runs (in the main thread; elsewhere a no-op)."""
+    global _requested
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    _requested = False
+    previous = signal.signal(signal.SIGINT, _handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def reap_children(marker: str = 'nni_node', timeout: float = 10.0) -> list:
+    """Stop this process's descendants whose command line holds ``marker`` (terminate, then kill after
+    ``timeout`` seconds); returns their PIDs."""
+    import psutil
+    found = []
+    for child in psutil.Process().children(recursive=True):
+        try:
+            if marker in ' '.join(child.cmdline()):
+                found.append(child)
+        except psutil.Error:   # gone already, or a zombie
+            continue
+    for child in found:
+        with contextlib.suppress(psutil.Error):
+            child.terminate()
+    _, alive = psutil.wait_procs(found, timeout=timeout)
+    for child in alive:
+        with contextlib.suppress(psutil.Error):
+            child.kill()
+    return [c.pid for c in found]

@@ -1,0 +1,86 @@
+"""Ctrl-C (SIGINT) on the commands other than evolve (tests/test_resume.py has evolve's): exit status 130, one
+line that says what is kept and how to go on, and no NNI manager left behind."""
+
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import psutil
+import pytest
+
+DIGITS = ['--dataset', 'digits', '--limit', '300', '--seed', '0']
+
+
+def _run_until(args, ready, timeout=300):
+    """Start the command, wait until ``ready(stderr so far)`` holds, press Ctrl-C; returns (rc, stderr)."""
+    p = subprocess.Popen([sys.executable, '-m', 'autospace_nni.cli', *args], stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE)
+    chunks = []
+    reader = threading.Thread(target=lambda: [chunks.append(c) for c in iter(lambda: p.stderr.read1(4096), b'')],
+                              daemon=True)
+    reader.start()
+    deadline = time.time() + timeout
+    while not ready(b''.join(chunks).decode(errors='replace')) and p.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    assert p.poll() is None, b''.join(chunks).decode(errors='replace')[-3000:]
+    children = {c.pid for c in psutil.Process(p.pid).children(recursive=True)}
+    p.send_signal(signal.SIGINT)
+    rc = p.wait(timeout=300)
+    reader.join(timeout=30)
+    time.sleep(1)
+    left = [pid for pid in children if psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE]
+    return rc, b''.join(chunks).decode(errors='replace'), left
+
+
+def _one_line(err):
+    lines = [l for l in err.replace('\r', '\n').splitlines() if l.startswith('autospace-nni: interrupted')]
+    assert 'Traceback' not in err, err[-3000:]
+    assert len(lines) == 1, err[-3000:]
+    return lines[0]
+
+
+@pytest.mark.slow
+def test_ctrl_c_in_train(tmp_path):
+    from autospace_nni.space.network import Architecture
+    from autospace_nni.space.skeleton import Skeleton, reference_cell
+    sk = Skeleton.preset('tiny-8')
+    arch = tmp_path / 'arch.json'
+    import json
+    arch.write_text(json.dumps(Architecture.uniform(sk, reference_cell(sk)).to_dict()))
+    rc, err, left = _run_until(['train', '--arch', str(arch), '--epochs', '200', '--out', str(tmp_path / 't'),
+                                *DIGITS], lambda e: '%|' in e)
+    assert rc == 130 and left == []
+    assert _one_line(err) == 'autospace-nni: interrupted; train keeps nothing unfinished: run the same command again'
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('strategy, marker', [('darts', 'Epoch'), ('evolution', 'search evolution')])
+def test_ctrl_c_in_search_stops_the_nni_manager(tmp_path, strategy, marker):
+    rc, err, left = _run_until(['search', '--space', 'manual', '--skeleton', 'tiny-8', '--strategy', strategy,
+                                '--epochs', '200', '--trials', '50', '--trial-epochs', '5', '--port', '8793',
+                                '--out', str(tmp_path / 's'), *DIGITS], lambda e: marker in e)
+    assert rc == 130, err[-3000:]
+    assert _one_line(err) == 'autospace-nni: interrupted; search keeps nothing unfinished: run the same command again'
+    assert left == [], [psutil.Process(p).cmdline() for p in left]   # the NNI manager and trials went with it
+
+
+@pytest.mark.slow
+def test_ctrl_c_in_sample_space_keeps_what_it_trained_and_resumes(tmp_path):
+    out = tmp_path / 'ss'
+    args = ['sample-space', 'manual', '--skeleton', 'tiny-8', '--n', '12', '--epochs', '1', '--out', str(out), *DIGITS]
+    results = out / 'design_space.jsonl'
+    count = lambda: len(results.read_text().splitlines()) if results.exists() else 0
+    rc, err, left = _run_until(args, lambda e: count() >= 2)
+    assert rc == 130 and left == []
+    line = _one_line(err)
+    kept = count()
+    assert line == (f'autospace-nni: interrupted; {kept} of 12 networks are kept in {results}; the same command '
+                    'resumes from them'), line
+    first = results.read_text().splitlines()
+    r = subprocess.run([sys.executable, '-m', 'autospace_nni.cli', *args, '--quiet'], capture_output=True, text=True,
+                       timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    again = results.read_text().splitlines()
+    assert len(again) == 12 and again[:len(first)] == first   # resumed, not restarted
