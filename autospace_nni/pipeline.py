@@ -158,6 +158,16 @@ def prepare_run_dir(out: Path, *, overwrite: bool) -> None:
     out.mkdir(parents=True, exist_ok=True)
 
 
+def _untrained(checkpoint: dict) -> bool:
+    """A checkpoint written when training started (the iteration-0 boundary), before any step or rollback."""
+    evolution = checkpoint.get('autospace', {}).get('evolution', {})
+    return checkpoint.get('global_step') == 0 and evolution.get('iteration') == 0 and not evolution.get('rollbacks')
+
+
+def _lines(path: Path) -> int:
+    return len(path.read_text().splitlines()) if path.exists() else 0
+
+
 def load_run_config(out) -> EvolveConfig:
     out = Path(out)
     try:
@@ -226,11 +236,20 @@ def run_evolve(cfg: EvolveConfig, out, *, overwrite: bool = False, progress: boo
         ckpt = None
         if resume:
             ckpt = AutoSpace.find_checkpoint(out / 'checkpoints')
-            if ckpt is None:
+            # checkpoint files, none of them loadable (corrupt, or not weights only): never silently replaced
+            unreadable = ckpt is None and any((out / 'checkpoints' / n).exists() for n in (AutoSpace.CHECKPOINT,
+                                                                                          AutoSpace.PREVIOUS))
+            if ckpt is not None and _untrained(load_checkpoint(ckpt)):
+                ckpt = None   # the checkpoint of a run's start: starting again is the exact resume
+            if ckpt is None and (_lines(out / 'history.jsonl') or unreadable):
                 raise RunDirError(f'{out} has no complete checkpoint to resume from; start again with --overwrite')
-            done = load_checkpoint(ckpt)['autospace']['evolution']['iteration']
-            if main:
-                _truncate_history(out / 'history.jsonl', done)
+            if ckpt is None:   # killed before its first iteration ended: nothing to keep, the same run again
+                if main:
+                    prepare_run_dir(out, overwrite=True)
+            else:
+                done = load_checkpoint(ckpt)['autospace']['evolution']['iteration']
+                if main:
+                    _truncate_history(out / 'history.jsonl', done)
         elif main:
             prepare_run_dir(out, overwrite=overwrite)
 

@@ -164,3 +164,60 @@ def test_one_writer_per_run_folder_and_ctrl_c_exits_130_then_resumes(tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     assert _groups(a) == _groups(b)
     assert [json.loads(l)['iteration'] for l in hist.read_text().splitlines()] == list(range(8))
+
+
+SWEEP = ['--iterations', '4', '--population', '8', '--sample-k', '2', '--warmup', '1', '--seed', '3',
+         '--patience', '0', '--no-progress']
+
+
+@pytest.fixture(scope='module')
+def straight_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp('sweep') / 'straight'
+    r = subprocess.run(_cli('evolve', '--out', str(out), *SWEEP), capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    return out
+
+
+def _writes(out, state):
+    """Counts checkpoint writes (each changes last.ckpt's mtime) as they are seen."""
+    ck = out / 'checkpoints' / 'last.ckpt'
+    m = ck.stat().st_mtime_ns if ck.exists() else None
+    if m is not None and m != state.get('m'):
+        state['m'], state['n'] = m, state.get('n', 0) + 1
+    return state.get('n', 0)
+
+
+def _after_first_write(seconds):
+    def ready(out, state):
+        if 'first' not in state and _writes(out, state):
+            state['first'] = time.time()
+        return 'first' in state and time.time() - state['first'] >= seconds
+    return ready
+
+
+#: where the kill lands: as run.json appears (before any checkpoint), right after the n-th checkpoint write
+#: (the first is the iteration-0 boundary, written when training starts; the last is the final one), and at
+#: fixed delays inside the first iterations (warm-up included)
+KILL_POINTS = {
+    'run.json written': lambda out, st: (out / 'run.json').exists(),
+    **{f'checkpoint write {n}': (lambda n: lambda out, st: _writes(out, st) >= n)(n) for n in (1, 2, 3, 5)},
+    **{f'{s} s after the first write': _after_first_write(s) for s in (0.3, 1.0, 2.5)},
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('point', list(KILL_POINTS))
+def test_sigkill_anywhere_resumes_to_the_straight_run(straight_run, tmp_path, point):
+    out = tmp_path / 'killed'
+    p = subprocess.Popen(_cli('evolve', '--out', str(out), *SWEEP), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    state, deadline = {}, time.time() + 600
+    while p.poll() is None and not KILL_POINTS[point](out, state) and time.time() < deadline:
+        time.sleep(0.01)
+    assert p.poll() is None, 'the run ended before the kill point'
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    r = subprocess.run(_cli('evolve', '--resume', str(out), '--no-progress'), capture_output=True, text=True,
+                       timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert _groups(out) == _groups(straight_run)
+    assert [json.loads(l)['iteration'] for l in (out / 'history.jsonl').read_text().splitlines()] == [0, 1, 2, 3]
