@@ -1,7 +1,6 @@
 """Crash-safe, exact resume: checkpoints at iteration boundaries, SIGKILL, half-written checkpoints."""
 
 import json
-import os
 import signal
 import subprocess
 import sys
