@@ -14,11 +14,13 @@ DIGITS = ['--dataset', 'digits', '--limit', '300', '--seed', '0']
 
 
 def _run_until(args, ready, timeout=300):
-    """Start the command, wait until ``ready(stderr so far)`` holds, press Ctrl-C; returns (rc, stderr)."""
-    p = subprocess.Popen([sys.executable, '-m', 'autospace_nni.cli', *args], stdout=subprocess.DEVNULL,
-                         stderr=subprocess.PIPE)
+    """Start the command, wait until ``ready(output so far)`` holds, press Ctrl-C; returns (rc, output, the
+    child processes still alive a second after it exited)."""
+    # stdout too: Lightning's progress bar writes there, the package's bars and messages on stderr
+    p = subprocess.Popen([sys.executable, '-m', 'autospace_nni.cli', *args], stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT)
     chunks = []
-    reader = threading.Thread(target=lambda: [chunks.append(c) for c in iter(lambda: p.stderr.read1(4096), b'')],
+    reader = threading.Thread(target=lambda: [chunks.append(c) for c in iter(lambda: p.stdout.read1(4096), b'')],
                               daemon=True)
     reader.start()
     deadline = time.time() + timeout
