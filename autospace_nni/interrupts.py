@@ -8,16 +8,19 @@ Python's default handler does, so the command can still tell an interruption fro
 
 NNI 3.0 leaves its manager (a ``node`` process) running when Ctrl-C comes while the experiment starts: its
 ``stop()`` finds no manager handle yet. :func:`reap_children` stops such leftovers after an interruption, and a
-watchdog ends the process :data:`GRACE_S` seconds after the first Ctrl-C if the libraries are still winding down.
+watchdog delivers the interrupt again where a library swallowed it, and ends the process :data:`GRACE_S` seconds
+after the first Ctrl-C if the libraries are still winding down.
 """
 
 from __future__ import annotations
 
+import _thread
 import contextlib
 import os
 import signal
 import sys
 import threading
+import time
 
 __all__ = ['watching', 'requested', 'check', 'reap_children']
 
@@ -39,7 +42,18 @@ def check() -> None:
 GRACE_S = 60.0
 
 
-def _give_up():
+_swallowed = threading.Event()
+
+
+def _watchdog():
+    """After Ctrl-C: deliver the interrupt again whenever a library swallowed it (Python prints "Exception
+    ignored" and goes on, e.g. when it lands in logging's fork handler as NNI starts its manager), and end the
+    process once :data:`GRACE_S` seconds have passed."""
+    deadline = time.monotonic() + GRACE_S
+    while time.monotonic() < deadline:
+        if _swallowed.wait(timeout=0.5):
+            _swallowed.clear()
+            _thread.interrupt_main()
     reap_children()
     sys.stderr.write(f'\nautospace-nni: interrupted; the run did not stop within {GRACE_S:g} s, so the process was '
                      'ended (rerun the same command)\n')
@@ -49,12 +63,19 @@ def _give_up():
 
 def _handler(signum, frame):
     global _requested
-    if not _requested:   # a watchdog, so that a library stuck in its shutdown cannot hold the terminal
-        timer = threading.Timer(GRACE_S, _give_up)
-        timer.daemon = True
-        timer.start()
+    if not _requested:   # a watchdog, so that a library that eats the interrupt cannot hold the terminal
+        threading.Thread(target=_watchdog, daemon=True).start()
     _requested = True
     signal.default_int_handler(signum, frame)
+
+
+def _unraisable(hook):
+    def quiet(unraisable):
+        if _requested and isinstance(unraisable.exc_value, KeyboardInterrupt):
+            _swallowed.set()   # our interrupt, lost where Python cannot raise it: the watchdog sends it again
+            return
+        hook(unraisable)
+    return quiet
 
 
 @contextlib.contextmanager
@@ -65,11 +86,14 @@ def watching():
         yield
         return
     _requested = False
-    previous = signal.signal(signal.SIGINT, _handler)
+    _swallowed.clear()
+    previous, hook = signal.signal(signal.SIGINT, _handler), sys.unraisablehook
+    sys.unraisablehook = _unraisable(hook)
     try:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
+        sys.unraisablehook = hook
 
 
 def reap_children(marker: str = 'nni_node', timeout: float = 10.0) -> list:
