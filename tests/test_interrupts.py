@@ -86,3 +86,31 @@ def test_ctrl_c_in_sample_space_keeps_what_it_trained_and_resumes(tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     again = results.read_text().splitlines()
     assert len(again) == 12 and again[:len(first)] == first   # resumed, not restarted
+
+
+_EATER = '''
+import os, signal, time
+from autospace_nni import interrupts
+
+class Eater:
+    def __del__(self):   # Ctrl-C lands here: Python cannot raise it, prints "Exception ignored" and goes on
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.2)
+
+with interrupts.watching():
+    t = time.time()
+    try:
+        e = Eater()
+        del e
+        while time.time() - t < 20:
+            time.sleep(0.05)
+        print('LOST')
+    except KeyboardInterrupt:
+        print('DELIVERED', interrupts.requested())
+'''
+
+
+def test_a_swallowed_ctrl_c_is_delivered_again_quietly():
+    r = subprocess.run([sys.executable, '-c', _EATER], capture_output=True, text=True, timeout=60)
+    assert r.stdout.strip() == 'DELIVERED True', (r.stdout, r.stderr)
+    assert 'Exception ignored' not in r.stderr and 'Traceback' not in r.stderr, r.stderr
