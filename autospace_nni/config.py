@@ -272,7 +272,7 @@ def ranged(kind, valid) -> Callable[[str], Any]:
 
 
 #: the range rules, for :func:`ranged`
-integer, number = (lambda low, high=None: _int(low, high)), _real
+integer, number = _int, _real
 
 
 def _none_or(kind):

@@ -239,15 +239,16 @@ def run_evolve(cfg: EvolveConfig, out, *, overwrite: bool = False, progress: boo
             # checkpoint files, none of them loadable (corrupt, or not weights only): never silently replaced
             unreadable = ckpt is None and any((out / 'checkpoints' / n).exists() for n in (AutoSpace.CHECKPOINT,
                                                                                           AutoSpace.PREVIOUS))
-            if ckpt is not None and _untrained(load_checkpoint(ckpt)):
-                ckpt = None   # the checkpoint of a run's start: starting again is the exact resume
+            state = None if ckpt is None else load_checkpoint(ckpt)
+            if state is not None and _untrained(state):
+                ckpt = state = None   # the checkpoint of a run's start: starting again is the exact resume
             if ckpt is None and (_lines(out / 'history.jsonl') or unreadable):
                 raise RunDirError(f'{out} has no complete checkpoint to resume from; start again with --overwrite')
             if ckpt is None:   # killed before its first iteration ended: nothing to keep, the same run again
                 if main:
                     prepare_run_dir(out, overwrite=True)
             else:
-                done = load_checkpoint(ckpt)['autospace']['evolution']['iteration']
+                done = state['autospace']['evolution']['iteration']
                 if main:
                     _truncate_history(out / 'history.jsonl', done)
         elif main:
