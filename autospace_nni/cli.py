@@ -120,12 +120,6 @@ def _cmd_search(args) -> int:
     from .data import load_dataset
     from .pipeline import quiet_libraries, _write_json
     from .search import load_search_space, run_search
-    if args.trials < 1 or args.epochs < 1:
-        raise usage_error('--trials and --epochs must be >= 1')
-    if args.concurrency < 1:
-        raise usage_error('--concurrency must be >= 1')
-    if not 0 < args.budget_floor <= 1:
-        raise usage_error(f'--budget-floor must be in (0, 1], got {args.budget_floor}')
     if os.environ.get('AUTOSPACE_QUIET'):
         quiet_libraries()
     learned = load_search_space(args.space, args.skeleton)
@@ -156,8 +150,6 @@ def _cmd_train(args) -> int:
     from .retrain import retrain
     from .space.network import Architecture
     import torch
-    if args.epochs < 1:
-        raise usage_error('--epochs must be >= 1')
     if args.device == 'cuda' and not torch.cuda.is_available():
         raise usage_error('--device cuda was given but no CUDA device is available; use --device cpu')
     arch = Architecture.load(args.arch)
@@ -197,8 +189,6 @@ def _cmd_sample_space(args) -> int:
     from .data import load_dataset
     from .design_space import sample_space
     from .search import load_search_space
-    if args.n < 1 or args.epochs < 1:
-        raise usage_error('--n and --epochs must be >= 1')
     if args.madds_range and args.madds_range[0] > args.madds_range[1]:
         raise usage_error(f'--madds-range LO HI needs LO <= HI, got {args.madds_range}')
     space = load_search_space(args.space, args.skeleton)
