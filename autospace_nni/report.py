@@ -68,7 +68,7 @@ def draw_cell(ax, cell, title: str = '') -> None:
     ax.set_xlim(-0.6, n - 0.4)
     ax.set_ylim(-0.25 * n - 0.3, 0.25 * n + 0.3)
     ax.axis('off')
-    genes = f'expand {cell.expand}, {cell.act}' + (', SE' if cell.se else '')
+    genes = f'expand {cell.expand}, {cell.act}' + ((', SE' + ('' if cell.se_style == 'exp' else f' ({cell.se_style})')) if cell.se else '')
     ax.set_title(f'{title}\n{genes}' if title else genes, fontsize=8)
 
 

@@ -15,6 +15,16 @@ def cells(draw, max_nodes=5):
 
 
 @st.composite
+def gene_cells(draw, max_nodes=4):
+    """A random cell with any of the genes: decimal expand ratios, every activation, every SE style."""
+    cell = draw(cells(max_nodes))
+    expand = draw(st.sampled_from([1, 2, 3, 6, 1.5, 2.3, 2.5, 3.67, 4.5]))
+    act = draw(st.sampled_from(['relu6', 'hswish', 'relu', 'swish']))
+    se = draw(st.booleans())
+    return cell.with_genes(expand=expand, act=act, se=se, se_style=draw(st.sampled_from(['exp', 'in', 'v3'])))
+
+
+@st.composite
 def shapes(draw):
     c_in = draw(st.integers(1, 12))
     c_out = draw(st.sampled_from([c_in, draw(st.integers(1, 12))]))

@@ -8,7 +8,7 @@ from hypothesis import given, settings, strategies as st, HealthCheck
 from autospace_nni.cells import Cell, CellError, PRIMITIVES, count_by_hooks, DEFAULT_OPS
 from autospace_nni.cells.ops import register_primitive
 
-from strategies import cells, shapes
+from strategies import cells, gene_cells, shapes
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -21,6 +21,45 @@ def test_text_round_trip(cell):
     assert Cell.parse(text) == cell
     assert str(Cell.parse(text)) == text
     assert ' ' not in text and '>' not in text and '|' not in text
+
+
+@SETTINGS
+@given(gene_cells())
+def test_text_round_trip_with_every_gene(cell):
+    text = str(cell)
+    assert Cell.parse(text) == cell and str(Cell.parse(text)) == text
+    assert Cell.parse(cell.canonical).key == cell.key
+
+
+def test_old_texts_parse_to_the_same_cells():
+    # the genes before decimal ratios, relu/swish and SE styles: the same fields, the same text, the same cost
+    for text, genes in [('e6_relu6:0-1=dw3x3', (6, 'relu6', False, 'exp')),
+                        ('e3_hswish_se:0-1=dw5x5,0-2=skip,1-3=conv1x1,2-3=dw3x3', (3, 'hswish', True, 'exp')),
+                        ('e1_relu6_se:0-1=skip', (1, 'relu6', True, 'exp'))]:
+        c = Cell.parse(text)
+        assert (c.expand, c.act, c.se, c.se_style) == genes and str(c) == text
+        assert isinstance(c.expand, int)
+    # known answers of the original rule: SE hidden = int(expanded / 4), width = c_in * expand exactly
+    assert Cell.parse('e6_relu6_se:0-1=dw3x3').cost(10, 12, 1, 4, 4) == (
+        16 * 10 * 60 + 16 * 60 * 9 + 2 * 60 * 15 + 16 * 60 * 12,
+        10 * 60 + 120 + 60 * 9 + 120 + 2 * 60 * 15 + 15 + 60 + 60 * 12 + 24, 4, 4)
+
+
+def test_new_genes_known_answers():
+    # MobileNetV3's 80 -> 200 block: e2.5 gives exactly 200 channels; 24 * 3.67 = 88.08 rounds to 88
+    assert Cell.parse('e2.5_hswish:0-1=dw3x3').build(80, 80, 1).project[0].in_channels == 200
+    assert Cell.parse('e3.67_relu:0-1=dw3x3').build(24, 24, 1).project[0].in_channels == 88
+    # SE from the block input (EfficientNet: 16 -> 96 expanded, 4 hidden) versus from the expanded tensor (24)
+    assert Cell.parse('e6_swish_sei:0-1=dw3x3').build(16, 24, 2).se.reduce.out_channels == 4
+    assert Cell.parse('e6_swish_se:0-1=dw3x3').build(16, 24, 2).se.reduce.out_channels == 24
+    # MobileNetV3's SE: expanded // 4 rounded to 8 (72 -> 24, 120 -> 32), ReLU inside, hard-sigmoid gate
+    se = Cell.parse('e3_relu_sev3:0-1=dw5x5').build(40, 40, 1).se
+    assert se.reduce.out_channels == 32 and isinstance(se.act, torch.nn.ReLU)
+    assert isinstance(se.gate, torch.nn.Hardsigmoid)
+    assert isinstance(Cell.parse('e6_swish_sei:0-1=dw3x3').build(16, 24, 2).se.gate, torch.nn.Sigmoid)
+    # one cell, one text: a whole decimal is the integer ratio; a style without SE is no style
+    assert Cell(((0, 1, 'dw3x3'),), 6.0) == Cell.parse('e6_relu6:0-1=dw3x3')
+    assert Cell(((0, 1, 'dw3x3'),), 6, se=False, se_style='in') == Cell.parse('e6_relu6:0-1=dw3x3')
 
 
 def test_examples_parse():
@@ -42,6 +81,10 @@ def test_examples_parse():
     ('e6_relu6:0->1=dw3x3', "'0->1=dw3x3'"),            # bad edge token
     ('e6_relu6', 'one ":"'),                            # no edges part
     ('e6_relu6:', "''"),                                # empty edge token
+    ('e2.50_relu6:0-1=dw3x3', 'write it as 2.5'),       # a decimal ratio written two ways
+    ('e6.0_relu6:0-1=dw3x3', 'write it as 6'),          # a whole ratio written as a decimal
+    ('e0.5_relu6:0-1=dw3x3', 'at least 1'),             # below one
+    ('e6_relu6_se3:0-1=dw3x3', "'e6_relu6_se3'"),       # unknown SE token
 ])
 def test_errors_name_the_bad_part(text, needle):
     with pytest.raises(CellError) as info:
@@ -147,6 +190,12 @@ def _check_cost(cell, c_in, c_out, stride, h, w):
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(cells(), shapes())
 def test_cost_matches_hooks_random(cell, shape):
+    _check_cost(cell, *shape)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(gene_cells(), shapes())
+def test_cost_matches_hooks_with_every_gene(cell, shape):
     _check_cost(cell, *shape)
 
 

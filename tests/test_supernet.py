@@ -157,3 +157,29 @@ def test_supernet_path_and_exported_block_compute_the_same_function(pre_act_prim
     pool.train()
     pool(x, cell)
     assert not torch.equal(pool.block_state_dict(cell)['expand.1.running_mean'], before)
+
+
+@pytest.mark.parametrize('spec_index', [1, 2])
+def test_supernet_runs_the_new_genes_as_their_exported_blocks(spec_index):
+    """Decimal expand ratios (rounded widths, pooled under dot-free keys), relu/swish and the SE styles."""
+    spec = Skeleton.preset('tiny-8').blocks()[spec_index]
+    cells = [Cell.parse(t) for t in ('e2.5_swish_sei:0-1=dw3x3', 'e3_relu_sev3:0-1=dw5x5,0-2=skip,1-2=conv1x1',
+                                     'e1_relu_sev3:0-1=dw3x3', 'e3_hswish_se:0-1=dw3x3', 'e2.5_relu:0-1=dw5x5')]
+    pool = SuperCell(spec, max_nodes=3, ops=['dw3x3', 'dw5x5', 'skip', 'conv1x1'], expand_choices=[1, 2.5, 3],
+                     acts=['relu6', 'hswish', 'relu', 'swish'], se_styles=['exp', 'in', 'v3'])
+    assert 'e2p5' in pool.project and not any('2.5' in k for k in pool.state_dict())
+    torch.manual_seed(spec_index)
+    with torch.no_grad():
+        for name, t in pool.state_dict().items():
+            if t.is_floating_point():
+                t.copy_(torch.rand_like(t) + 0.5 if 'running_var' in name else torch.randn_like(t) * 0.3)
+    x = torch.randn(3, spec.c_in, spec.height, spec.width)
+    for cell in cells:
+        assert pool.supports(cell) is None
+        block = cell.build(spec.c_in, spec.c_out, spec.stride)
+        block.load_state_dict(pool.block_state_dict(cell))
+        pool.eval(), block.eval()
+        with torch.no_grad():
+            assert torch.allclose(pool(x, cell), block(x), atol=1e-5), str(cell)
+    narrow = SuperCell(spec, max_nodes=3, ops=['dw3x3'], expand_choices=[2.5], acts=['swish'])
+    assert 'SE style in' in narrow.supports(Cell.parse('e2.5_swish_sei:0-1=dw3x3'))

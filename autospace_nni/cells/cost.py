@@ -13,7 +13,7 @@ from typing import NamedTuple, TYPE_CHECKING
 import torch
 from torch import nn
 
-from .block import se_channels
+from .block import expanded_width, se_channels
 from .ops import PRIMITIVES, out_size
 
 if TYPE_CHECKING:
@@ -49,15 +49,15 @@ def conv_cost(c_in: int, c_out: int, kernel: int, h_out: int, w_out: int, *, gro
 _FRAME_COSTS: dict = {}
 
 
-def _frame_cost(c_in, c_out, expand, se, stride, height, width):
+def _frame_cost(c_in, c_out, expand, se, se_style, stride, height, width):
     """Everything of the block but its edges: expand, SE, projection; plus the output size."""
-    c_e = c_in * expand
+    c_e = expanded_width(c_in, expand)
     h, w = out_size(height, stride), out_size(width, stride)
     madds = params = 0
-    if expand != 1:
+    if c_e != c_in:
         madds, params = conv_cost(c_in, c_e, 1, height, width)
     if se:
-        r = se_channels(c_e)
+        r = se_channels(c_e, se_style, c_in)
         madds += 2 * c_e * r
         params += 2 * c_e * r + r + c_e
     m, p = conv_cost(c_e, c_out, 1, h, w)
@@ -68,7 +68,7 @@ _new_tuple = tuple.__new__
 
 
 def cell_cost(cell: 'Cell', c_in: int, c_out: int, stride: int, height: int, width: int) -> CellCost:
-    frame_key = (c_in, c_out, cell.expand, cell.se, stride, height, width)
+    frame_key = (c_in, c_out, cell.expand, cell.se, cell.se_style, stride, height, width)
     frame = _FRAME_COSTS.get(frame_key)
     if frame is None:
         frame = _FRAME_COSTS[frame_key] = (*_frame_cost(*frame_key), {})

@@ -3,11 +3,19 @@
 Grammar (in the spirit of timm's block strings; a cell is text a person can read, diff and paste)::
 
     cell   := genes ":" edge ("," edge)*
-    genes  := "e" EXPAND "_" ACT ["_se"]
+    genes  := "e" EXPAND "_" ACT ["_se" | "_sei" | "_sev3"]
     edge   := SRC "-" DST "=" OP
 
     e6_relu6:0-1=dw3x3                          MBConv k3 e6 (MobileNetV2's block)
     e3_hswish_se:0-1=dw5x5,0-2=skip,1-3=conv1x1,2-3=dw3x3
+    e6_swish_sei:0-1=dw5x5                      EfficientNet-B0's MBConv6 k5 (SE from the block input)
+    e2.5_hswish:0-1=dw3x3                       MobileNetV3's 80 -> 200 block
+
+EXPAND is an integer ratio (the expanded width is exactly ``c_in * EXPAND``) or a decimal one such as
+``2.5`` (the width is ``make_divisible(c_in * EXPAND, 8)``, torchvision's and timm's rounding). ACT is one
+of ``relu6``, ``hswish``, ``relu`` and ``swish``. The SE token chooses the squeeze-and-excitation style
+(:data:`~autospace_nni.cells.block.SE_STYLES`): ``_se`` reduces the expanded width by 4 (the grammar's
+original rule), ``_sei`` the block input's (EfficientNet, MnasNet), ``_sev3`` is MobileNetV3's.
 
 Node 0 is the (expanded) block input; the highest node index is the output. Node i sums its incoming
 edges. Edges leaving node 0 carry the block's stride. ``none`` edges are simply absent. The text has
@@ -24,7 +32,7 @@ from typing import Iterable, Sequence, Tuple
 
 from ..errors import CellError
 from ..limits import MAX_EXPAND, check_build
-from .block import CellBlock
+from .block import CellBlock, SE_STYLES
 from .cost import cell_cost as _cell_cost
 from .ops import ACTIVATIONS, PRIMITIVES, SE_RATIO
 
@@ -42,7 +50,10 @@ MAX_NODES = 10
 
 Edge = Tuple[int, int, str]
 
-_GENES_RE = re.compile(r'^e(\d+)_([a-z0-9]+)(_se)?$')
+_GENES_RE = re.compile(r'^e(\d+(?:\.\d+)?)_([a-z0-9]+)(_se|_sei|_sev3)?$')
+#: the SE token of each style, and back
+_SE_TOKENS = {'exp': '_se', 'in': '_sei', 'v3': '_sev3'}
+_SE_FROM_TOKEN = {t: style for style, t in _SE_TOKENS.items()}
 _EDGE_RE = re.compile(r'^(\d)-(\d)=([a-z0-9_]+)$')
 
 
@@ -56,8 +67,15 @@ class Cell:
     expand: int = 6
     act: str = 'relu6'
     se: bool = False
+    #: the SE style when ``se`` (:data:`~autospace_nni.cells.block.SE_STYLES`); always ``'exp'`` without SE
+    se_style: str = 'exp'
 
     def __post_init__(self):
+        # a decimal ratio that is a whole number is that integer ratio (one cell, one text)
+        if isinstance(self.expand, float) and self.expand.is_integer():
+            object.__setattr__(self, 'expand', int(self.expand))
+        if self.se is False and self.se_style != 'exp':
+            object.__setattr__(self, 'se_style', 'exp')
         edges = tuple(sorted((int(s), int(d), str(o)) for s, d, o in self.edges if o != 'none'))
         object.__setattr__(self, 'edges', edges)
         self._validate()
@@ -78,14 +96,17 @@ class Cell:
         return [e for e in self.edges if e[1] == node]
 
     def _validate(self) -> None:
-        if isinstance(self.expand, bool) or not isinstance(self.expand, int) or self.expand < 1:
-            raise CellError(f'expand ratio {self.expand!r} must be a positive integer')
+        if isinstance(self.expand, bool) or not isinstance(self.expand, (int, float)) or not self.expand >= 1:
+            raise CellError(f'expand ratio {self.expand!r} must be a number >= 1 (an integer, or a decimal '
+                            'such as 2.5)')
         if self.expand > MAX_EXPAND:
             raise CellError(f'expand ratio {self.expand} is over the limit of {MAX_EXPAND} (autospace_nni.limits)')
         if self.act not in ACTIVATIONS:
             raise CellError(f'unknown activation {self.act!r}; known: {", ".join(ACTIVATIONS)}')
         if not isinstance(self.se, bool):
             raise CellError(f'se gene must be a bool, got {self.se!r}')
+        if self.se_style not in SE_STYLES:
+            raise CellError(f'unknown SE style {self.se_style!r}; known: {", ".join(SE_STYLES)}')
         if not self.edges:
             raise CellError('a cell needs at least one non-none edge')
         seen = set()
@@ -118,7 +139,7 @@ class Cell:
     # ----- text -----
     @property
     def genes_text(self) -> str:
-        return f'e{self.expand}_{self.act}' + ('_se' if self.se else '')
+        return f'e{self.expand!r}_{self.act}' + (_SE_TOKENS[self.se_style] if self.se else '')
 
     def __str__(self) -> str:
         return self.genes_text + ':' + ','.join(f'{s}-{d}={op}' for s, d, op in self.edges)
@@ -138,13 +159,15 @@ class Cell:
         genes, edges_text = text.split(':')
         m = _GENES_RE.match(genes)
         if not m:
-            raise CellError(f'bad genes token {genes!r}: expected e<expand>_<act>[_se], e.g. "e6_relu6"')
+            raise CellError(f'bad genes token {genes!r}: expected e<expand>_<act>[_se|_sei|_sev3], e.g. "e6_relu6"')
         expand_text, act, se = m.groups()
-        if expand_text != str(int(expand_text)):
-            raise CellError(f'bad expand ratio {expand_text!r} in genes token {genes!r}')
-        expand = int(expand_text)
+        expand = float(expand_text) if '.' in expand_text else int(expand_text)
+        if isinstance(expand, float) and expand.is_integer():
+            expand = int(expand)
+        if expand_text != repr(expand):
+            raise CellError(f'bad expand ratio {expand_text!r} in genes token {genes!r}: write it as {expand!r}')
         if expand < 1:
-            raise CellError(f'expand ratio {expand} in {genes!r} must be a positive integer')
+            raise CellError(f'expand ratio {expand} in {genes!r} must be at least 1')
         if act not in ACTIVATIONS:
             raise CellError(f'unknown activation {act!r} in genes token {genes!r}; known: {", ".join(ACTIVATIONS)}')
         edges = []
@@ -156,7 +179,7 @@ class Cell:
             if op not in PRIMITIVES:
                 raise CellError(f'unknown op {op!r} in edge {token!r}; known: {", ".join(sorted(PRIMITIVES))}')
             edges.append((int(s), int(d), op))
-        return cls(tuple(edges), expand, act, bool(se))
+        return cls(tuple(edges), expand, act, bool(se), _SE_FROM_TOKEN[se] if se else 'exp')
 
     # ----- identity -----
     @property
@@ -236,7 +259,7 @@ class Cell:
                 return None
             edges.pop(rng.randint(len(edges)))
             try:
-                child = Cell(tuple(edges), self.expand, self.act, self.se)
+                child = Cell(tuple(edges), self.expand, self.act, self.se, self.se_style)
             except CellError:
                 return None
             # a removal that shrinks the node count would silently relabel the output; not local
@@ -251,7 +274,7 @@ class Cell:
             value = others[rng.randint(len(others))]
             return dataclasses.replace(self, **{gene: (bool(value) if gene == 'se' else value)})
         try:
-            return Cell(tuple(edges), self.expand, self.act, self.se)
+            return Cell(tuple(edges), self.expand, self.act, self.se, self.se_style)
         except CellError:
             return None
 

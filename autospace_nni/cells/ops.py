@@ -17,10 +17,13 @@ from typing import Callable, Dict, Tuple
 
 import torch
 from torch import nn
+# torchvision's own channel rounding (the nearest multiple of 8, one step up where rounding down loses
+# more than 10%), reused rather than copied so that our widths can never drift from its models'
+from torchvision.models._utils import _make_divisible as make_divisible
 
 __all__ = [
     'ACTIVATIONS', 'PRIMITIVES', 'Primitive', 'register_primitive', 'primitive', 'make_activation',
-    'ConvBNAct', 'out_size', 'SE_RATIO',
+    'ConvBNAct', 'out_size', 'SE_RATIO', 'make_divisible',
 ]
 
 Cost = Tuple[int, int]  # (madds, params)
@@ -34,9 +37,12 @@ def out_size(size: int, stride: int) -> int:
     return (size - 1) // stride + 1
 
 
+#: the activation genes: MobileNetV2 (relu6), MnasNet (relu), MobileNetV3 (relu and hswish), EfficientNet (swish)
 ACTIVATIONS: Dict[str, Callable[[], nn.Module]] = {
     'relu6': lambda: nn.ReLU6(inplace=False),
     'hswish': lambda: nn.Hardswish(inplace=False),
+    'relu': lambda: nn.ReLU(inplace=False),
+    'swish': lambda: nn.SiLU(inplace=False),
 }
 
 

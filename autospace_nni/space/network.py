@@ -15,7 +15,7 @@ from torch import nn
 from ..cells.cost import NetworkCost
 from ..cells.fixed import FixedCandidate
 from ..cells.genome import Cell
-from ..cells.ops import ConvBNAct
+from ..cells.ops import ConvBNAct, make_activation
 from ..errors import ArchError, CellError
 from ..limits import check_build
 from .skeleton import BlockSpec, Skeleton, ZERO
@@ -30,7 +30,8 @@ class ZeroBlock(nn.Identity):
 
 
 class SkeletonNet(nn.Module):
-    """stem conv3x3 → fixed first block → one module per searchable block → head 1x1 → GAP → FC."""
+    """stem conv3x3 → fixed first block → one module per searchable block → head 1x1 → GAP → FC, with
+    MobileNetV3's hidden FC (+ activation) before the classifier where the skeleton has ``head_fc``."""
 
     def __init__(self, skeleton: Skeleton, block_factory: Callable[[BlockSpec], nn.Module]):
         super().__init__()
@@ -44,13 +45,29 @@ class SkeletonNet(nn.Module):
         self.blocks = nn.Sequential(*[block_factory(spec) for spec in specs])
         self.head = ConvBNAct(specs[-1].c_out, sk.head_width, 1, act=sk.act)
         self.pool = nn.AdaptiveAvgPool2d(1)
+        self.head_fc = (nn.Sequential(nn.Linear(sk.head_width, sk.head_fc), make_activation(sk.act))
+                        if sk.head_fc else None)
         self.dropout = nn.Dropout(sk.dropout) if sk.dropout > 0 else nn.Identity()
-        self.classifier = nn.Linear(sk.head_width, sk.num_classes)
+        self.classifier = nn.Linear(sk.head_fc or sk.head_width, sk.num_classes)
+        if sk.bn_eps != 1e-5:
+            set_bn_eps(self, sk.bn_eps)
 
     def forward(self, x):
         x = self.blocks(self.first(self.stem(x)))
         x = self.pool(self.head(x)).flatten(1)
+        if self.head_fc is not None:
+            x = self.head_fc(x)
         return self.classifier(self.dropout(x))
+
+
+def set_bn_eps(module: nn.Module, eps: float) -> None:
+    """Set the epsilon of every batch norm in ``module``, the parameter-free activation twins of a supernet's
+    weight pools (:class:`~autospace_nni.space.supernet.SuperCell`, not submodules) included."""
+    for m in module.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.eps = eps
+        for twin in getattr(m, '_twins', {}).values():
+            set_bn_eps(twin, eps)
 
 
 def fixed_cost(layout) -> NetworkCost:

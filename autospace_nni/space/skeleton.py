@@ -78,6 +78,11 @@ class Skeleton:
     grouping: str = 'stage'
     allow_zero: bool = True
     dropout: float = 0.0
+    #: MobileNetV3's head: a fully connected layer of this width (with ``act``) between the pooling and the
+    #: classifier; 0, the default, goes straight from the pooled 1x1-conv features to the classifier
+    head_fc: int = 0
+    #: the batch-norm epsilon of every layer (torchvision's MobileNetV3 uses 1e-3)
+    bn_eps: float = 1e-5
 
     def __post_init__(self):
         # strict types: a skeleton usually arrives from JSON, where 2.5 or "16" must not pass as a width
@@ -87,13 +92,17 @@ class Skeleton:
             raise SkeletonError(f'input_shape must be three integers (channels, height, width), got {self.input_shape!r}')
         object.__setattr__(self, 'input_shape', tuple(int(v) for v in self.input_shape))
         object.__setattr__(self, 'stages', tuple(s if isinstance(s, Stage) else Stage(**s) for s in self.stages))
-        for field in ('num_classes', 'stem_width', 'stem_stride', 'head_width', 'first_block_width'):
+        for field in ('num_classes', 'stem_width', 'stem_stride', 'head_width', 'first_block_width', 'head_fc'):
             if not _is_int(getattr(self, field)):
                 raise SkeletonError(f'{field} must be an integer, got {getattr(self, field)!r}')
         if self.stem_stride not in (1, 2):
             raise SkeletonError(f'stem_stride must be 1 or 2, got {self.stem_stride}')
         if self.first_block_width < 1:
             raise SkeletonError(f'first_block_width must be >= 1, got {self.first_block_width}')
+        if self.head_fc < 0:
+            raise SkeletonError(f'head_fc must be >= 0 (0: no hidden fully connected layer), got {self.head_fc}')
+        if isinstance(self.bn_eps, bool) or not isinstance(self.bn_eps, (int, float)) or not 0 < self.bn_eps < 1:
+            raise SkeletonError(f'bn_eps must be a number in (0, 1), got {self.bn_eps!r}')
         if not isinstance(self.allow_zero, bool):
             raise SkeletonError(f'allow_zero must be true or false, got {self.allow_zero!r}')
         if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)) or not 0 <= self.dropout < 1:
@@ -116,7 +125,7 @@ class Skeleton:
         if self.num_classes < 1 or self.stem_width < 1 or self.head_width < 1:
             raise SkeletonError('num_classes, stem_width and head_width must be >= 1')
         # the bounds of autospace_nni.limits, before anything is priced or built
-        widths = {'stem_width': self.stem_width, 'head_width': self.head_width,
+        widths = {'stem_width': self.stem_width, 'head_width': self.head_width, 'head_fc': self.head_fc,
                   'first_block_width': self.first_block_width,
                   **{f'stage {i} width': s.width for i, s in enumerate(self.stages, 1)}}
         for what, (value, limit) in {**{k: (v, MAX_WIDTH) for k, v in widths.items()},
@@ -184,8 +193,13 @@ class Skeleton:
         fh, fw = self.final_hw()
         hm, hp = conv_cost(self.stages[-1].width, self.head_width, 1, fh, fw)
         m, p = m + hm, p + hp
-        m += self.head_width * self.num_classes
-        p += self.head_width * self.num_classes + self.num_classes
+        features = self.head_width
+        if self.head_fc:
+            m += features * self.head_fc
+            p += features * self.head_fc + self.head_fc
+            features = self.head_fc
+        m += features * self.num_classes
+        p += features * self.num_classes + self.num_classes
         return NetworkCost(m, p)
 
     def candidates_of(self, group: str) -> list:
@@ -203,6 +217,11 @@ class Skeleton:
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d['input_shape'] = list(self.input_shape)
+        # fields added after the first documents were written are left out at their defaults, so that an
+        # old skeleton's document stays byte for byte what it was
+        for field, default in _LATER_FIELDS.items():
+            if d[field] == default:
+                del d[field]
         return d
 
     @classmethod
@@ -226,6 +245,9 @@ class Skeleton:
         return dataclasses.replace(sk, **overrides) if overrides else sk
 
 
+_LATER_FIELDS = {'head_fc': 0, 'bn_eps': 1e-5}
+
+
 def reference_cell(skeleton: Skeleton, *, kernel: int = 3, expand: int = 6) -> Cell:
     """MobileNetV2/ProxylessNAS MBConv (k3, e6 by default) written in the cell grammar."""
     return Cell(((0, 1, f'dw{kernel}x{kernel}'),), expand, skeleton.act, False)
@@ -239,19 +261,48 @@ SKELETON_PRESETS: Dict[str, Skeleton] = {
                 Stage(320, 1, 1)),
         head_width=1280),
     # The released ProxylessNAS-mobile network (and NNI's hub space) widens stage 1 to 32 channels; the
-    # search skeleton above keeps the released configs' 24. Used by the published-network check.
+    # search skeleton above keeps the released configs' 24. Used by the published-network check; its batch
+    # norms use NNI's hub epsilon (1e-3), so that the same weights give the same outputs.
     'proxylessnas-mobile-released': Skeleton(
         name='proxylessnas-mobile-released', input_shape=(3, 224, 224), num_classes=1000, stem_width=32,
         stem_stride=2,
         stages=(Stage(32, 4, 2), Stage(40, 4, 2), Stage(80, 4, 2), Stage(96, 4, 1), Stage(192, 4, 2),
                 Stage(320, 1, 1)),
-        head_width=1280),
+        head_width=1280, bn_eps=1e-3),
     # MobileNetV2-1.0 backbone, for the published-network check of the cost model.
     'mobilenetv2': Skeleton(
         name='mobilenetv2', input_shape=(3, 224, 224), num_classes=1000, stem_width=32, stem_stride=2,
         stages=(Stage(24, 2, 2), Stage(32, 3, 2), Stage(64, 4, 2), Stage(96, 3, 1), Stage(160, 3, 2),
                 Stage(320, 1, 1)),
         head_width=1280, allow_zero=False),
+    # EfficientNet-B0 (torchvision's efficientnet_b0): swish throughout, MBConv1 k3 with SE as the fixed first
+    # block, the seven stages of the paper's table 1 (the first is the fixed block).
+    'efficientnet-b0': Skeleton(
+        name='efficientnet-b0', input_shape=(3, 224, 224), num_classes=1000, stem_width=32, stem_stride=2,
+        first_block='e1_swish_sei:0-1=dw3x3', first_block_width=16,
+        stages=(Stage(24, 2, 2), Stage(40, 2, 2), Stage(80, 3, 2), Stage(112, 3, 1), Stage(192, 4, 2),
+                Stage(320, 1, 1)),
+        head_width=1280, act='swish', dropout=0.2),
+    # MnasNet-A1 (timm's semnasnet_100): ReLU, a separable conv as the fixed first block.
+    'mnasnet-a1': Skeleton(
+        name='mnasnet-a1', input_shape=(3, 224, 224), num_classes=1000, stem_width=32, stem_stride=2,
+        first_block='e1_relu:0-1=dw3x3', first_block_width=16,
+        stages=(Stage(24, 2, 2), Stage(40, 3, 2), Stage(80, 4, 2), Stage(112, 2, 1), Stage(160, 3, 2),
+                Stage(320, 1, 1)),
+        head_width=1280, act='relu'),
+    # MobileNetV3-Large and -Small (torchvision's mobilenet_v3_large / _small): h-swish stem and head, the
+    # hidden FC head (960 -> 1280, 576 -> 1024), batch-norm epsilon 1e-3. Small's first block has stride 2,
+    # so it is a searchable stage of one block rather than the fixed stride-1 first block.
+    'mobilenetv3-large': Skeleton(
+        name='mobilenetv3-large', input_shape=(3, 224, 224), num_classes=1000, stem_width=16, stem_stride=2,
+        first_block='e1_relu:0-1=dw3x3', first_block_width=16,
+        stages=(Stage(24, 2, 2), Stage(40, 3, 2), Stage(80, 4, 2), Stage(112, 2, 1), Stage(160, 3, 2)),
+        head_width=960, head_fc=1280, act='hswish', bn_eps=1e-3, dropout=0.2),
+    'mobilenetv3-small': Skeleton(
+        name='mobilenetv3-small', input_shape=(3, 224, 224), num_classes=1000, stem_width=16, stem_stride=2,
+        first_block=None,
+        stages=(Stage(16, 1, 2), Stage(24, 2, 2), Stage(40, 3, 2), Stage(48, 2, 1), Stage(96, 3, 2)),
+        head_width=576, head_fc=1024, act='hswish', bn_eps=1e-3, dropout=0.2),
     # Fashion-MNIST sized: 28x28x1, no stem stride (28 -> 28 -> 14 -> 7 -> 4).
     'mobile-28': Skeleton(
         name='mobile-28', input_shape=(1, 28, 28), num_classes=10, stem_width=16, stem_stride=1,

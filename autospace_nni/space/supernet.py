@@ -23,7 +23,7 @@ from torch.func import functional_call
 
 from nni.nas.oneshot.pytorch.supermodule.base import BaseSuperNetModule
 
-from ..cells.block import SqueezeExcite, edge_name, run_cell
+from ..cells.block import SqueezeExcite, edge_name, expanded_width, run_cell
 from ..cells.fixed import FixedCandidate, FixedModules, parse_candidate
 from ..cells.genome import Cell
 from ..cells.cost import conv_cost
@@ -34,8 +34,17 @@ from .skeleton import BlockSpec
 __all__ = ['SuperCell', 'AutoSpaceMixedLayer', 'pool_size']
 
 
+def _e(e) -> str:
+    """An expand ratio as a module key: ``e6``, ``e2p5`` (module names cannot hold a dot)."""
+    return f'e{e!r}'.replace('.', 'p')
+
+
 def _edge_key(s: int, d: int, op: str, e: int) -> str:
-    return f'{s}_{d}_{op}_e{e}'
+    return f'{s}_{d}_{op}_{_e(e)}'
+
+
+def _se_key(e, act: str, style: str) -> str:
+    return f'{_e(e)}_{act}' + ('' if style == 'exp' else f'_{style}')
 
 
 def _layout(module: nn.Module) -> list:
@@ -43,16 +52,16 @@ def _layout(module: nn.Module) -> list:
 
 
 def pool_params(spec: BlockSpec, max_nodes: int, ops: Sequence[str], expand_choices: Sequence[int], n_acts: int,
-                se: bool) -> int:
+                se: bool, n_se_styles: int = 1) -> int:
     """An upper estimate of a :class:`SuperCell`'s parameters, priced without building it: per expand ratio, the
     expansion, every parametric op on every edge, an SE per activation and the projection."""
     total = 0
     edges = max_nodes * (max_nodes - 1) // 2
     for e in set(expand_choices):
-        c_e = spec.c_in * e
+        c_e = expanded_width(spec.c_in, e)
         total += conv_cost(spec.c_in, c_e, 1, 1, 1)[1] + conv_cost(c_e, spec.c_out, 1, 1, 1)[1]
         total += edges * n_acts * sum(PRIMITIVES[op].cost(c_e, 1, 8, 8)[1] for op in set(ops) if PRIMITIVES[op].parametric)
-        total += (n_acts * 2 * c_e * c_e) if se else 0
+        total += (n_se_styles * n_acts * 2 * c_e * c_e) if se else 0
     return total
 
 
@@ -68,24 +77,26 @@ class SuperCell(nn.Module):
     """
 
     def __init__(self, spec: BlockSpec, *, max_nodes: int, ops: Sequence[str], expand_choices: Sequence[int],
-                 acts: Sequence[str] = ('relu6', 'hswish'), se: bool = True):
+                 acts: Sequence[str] = ('relu6', 'hswish'), se: bool = True, se_styles: Sequence[str] = ('exp',)):
         super().__init__()
         self.spec = spec
         self.max_nodes = max_nodes
         self.ops = tuple(sorted(set(ops)))
         self.expand_choices = tuple(sorted(set(expand_choices)))
         self.acts = tuple(dict.fromkeys(acts))
+        self.se_styles = tuple(dict.fromkeys(se_styles)) if se else ()
         c_in, c_out, stride = spec.c_in, spec.c_out, spec.stride
-        check_build(pool_params(spec, max_nodes, self.ops, self.expand_choices, len(self.acts), se),
+        check_build(pool_params(spec, max_nodes, self.ops, self.expand_choices, len(self.acts), se,
+                                len(self.se_styles)),
                     f'the weight pool of block {spec.label}')
         self._twins: Dict[Tuple[str, str], nn.Module] = {}     # (pool key, act) -> meta twin (not a submodule)
         self.expand = nn.ModuleDict()
         self.edges = nn.ModuleDict()
         self.free = nn.ModuleDict()   # parameter-free ops (skip, pools), built once per stride and activation
         for e in self.expand_choices:
-            c_e = c_in * e
-            if e != 1:
-                self._pool(self.expand, f'e{e}', lambda a, c_e=c_e: ConvBNAct(c_in, c_e, 1, act=a))
+            c_e = expanded_width(c_in, e)
+            if c_e != c_in:
+                self._pool(self.expand, _e(e), lambda a, c_e=c_e: ConvBNAct(c_in, c_e, 1, act=a))
             for d in range(1, max_nodes):
                 for s in range(d):
                     for op in self.ops:
@@ -98,9 +109,10 @@ class SuperCell(nn.Module):
                             for a in self.acts:
                                 if f'{op}_s{st}_{a}' not in self.free:
                                     self.free[f'{op}_s{st}_{a}'] = prim.build(c_e, st, a)
-        self.se = nn.ModuleDict({f'e{e}_{a}': SqueezeExcite(c_in * e, a) for e in self.expand_choices
-                                 for a in self.acts} if se else {})
-        self.project = nn.ModuleDict({f'e{e}': ConvBNAct(c_in * e, c_out, 1, act=None) for e in self.expand_choices})
+        self.se = nn.ModuleDict({_se_key(e, a, st): SqueezeExcite(expanded_width(c_in, e), a, st, c_in)
+                                 for e in self.expand_choices for a in self.acts for st in self.se_styles})
+        self.project = nn.ModuleDict({_e(e): ConvBNAct(expanded_width(c_in, e), c_out, 1, act=None)
+                                      for e in self.expand_choices})
         self.use_shortcut = stride == 1 and c_in == c_out
 
     def _pool(self, pool: nn.ModuleDict, key: str, build) -> None:
@@ -133,6 +145,8 @@ class SuperCell(nn.Module):
                 return f'op {op} not in the pool'
         if cell.se and not len(self.se):
             return 'SE is off in the pool'
+        if cell.se and cell.se_style not in self.se_styles:
+            return f'SE style {cell.se_style} not in the pool {self.se_styles}'
         return None
 
     def _module(self, pool: nn.ModuleDict, key: str, act: str) -> nn.Module:
@@ -142,11 +156,11 @@ class SuperCell(nn.Module):
     def block_modules(self, cell: Cell) -> Dict[str, nn.Module]:
         """The pooled modules ``cell`` uses, keyed as in its exported :class:`CellBlock`."""
         e, a = cell.expand, cell.act
-        mods = {'project': self.project[f'e{e}']}
-        if e != 1:
-            mods['expand'] = self._module(self.expand, f'e{e}', a)
+        mods = {'project': self.project[_e(e)]}
+        if _e(e) in self.expand:
+            mods['expand'] = self._module(self.expand, _e(e), a)
         if cell.se:
-            mods['se'] = self.se[f'e{e}_{a}']
+            mods['se'] = self.se[_se_key(e, a, cell.se_style)]
         for s, d, op in cell.edges:
             if PRIMITIVES[op].parametric:
                 mods[f'edges.{edge_name(s, d)}'] = self._module(self.edges, _edge_key(s, d, op, e), a)
@@ -168,10 +182,11 @@ class SuperCell(nn.Module):
                 return self._run(self.edges, _edge_key(s, d, op, e), a, h)
             return self.free[f'{op}_s{stride if s == 0 else 1}_{a}'](h)
 
+        ek = _e(e)
         return run_cell(x, cell.n_nodes, cell.edges,
-                        expand=(lambda h: h) if e == 1 else (lambda h: self._run(self.expand, f'e{e}', a, h)),
-                        edge=edge, se=self.se[f'e{e}_{a}'] if cell.se else (lambda h: h),
-                        project=self.project[f'e{e}'], shortcut=self.use_shortcut)
+                        expand=(lambda h: self._run(self.expand, ek, a, h)) if ek in self.expand else (lambda h: h),
+                        edge=edge, se=self.se[_se_key(e, a, cell.se_style)] if cell.se else (lambda h: h),
+                        project=self.project[ek], shortcut=self.use_shortcut)
 
 
 def pool_size(module: nn.Module) -> int:
@@ -309,7 +324,8 @@ class AutoSpaceMixedLayer(BaseSuperNetModule):
         if isinstance(module, CellChoice) and 'autospace' in mutate_kwargs:
             opts = mutate_kwargs['autospace']
             pool = SuperCell(module.spec, max_nodes=opts['max_nodes'], ops=opts['ops'],
-                             expand_choices=opts['expand_choices'], acts=opts['acts'], se=opts['se'])
+                             expand_choices=opts['expand_choices'], acts=opts['acts'], se=opts['se'],
+                             se_styles=opts.get('se_styles', ('exp',)))
             return cls(module.spec, pool, opts['max_branches'], module.label, module.spec.group,
                        fixed=getattr(module, 'fixed', None))
         return None

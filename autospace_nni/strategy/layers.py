@@ -33,6 +33,7 @@ def pool_options(sampler: CellSampler, cells: Iterable, references: Optional[Dic
         'expand_choices': sorted(set(sampler.expand_choices) | {c.expand for c in everything}),
         'acts': sorted(set(sampler.act_choices) | {c.act for c in everything}),
         'se': bool(any(sampler.se_choices) or any(c.se for c in everything)),
+        'se_styles': sorted({'exp'} | {c.se_style for c in everything if c.se}),
         'max_branches': sample_k + (1 if references is not None else 0),
         'pin': pin,
     }

@@ -1,0 +1,98 @@
+"""The published networks against the libraries' own models: the same MAdds and params by a hook count of
+the library model, the same outputs under the library model's weights, and within 2% of the papers."""
+
+import json
+
+import pytest
+import torch
+
+from autospace_nni.cells import count_by_hooks
+from autospace_nni.errors import ArchError
+from autospace_nni.library_weights import library_model, load_library_weights, map_state_dict
+from autospace_nni.presets import LIBRARY_MODELS, NETWORK_PRESETS, PAPER_FIGURES, build_network, network_architecture
+from autospace_nni.space import Skeleton
+
+NETWORKS = sorted(NETWORK_PRESETS)
+
+# the hook counts of the library models themselves (torchvision 0.29.1, timm 1.0.31, NNI 3.0): known answers
+LIBRARY_COUNTS = {
+    'mobilenetv2': (300774272, 3504872),
+    'proxylessnas-mobile': (320427584, 4080512),
+    'efficientnet-b0': (385814752, 5288548),
+    'mnasnet-a1': (311579072, 3887038),
+    'mobilenetv3-large': (216589760, 5483032),
+    'mobilenetv3-small': (56510400, 2542856),
+}
+
+
+def _library(name):
+    if LIBRARY_MODELS[name][0] == 'timm':
+        pytest.importorskip('timm')
+    return library_model(name)
+
+
+def test_every_network_has_a_library_model_and_paper_figures():
+    assert set(LIBRARY_MODELS) == set(NETWORK_PRESETS) == set(PAPER_FIGURES) == set(LIBRARY_COUNTS)
+
+
+@pytest.mark.parametrize('name', NETWORKS)
+def test_cost_equals_the_library_models_hook_count(name):
+    arch = network_architecture(name)
+    ours = tuple(arch.cost())
+    assert count_by_hooks(_library(name), arch.skeleton.input_shape) == ours == LIBRARY_COUNTS[name]
+    assert count_by_hooks(arch.build(), arch.skeleton.input_shape) == ours
+
+
+NEW = ['efficientnet-b0', 'mnasnet-a1', 'mobilenetv3-large', 'mobilenetv3-small']
+
+
+@pytest.mark.parametrize('name', NEW)   # MobileNetV2/ProxylessNAS: test_presets (their papers round params)
+def test_cost_is_within_two_percent_of_the_paper(name):
+    cost, paper = network_architecture(name).cost(), PAPER_FIGURES[name]
+    assert abs(cost.madds / paper['madds'] - 1) < 0.02, cost
+    assert abs(cost.params / paper['params'] - 1) < 0.02, cost
+
+
+@pytest.mark.parametrize('name', NETWORKS)
+def test_same_outputs_under_the_library_models_weights(name):
+    lib = _library(name)
+    torch.manual_seed(0)
+    with torch.no_grad():   # batch-norm statistics and affine terms away from their defaults
+        for m in lib.modules():
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                m.running_mean.uniform_(-0.5, 0.5), m.running_var.uniform_(0.5, 2.0)
+                m.weight.uniform_(0.5, 1.5), m.bias.uniform_(-0.2, 0.2)
+    net = load_library_weights(build_network(name), lib)
+    lib.eval(), net.eval()
+    x = torch.randn(2, 3, 96, 96)
+    with torch.no_grad():
+        expected, got = lib(x), net(x)
+    assert expected.abs().max() > 1e-3                      # not a trivially zero output
+    assert torch.allclose(got, expected, rtol=1e-4, atol=1e-6), (got - expected).abs().max()
+
+
+def test_mapping_refuses_a_different_network():
+    with pytest.raises(ArchError, match='not the same layers'):
+        map_state_dict(library_model('mobilenetv3-small'), build_network('mobilenetv3-large'))
+    with pytest.raises(ArchError, match='no library model'):
+        library_model('resnet50')
+
+
+@pytest.mark.parametrize('name', NEW)
+def test_new_presets_are_skeletons_too(name):
+    sk = Skeleton.preset(name)
+    assert network_architecture(name).skeleton == sk
+    assert Skeleton.from_dict(json.loads(json.dumps(sk.to_dict()))) == sk
+    # a small input: the skeleton builds and runs anywhere (what a learned space on it would train on)
+    small = sk.replace(input_shape=(3, 32, 32), num_classes=10)
+    from autospace_nni.space import Architecture, reference_cell
+    net = Architecture.uniform(small, reference_cell(small)).build()
+    assert net(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+
+
+def test_old_skeleton_documents_are_unchanged():
+    # the fields added for MobileNetV3 (head_fc, bn_eps) are left out at their defaults
+    d = Skeleton.preset('mobile-28').to_dict()
+    assert 'head_fc' not in d and 'bn_eps' not in d
+    d3 = Skeleton.preset('mobilenetv3-large').to_dict()
+    assert (d3['head_fc'], d3['bn_eps']) == (1280, 1e-3)
