@@ -54,7 +54,7 @@ def _cmd_cost(args) -> int:
     if args.preset in PAPER_FIGURES:
         ref = PAPER_FIGURES[args.preset]
         print(f'  paper  {ref["madds"] / 1e6:10.0f} M MAdds, {ref["params"] / 1e6:.1f} M params '
-              f'(MAdds off by {100 * (cost.madds / ref["madds"] - 1):+.2f}%)')
+              f'(off by {100 * (cost.madds / ref["madds"] - 1):+.2f}% and {100 * (cost.params / ref["params"] - 1):+.2f}%)')
     if args.per_block:
         from .space.network import choice_cost, fixed_cost
         print(f'  {"block":8s} {"cell":44s} {"MAdds":>10s} {"params":>9s}')

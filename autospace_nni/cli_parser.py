@@ -40,6 +40,9 @@ def add_evolve_args(p: argparse.ArgumentParser, *, demo: bool = False) -> None:
     from .config import add_arguments
     add_data_args(p)
     p.add_argument('--skeleton', default='tiny-8', help='skeleton preset (tiny-8 for digits, mobile-28 for fashion-mnist)')
+    p.add_argument('--fit-input', action='store_true',
+                   help="take the skeleton's input shape and classes from the dataset (e.g. --skeleton "
+                        "efficientnet-b0 --reference efficientnet-b0 on digits)")
     p.add_argument('--grouping', default='stage', choices=['stage', 'layer'],
                    help="layer groups: per (stage, first/rest) as in the paper's released space, or per block")
     p.add_argument('--out', default='runs/demo' if demo else None, help='run folder')
@@ -83,7 +86,8 @@ def evolve_config(args):
     try:
         return EvolveConfig(dataset=args.dataset, data_dir=args.data_dir, skeleton=args.skeleton,
                             grouping=args.grouping, lr=args.lr, batch_size=batch_size, limit=args.limit,
-                            device=args.device, devices=args.devices, options={**RUN_DEFAULTS, **preset, **options})
+                            device=args.device, devices=args.devices, fit_input=args.fit_input,
+                            options={**RUN_DEFAULTS, **preset, **options})
     except OptionError as e:      # an option out of its range: one line, exit 2, named as its flag
         raise usage_error(f'--{e.option.replace("_", "-")}{str(e)[len(e.option):]}') from None
 
@@ -97,14 +101,23 @@ def usage_error(msg: str) -> UsageError:
     return UsageError(msg)
 
 
+#: mirror autospace_nni.presets.NETWORK_PRESETS and autospace_nni.space.skeleton.SKELETON_PRESETS (kept here so that
+#: building the parser does not import torch; tests/test_published.py holds them equal)
+NETWORK_NAMES = ('mobilenetv2', 'proxylessnas-mobile', 'efficientnet-b0', 'mnasnet-a1', 'mobilenetv3-large',
+                 'mobilenetv3-small')
+SKELETON_NAMES = ('proxylessnas-mobile', 'proxylessnas-mobile-released', 'mobilenetv2', 'efficientnet-b0',
+                  'mnasnet-a1', 'mobilenetv3-large', 'mobilenetv3-small', 'mobile-28', 'tiny-8')
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog='autospace-nni', description='AutoSpace: learn NAS search spaces in NNI.')
     parser.add_argument('--debug', action='store_true', help='show tracebacks')
     sub = parser.add_subparsers(dest='command', required=True)
 
     p = sub.add_parser('cost', help='analytic MAdds and params of a network')
-    p.add_argument('--preset', help='published network: mobilenetv2 | proxylessnas-mobile')
-    p.add_argument('--skeleton', help="a skeleton preset's reference network: proxylessnas-mobile | mobile-28 | tiny-8")
+    p.add_argument('--preset', help='published network: ' + ' | '.join(NETWORK_NAMES))
+    p.add_argument('--skeleton', help="a skeleton preset's reference network (MBConv k3 e6 in every block): "
+                                      + ' | '.join(SKELETON_NAMES))
     p.add_argument('--arch', help='an arch.json file')
     p.add_argument('--json', action='store_true', help='print {"madds": ..., "params": ...}')
     p.add_argument('--per-block', action='store_true', help='also list each block')

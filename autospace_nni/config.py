@@ -84,12 +84,15 @@ def _cell_ok(v) -> bool:
 
 def _reference():
     def check(v):
-        if v is None or v == 'default':
+        from .presets import NETWORK_PRESETS
+        if v is None or v == 'default' or (isinstance(v, str) and v in NETWORK_PRESETS):
             return True
+        if isinstance(v, str) and ':' not in v:      # a network name, but not one we have
+            return False
         if isinstance(v, dict):
             return all(isinstance(g, str) and _cell_ok(c) for g, c in v.items())
         return _cell_ok(v)
-    return check, "'default', None, a cell text or {group: cell text}"
+    return check, "'default', None, a network preset (efficientnet-b0, ...), a cell text or {group: cell text}"
 
 
 def _seed_cells():
@@ -140,7 +143,9 @@ class AutoSpaceConfig:
     edge_prob: float = _opt(0.3, 'probability of each extra edge of a random cell', _real(0, 1), cli=float)
     # the reference and the learned space
     reference: Any = _opt('default', "the reference cell: 'default' (MBConv k3 e6 in every group), None (the "
-                          "ablation: no seeding, no reference branch), a cell text, or {group: cell}", _reference(), cli=str)
+                          "ablation: no seeding, no reference branch), a network preset on its own skeleton "
+                          "(efficientnet-b0: each group's cell in that network), a cell text, or {group: cell}",
+                          _reference(), cli=str)
     keep_reference: bool = _opt(True, 'also list the reference cells in the learned space', _choice(True, False),
                                 cli=bool)
     seed_cells: Any = _opt(None, 'cells that join every initial population before the random ones (cell texts), '

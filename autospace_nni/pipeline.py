@@ -41,6 +41,9 @@ class EvolveConfig:
     limit: Optional[int] = None
     device: str = 'cpu'
     devices: int = 1
+    #: take the skeleton's input shape and class count from the dataset (an ImageNet skeleton such as
+    #: efficientnet-b0 on digits: every block keeps its channels and strides, so its reference network fits)
+    fit_input: bool = False
     options: Dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
@@ -216,9 +219,12 @@ def run_evolve(cfg: EvolveConfig, out, *, overwrite: bool = False, progress: boo
     out = Path(out)
     skeleton = Skeleton.preset(cfg.skeleton, grouping=cfg.grouping)
     data = load_dataset(cfg.dataset, cfg.data_dir, seed=cfg.seed, limit=cfg.limit)
+    if cfg.fit_input:
+        skeleton = skeleton.replace(input_shape=tuple(data.input_shape), num_classes=data.num_classes)
     if tuple(data.input_shape) != tuple(skeleton.input_shape):
         raise AutoSpaceError(f'dataset {cfg.dataset} has input {data.input_shape} but skeleton {cfg.skeleton} expects '
-                             f'{skeleton.input_shape}; pick a matching --skeleton (digits: tiny-8, fashion-mnist: mobile-28)')
+                             f'{skeleton.input_shape}; pick a matching --skeleton (digits: tiny-8, fashion-mnist: '
+                             'mobile-28), or give --fit-input to take the input and classes from the dataset')
     if cfg.device == 'cuda' and not torch.cuda.is_available():
         raise AutoSpaceError('--device cuda was given but no CUDA device is available; use --device cpu')
     strategy = AutoSpace(**cfg.strategy_kwargs(), checkpoint_dir=str(out / 'checkpoints'))  # validates options

@@ -15,7 +15,8 @@ from .errors import ArchError
 from .space.network import Architecture
 from .space.skeleton import Skeleton, reference_cell
 
-__all__ = ['NETWORK_PRESETS', 'network_architecture', 'build_network', 'PAPER_FIGURES', 'LIBRARY_MODELS']
+__all__ = ['NETWORK_PRESETS', 'network_architecture', 'network_references', 'build_network', 'PAPER_FIGURES',
+           'LIBRARY_MODELS']
 
 #: the figures each network's paper gives (224x224 ImageNet)
 PAPER_FIGURES = {
@@ -100,6 +101,28 @@ NETWORK_PRESETS = {
     'mobilenetv3-large': lambda: _staged('mobilenetv3-large', _MOBILENETV3_LARGE),
     'mobilenetv3-small': lambda: _staged('mobilenetv3-small', _MOBILENETV3_SMALL),
 }
+
+
+def network_references(name: str, layout) -> dict:
+    """Network preset ``name`` as the reference architecture of a search on ``layout`` (a skeleton): each
+    layer group's reference cell is the network's cell in the group's first block (``zero`` blocks skipped;
+    a group the network skips altogether keeps no entry). The skeleton must match the network's block for
+    block, in channels and strides; its input size and classes may differ (a 32x32 EfficientNet-B0)."""
+    arch = network_architecture(name)
+    theirs = {b.label: b for b in arch.skeleton.blocks()}
+    refs = {}
+    for group, blocks in layout.groups().items():
+        for b in blocks:
+            t = theirs.get(b.label)
+            if t is None or (t.c_in, t.c_out, t.stride) != (b.c_in, b.c_out, b.stride):
+                there = 'absent' if t is None else f'{t.c_in}->{t.c_out} stride {t.stride}'
+                raise ArchError(f'reference network {name!r} does not match this skeleton: block {b.label} is '
+                                f'{b.c_in}->{b.c_out} stride {b.stride} here and {there} there; use skeleton '
+                                f'{arch.skeleton.name!r} (its input size and classes may be changed)')
+        cells = [arch.choices[b.label] for b in blocks if arch.choices[b.label] != 'zero']
+        if cells:
+            refs[group] = cells[0]
+    return refs
 
 
 def network_architecture(name: str) -> Architecture:

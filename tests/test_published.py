@@ -96,3 +96,59 @@ def test_old_skeleton_documents_are_unchanged():
     assert 'head_fc' not in d and 'bn_eps' not in d
     d3 = Skeleton.preset('mobilenetv3-large').to_dict()
     assert (d3['head_fc'], d3['bn_eps']) == (1280, 1e-3)
+
+
+def test_cli_names_mirror_the_presets():
+    from autospace_nni.cli_parser import NETWORK_NAMES, SKELETON_NAMES
+    from autospace_nni.space import SKELETON_PRESETS
+    assert set(NETWORK_NAMES) == set(NETWORK_PRESETS) and set(SKELETON_NAMES) == set(SKELETON_PRESETS)
+
+
+def test_reference_network_resolves_to_each_groups_cell_and_refuses_a_mismatch():
+    from autospace_nni import ExplorationSpace
+    from autospace_nni.presets import network_references
+    from autospace_nni.strategy.admission import resolve_references
+    small = Skeleton.preset('efficientnet-b0', input_shape=(1, 8, 8), num_classes=10)
+    refs = resolve_references('efficientnet-b0', ExplorationSpace(small))
+    arch = network_architecture('efficientnet-b0')
+    for group, blocks in small.groups().items():
+        assert refs[group] == arch.choices[blocks[0].label]
+    assert str(refs['s2_first']) == 'e6_swish_sei:0-1=dw5x5' and str(refs['s1_rest']) == 'e6_swish_sei:0-1=dw3x3'
+    # per block with grouping="layer": each block its own reference
+    per_layer = network_references('mobilenetv3-large', Skeleton.preset('mobilenetv3-large', grouping='layer'))
+    assert str(per_layer['s3_b1']) == 'e2.5_hswish:0-1=dw3x3' and str(per_layer['s3_b3']) == 'e2.3_hswish:0-1=dw3x3'
+    with pytest.raises(ArchError, match=r"block s1_b0 is 16->24 stride 2 here and 16->32 stride 2 there"):
+        network_references('proxylessnas-mobile', Skeleton.preset('mobilenetv2'))
+    from autospace_nni.config import AutoSpaceConfig
+    from autospace_nni.errors import OptionError
+    with pytest.raises(OptionError, match='a network preset'):
+        AutoSpaceConfig(reference='efficientnet-b9')
+
+
+def test_evolve_against_efficientnet_b0_on_digits():
+    """A real (one-iteration) evolution on EfficientNet-B0's skeleton at digits' 8x8 input: the reference
+    branch of every group is EfficientNet-B0's block, and the learned space lists it."""
+    import logging
+    import warnings
+    warnings.simplefilter('ignore')
+    logging.getLogger('pytorch_lightning').setLevel(logging.ERROR)
+    from autospace_nni import AutoSpace, ExplorationSpace, load_dataset, make_evaluator
+    sk = Skeleton.preset('efficientnet-b0', input_shape=(1, 8, 8), num_classes=10)
+    torch.manual_seed(0)
+    strategy = AutoSpace(reference='efficientnet-b0', population_size=2, sample_k=1, top_m=1, warmup_iterations=0,
+                         patience=0, iterations=1, n_nodes=2, ops=('dw3x3', 'dw5x5'), expand_choices=(6,),
+                         act_choices=('swish',), se_choices=(False,), seed=0)
+    learned = strategy.evolve(ExplorationSpace(sk), make_evaluator(load_dataset('digits', seed=0), max_epochs=1,
+                                                                   batch_size=64, seed=0))
+    arch = network_architecture('efficientnet-b0')
+    for group, blocks in sk.groups().items():
+        assert learned.references[group] == arch.choices[blocks[0].label]
+        listed = [c.cell for c in learned.groups[group] if c.reference]
+        assert listed == [arch.choices[blocks[0].label]]
+    assert learned.provenance['options']['reference'] == 'efficientnet-b0'
+    # the CLI's way there: --skeleton efficientnet-b0 --fit-input --reference efficientnet-b0
+    from autospace_nni.cli_parser import build_parser, evolve_config
+    args = build_parser().parse_args(['evolve', '--skeleton', 'efficientnet-b0', '--fit-input',
+                                      '--reference', 'efficientnet-b0', '--out', 'unused'])
+    cfg = evolve_config(args)
+    assert cfg.fit_input and cfg.reference == 'efficientnet-b0'

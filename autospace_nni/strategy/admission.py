@@ -20,6 +20,9 @@ def resolve_references(option, space) -> Optional[Dict[str, Cell]]:
         return None
     if isinstance(option, str) and option == 'default':
         return dict(space.references)
+    from ..presets import NETWORK_PRESETS, network_references
+    if isinstance(option, str) and option in NETWORK_PRESETS:
+        return {**space.references, **network_references(option, space.layout)}
     if isinstance(option, (str, Cell)):
         cell = option if isinstance(option, Cell) else Cell.parse(option)
         return {g: cell for g in space.skeleton.groups()}
@@ -30,7 +33,8 @@ def resolve_references(option, space) -> Optional[Dict[str, Cell]]:
                 raise ValueError(f'reference for unknown group {g!r}; groups: {", ".join(refs)}')
             refs[g] = c if isinstance(c, Cell) else Cell.parse(c)
         return refs
-    raise ValueError(f"reference must be 'default', None, a cell or a {{group: cell}} dict, got {option!r}")
+    raise ValueError(f"reference must be 'default', None, a network preset, a cell or a {{group: cell}} dict, got "
+                     f"{option!r}")
 
 
 def seed_cells_for(option, skeleton, group: str) -> List[Cell]:
