@@ -14,6 +14,11 @@ Using a space
                            ``.cost(sample)``
     ``manual_space``       the hand-made baseline (ProxylessNAS's space) on a skeleton, as a LearnedSpace
     ``Architecture``       one network: a skeleton plus a cell per block; ``.build()``, ``.cost()``
+Published networks
+    ``network_architecture`` a published network (mobilenetv2, proxylessnas-mobile, efficientnet-b0,
+                           mnasnet-a1, mobilenetv3-large/-small) as an Architecture
+    ``load_library_weights`` copy a torchvision / timm / NNI-hub model's weights into our network
+    ``from_timm``, ``to_timm`` timm block strings to an Architecture, and back
 Writing the grammar
     ``Skeleton``, ``Stage`` the network skeleton (stages of blocks) and its presets
     ``Cell``               a cell as readable text (``e6_relu6_se:0-1=dw3x3,...``), priced without building it
@@ -43,11 +48,16 @@ _LAZY = {
     'manual_space': 'autospace_nni.space.learned',
     'make_evaluator': 'autospace_nni.training',
     'load_dataset': 'autospace_nni.data',
+    'network_architecture': 'autospace_nni.presets',
+    'load_library_weights': 'autospace_nni.library_weights',
+    'from_timm': 'autospace_nni.space.timm_blocks',
+    'to_timm': 'autospace_nni.space.timm_blocks',
 }
 
 __all__ = ['__version__', 'AutoSpace', 'ExplorationSpace', 'adopt', 'make_evaluator', 'load_dataset',
            'LearnedSpace', 'manual_space', 'Architecture', 'Skeleton', 'Stage', 'Cell', 'register_primitive',
-           'count_by_hooks', 'AutoSpaceError', 'NumericalFaultError']
+           'count_by_hooks', 'AutoSpaceError', 'NumericalFaultError', 'network_architecture', 'load_library_weights',
+           'from_timm', 'to_timm']
 
 
 def __getattr__(name):
