@@ -152,3 +152,14 @@ def test_evolve_against_efficientnet_b0_on_digits():
                                       '--reference', 'efficientnet-b0', '--out', 'unused'])
     cfg = evolve_config(args)
     assert cfg.fit_input and cfg.reference == 'efficientnet-b0'
+
+
+@pytest.mark.parametrize('path', ['docs/results/space_quality_cpu/evolve_ref-default/learned_space.json',
+                                  'experiment_configs/learned_space_digits.json'])
+def test_old_learned_spaces_read_to_the_same_document(path):
+    """Learned spaces written before the new genes load to the same cells and write back the same document."""
+    from pathlib import Path
+    from autospace_nni import LearnedSpace
+    file = Path(__file__).resolve().parents[1] / path
+    original = json.loads(file.read_text())
+    assert json.loads(json.dumps(LearnedSpace.load(file).to_dict())) == original
