@@ -249,13 +249,16 @@ def report(args, S, work, spaces, rows, edf_dirs, p2, pending, plot_edfs, mean_e
         t = paired_test([l['test_acc'] for l, _ in pairs], [m['test_acc'] for _, m in pairs])
         lm, mm = np.mean([l['madds'] for l, _ in pairs]), np.mean([m['madds'] for _, m in pairs])
         la, ma = np.mean([l['test_acc'] for l, _ in pairs]), np.mean([m['test_acc'] for _, m in pairs])
-        lines.append(f'| {strategy} | {la:.4f} | {ma:.4f} | {100 * t["delta"]:+.2f} | {t["p_wilcoxon"]:.3f} | '
-                     f'{t["p_ttest"]:.3f} | {t["n"]} | {lm / 1e6:.2f} M | {mm / 1e6:.2f} M |')
+        pw, pt = (f'{p:.3f}' if np.isfinite(p) else 'n/a (too few pairs)' for p in (t['p_wilcoxon'], t['p_ttest']))
+        lines.append(f'| {strategy} | {la:.4f} | {ma:.4f} | {100 * t["delta"]:+.2f} | {pw} | {pt} | {t["n"]} | '
+                     f'{lm / 1e6:.2f} M | {mm / 1e6:.2f} M |')
         summary['p1']['algorithms'][strategy] = {'learned_mean': float(la), 'manual_mean': float(ma),
-                                                 'delta': t['delta'], 'p_value': t['p_wilcoxon'],
+                                                 'delta': t['delta'],
+                                                 # null, not NaN (invalid JSON), while too few pairs to test
+                                                 'p_value': t['p_wilcoxon'] if np.isfinite(t['p_wilcoxon']) else None,
                                                  'learned_madds': float(lm), 'manual_madds': float(mm), 'seeds': t['n']}
     algos = summary['p1']['algorithms']
-    ok = [a for a, v in algos.items() if v['delta'] >= 0.003 and v['p_value'] < 0.1]
+    ok = [a for a, v in algos.items() if v['delta'] >= 0.003 and v['p_value'] is not None and v['p_value'] < 0.1]
     complete = all(algos.get(a, {}).get('seeds') == len(S['seeds']) for a in S['strategies'])
     verdict = ('met' if len(ok) == len(S['strategies']) else 'NOT met' if complete else
                'undecided: pairs still pending')
