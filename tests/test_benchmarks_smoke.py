@@ -80,3 +80,10 @@ def test_fitness_quality_smoke(tmp_path):
     # cached: a second invocation trains nothing and reports the same figures
     again = _run('benchmarks/fitness_quality.py', '--scale', 'smoke', '--no-write', '--work', str(tmp_path))
     assert json.loads((tmp_path / 'summary.json').read_text()) == summary and '[estimator]' in again
+
+
+def test_published_costs_smoke():
+    out = _run('benchmarks/published_costs.py', '--no-write')
+    # every network's analytic cost equals its library model's hook count, and the outputs agree exactly
+    rows = [l for l in out.splitlines() if l.startswith('| `')]
+    assert len(rows) == 6 and all('(equal)' in r and r.endswith('| 0.0e+00 |') for r in rows), out
