@@ -28,7 +28,7 @@ import dataclasses
 import hashlib
 import itertools
 import re
-from typing import Iterable, Sequence, Tuple
+from typing import Iterable, Sequence, Tuple, Union
 
 from ..errors import CellError
 from ..limits import MAX_EXPAND, check_build
@@ -64,7 +64,7 @@ class Cell:
     ``edges`` is a tuple of ``(src, dst, op)`` with ``src < dst``; the constructor sorts it and validates.
     """
     edges: Tuple[Edge, ...]
-    expand: int = 6
+    expand: Union[int, float] = 6   # an integer ratio, or a decimal one (make_divisible widths)
     act: str = 'relu6'
     se: bool = False
     #: the SE style when ``se`` (:data:`~autospace_nni.cells.block.SE_STYLES`); always ``'exp'`` without SE
