@@ -84,11 +84,11 @@ def _cell_ok(v) -> bool:
 
 def _reference():
     def check(v):
-        from .presets import NETWORK_PRESETS
-        if v is None or v == 'default' or (isinstance(v, str) and v in NETWORK_PRESETS):
+        if v is None or v == 'default':
             return True
-        if isinstance(v, str) and ':' not in v:      # a network name, but not one we have
-            return False
+        if isinstance(v, str) and ':' not in v:      # a network name: one of ours, or not one we have
+            from .presets import NETWORK_PRESETS
+            return v in NETWORK_PRESETS
         if isinstance(v, dict):
             return all(isinstance(g, str) and _cell_ok(c) for g, c in v.items())
         return _cell_ok(v)

@@ -49,7 +49,7 @@ class SkeletonNet(nn.Module):
                         if sk.head_fc else None)
         self.dropout = nn.Dropout(sk.dropout) if sk.dropout > 0 else nn.Identity()
         self.classifier = nn.Linear(sk.head_fc or sk.head_width, sk.num_classes)
-        if sk.bn_eps != 1e-5:
+        if sk.bn_eps != Skeleton.bn_eps:     # not batch norm's own default
             set_bn_eps(self, sk.bn_eps)
 
     def forward(self, x):

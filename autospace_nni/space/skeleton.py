@@ -219,8 +219,8 @@ class Skeleton:
         d['input_shape'] = list(self.input_shape)
         # fields added after the first documents were written are left out at their defaults, so that an
         # old skeleton's document stays byte for byte what it was
-        for field, default in _LATER_FIELDS.items():
-            if d[field] == default:
+        for field in _LATER_FIELDS:
+            if d[field] == getattr(Skeleton, field):     # the dataclass field's default
                 del d[field]
         return d
 
@@ -245,7 +245,7 @@ class Skeleton:
         return dataclasses.replace(sk, **overrides) if overrides else sk
 
 
-_LATER_FIELDS = {'head_fc': 0, 'bn_eps': 1e-5}
+_LATER_FIELDS = ('head_fc', 'bn_eps')
 
 
 def reference_cell(skeleton: Skeleton, *, kernel: int = 3, expand: int = 6) -> Cell:

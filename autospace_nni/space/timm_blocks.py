@@ -39,12 +39,12 @@ _SE_STYLES = ('in', 'v3')
 _KERNELS = (3, 5, 7)
 
 
-def _number(text: str, what: str, block: str):
+def _number(text: str, what: str, block: str) -> float:
+    """A number of a block string (a whole one becomes an integer ratio in :class:`Cell` itself)."""
     try:
-        value = float(text)
+        return float(text)
     except ValueError:
         raise ArchError(f'block {block!r}: bad {what} {text!r}') from None
-    return int(value) if value.is_integer() else value
 
 
 def _parse_block(text: str, act: str, se_style: str) -> Tuple[int, int, int, Optional[Cell], bool]:
