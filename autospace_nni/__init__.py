@@ -28,19 +28,23 @@ Errors
     ``AutoSpaceError``     base of the one-line user errors (all ``ValueError``; the CLI exits 2 on them)
     ``NumericalFaultError`` training kept producing NaN/inf after the allowed rollbacks
 
-Light imports load eagerly; the NNI-dependent pieces load on first access, so ``autospace-nni cost`` stays
-fast.
+Only the error types load eagerly; every other name loads on first access, so importing a submodule that
+needs no torch (``autospace_nni.tuner``, ``autospace_nni.errors``) stays fast.
 """
 
 __version__ = '0.1.0'
 
 from .errors import AutoSpaceError, NumericalFaultError
-from .cells import Cell, register_primitive
-from .cells.cost import count_by_hooks
-from .space.skeleton import Skeleton, Stage
-from .space.network import Architecture
 
+# everything else loads on first access: ``import autospace_nni.tuner`` (what NNI's dispatcher does before it
+# connects, within NNI's 10 s) must not pull in torch
 _LAZY = {
+    'Cell': 'autospace_nni.cells',
+    'register_primitive': 'autospace_nni.cells',
+    'count_by_hooks': 'autospace_nni.cells.cost',
+    'Skeleton': 'autospace_nni.space.skeleton',
+    'Stage': 'autospace_nni.space.skeleton',
+    'Architecture': 'autospace_nni.space.network',
     'AutoSpace': 'autospace_nni.strategy.autospace',
     'ExplorationSpace': 'autospace_nni.space.exploration',
     'adopt': 'autospace_nni.space.adopted',

@@ -246,11 +246,14 @@ def run_evolve(cfg: EvolveConfig, out, *, overwrite: bool = False, progress: boo
             unreadable = ckpt is None and any((out / 'checkpoints' / n).exists() for n in (AutoSpace.CHECKPOINT,
                                                                                           AutoSpace.PREVIOUS))
             state = None if ckpt is None else load_checkpoint(ckpt)
-            if state is not None and _untrained(state):
-                ckpt = state = None   # the checkpoint of a run's start: starting again is the exact resume
-            if ckpt is None and (_lines(out / 'history.jsonl') or unreadable):
+            at_start = state is not None and _untrained(state)
+            if at_start:
+                # the checkpoint of a run's start: starting again is the exact resume, also when the kill came
+                # after iteration 0's history line but before the checkpoint that follows it
+                ckpt = state = None
+            elif ckpt is None and (_lines(out / 'history.jsonl') or unreadable):
                 raise RunDirError(f'{out} has no complete checkpoint to resume from; start again with --overwrite')
-            if ckpt is None:   # killed before its first iteration ended: nothing to keep, the same run again
+            if ckpt is None:   # killed before its first iteration's checkpoint: nothing to keep, the same run again
                 if main:
                     prepare_run_dir(out, overwrite=True)
             else:

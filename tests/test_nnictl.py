@@ -41,8 +41,18 @@ def _port_open(port):
         return s.connect_ex(('127.0.0.1', port)) == 0
 
 
+def _log_tails(exp_dir, lines=40):
+    """The last lines of the experiment's manager and dispatcher logs and of each trial's stderr."""
+    out = []
+    for path in [exp_dir / 'log' / 'nnimanager.log', exp_dir / 'log' / 'dispatcher.log',
+                 *sorted(exp_dir.glob('environments/*/trials/*/trial.log'))]:
+        if path.exists():
+            out.append(f'--- {path.relative_to(exp_dir)}\n' + '\n'.join(path.read_text(errors='replace').splitlines()[-lines:]))
+    return '\n'.join(out)
+
+
 @contextlib.contextmanager
-def _launch(work, name, **overrides):
+def _launch(work, name, expect='DONE', **overrides):
     """``nnictl create`` a copy of ``experiment_configs/<name>`` (absolute code dir, private working dir, the
     test's interpreter for the trial), wait until it ends, and always stop it."""
     config = yaml.safe_load((ROOT / 'experiment_configs' / name).read_text())
@@ -65,13 +75,16 @@ def _launch(work, name, **overrides):
     exp_id = match.group(1) if match else None
     try:
         assert r.returncode == 0 and exp_id, r.stdout[-2000:] + r.stderr[-2000:]
-        deadline = time.time() + 900
+        deadline = time.time() + 600           # under pytest's 900 s, so a hang fails with its logs
         status = None
         while time.time() < deadline:
             status = _get(port, 'check-status')
             if status['status'] in ('DONE', 'ERROR', 'STOPPED'):
                 break
             time.sleep(3)
+        if status['status'] != expect:
+            pytest.fail(f'experiment {exp_id} ended {status} after {time.time() - deadline + 600:.0f} s\n'
+                        + _log_tails(work / 'nni-experiments' / exp_id))
         yield {'port': port, 'id': exp_id, 'status': status, 'work': work}
     finally:
         subprocess.run([str(BIN / 'nnictl'), 'stop', exp_id or '--all'], capture_output=True, timeout=120, env=env)
@@ -152,6 +165,19 @@ def test_budget_tuner_search_at_concurrency_2_stays_in_budget(tmp_path):
         sample = json.loads(f['arch'])
         assert space.cost(sample).madds == f['madds'] <= budget      # joined on the arch inside the metric
         assert 0 <= f['default'] <= 1
+
+
+def test_a_tuner_error_ends_the_experiment_in_error_with_its_message(tmp_path):
+    """NNI 3.0's dispatcher swallows a tuner's exception and the experiment stays RUNNING for ever; BudgetTuner
+    reports it: the experiment ends in ERROR within seconds and the manager's log names the cause."""
+    config = yaml.safe_load((ROOT / 'experiment_configs' / 'search_learned_space_budget.yml').read_text())
+    tuner = dict(config['tuner'], codeDirectory=str(ROOT / 'experiment_configs'),
+                 classArgs=dict(config['tuner']['classArgs'], budget_madds=10))
+    start = time.time()
+    with _launch(tmp_path, 'search_learned_space_budget.yml', expect='ERROR', tuner=tuner) as exp:
+        assert time.time() - start < 120
+        log = (tmp_path / 'nni-experiments' / exp['id'] / 'log' / 'nnimanager.log').read_text()
+    assert 'below the cheapest architecture' in log
 
 
 def test_compare_spaces_runs_both_spaces_in_one_experiment(tmp_path):

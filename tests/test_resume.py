@@ -96,6 +96,33 @@ def test_in_process_resume_matches_and_resume_errors(tmp_path):
     assert r.returncode == 2 and 'contradict' in r.stderr
 
 
+def test_a_kill_between_the_first_history_line_and_its_checkpoint_resumes_exactly(tmp_path):
+    """The window a SIGKILL can land in at the end of iteration 0: its history line is written, the checkpoint
+    that follows it is not, so the only checkpoint is the run's start. Resuming starts again (the exact
+    resume) instead of refusing."""
+    import shutil
+    from autospace_nni.pipeline import EvolveConfig, run_evolve
+    cfg = EvolveConfig.from_flat(iterations=3, population_size=8, sample_k=2, warmup_iterations=1, seed=3, patience=0)
+    straight, _ = run_evolve(cfg, tmp_path / 'straight', progress=False)
+
+    class Killed(Exception):
+        pass
+
+    snap = tmp_path / 'killed'
+
+    def kill_after_the_history_line(strategy, record):
+        shutil.copytree(tmp_path / 'run', snap)       # the folder as a SIGKILL would leave it, right here
+        raise Killed()
+    with pytest.raises(Killed):
+        run_evolve(cfg, tmp_path / 'run', progress=False, on_iteration=kill_after_the_history_line)
+    assert _lines(snap / 'history.jsonl') == 1
+    state = torch.load(AutoSpace.find_checkpoint(snap / 'checkpoints'), weights_only=True)
+    assert state['global_step'] == 0 and state['autospace']['evolution']['iteration'] == 0
+    resumed, _ = run_evolve(cfg, snap, progress=False, resume=True)
+    assert resumed.to_dict()['groups'] == straight.to_dict()['groups']
+    assert [json.loads(l)['iteration'] for l in (snap / 'history.jsonl').read_text().splitlines()] == [0, 1, 2]
+
+
 class _WritesAFile:
     """A pickle payload: unpickling it writes ``path`` (what a hostile checkpoint could do instead)."""
 
