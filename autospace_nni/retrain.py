@@ -87,9 +87,11 @@ def _erase(x: torch.Tensor, gen: torch.Generator, p: float = 0.5, area=(0.02, 0.
 def retrain(arch: Architecture, data: DataSplits, *, epochs: int = 10, batch_size: int = 64, lr: float = 0.05,
             label_smoothing: float = 0.1, weight_decay: float = 4e-5, augment: bool = False, erase: bool = False,
             seed: int = 0,
-            device: str = 'cpu', out_dir=None, progress: bool = False, on_epoch=None) -> dict:
+            device: str = 'cpu', out_dir=None, progress: bool = False, on_epoch=None, checkpoint=None) -> dict:
     """Train ``arch`` from scratch with the standard recipe; ``on_epoch(epoch, val_acc)`` is called after
-    each epoch (NNI trials report it as an intermediate result)."""
+    each epoch (NNI trials report it as an intermediate result). With ``checkpoint`` (a file path) the
+    state is saved there after every epoch, and a run killed part-way continues from it to the same
+    result; the file is removed when training ends."""
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     model = arch.build().to(device)
@@ -98,13 +100,15 @@ def retrain(arch: Architecture, data: DataSplits, *, epochs: int = 10, batch_siz
     crit = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
     x, y = data.train.tensors
     t0 = time.time()
+    history, start, before = [], 0, 0.0   # before: seconds trained by the runs this one continues
+    if checkpoint is not None and Path(checkpoint).exists():
+        start, history, before = _load_epoch_state(checkpoint, model, opt, sched, gen, epochs)
     bar = None
     if progress:
         from tqdm.auto import tqdm
-        bar = tqdm(total=epochs, desc='train', unit='epoch', dynamic_ncols=True)
-    history = []
+        bar = tqdm(total=epochs, initial=start, desc='train', unit='epoch', dynamic_ncols=True)
     try:
-        for epoch in range(epochs):
+        for epoch in range(start, epochs):
             model.train()
             perm = torch.randperm(len(x), generator=gen)
             total = 0.0
@@ -126,6 +130,8 @@ def retrain(arch: Architecture, data: DataSplits, *, epochs: int = 10, batch_siz
             from .search import evaluate_accuracy
             val = evaluate_accuracy(model, data.val, device=device)
             history.append({'epoch': epoch, 'train_loss': total / len(x), 'val_acc': val})
+            if checkpoint is not None:
+                _save_epoch_state(checkpoint, model, opt, sched, gen, epochs, history, before + time.time() - t0)
             if on_epoch is not None:
                 on_epoch(epoch, val)
             if bar is not None:
@@ -135,7 +141,7 @@ def retrain(arch: Architecture, data: DataSplits, *, epochs: int = 10, batch_siz
         if bar is not None:
             bar.close()
     from .search import evaluate_accuracy
-    wall = time.time() - t0
+    wall = before + time.time() - t0
     cost = arch.cost()
     metrics = {'test_acc': evaluate_accuracy(model, data.test, device=device), 'val_acc': history[-1]['val_acc'],
                'madds': cost.madds, 'params': cost.params, 'epochs': epochs, 'wall_time_s': round(wall, 2),
@@ -145,12 +151,41 @@ def retrain(arch: Architecture, data: DataSplits, *, epochs: int = 10, batch_siz
                                                 'batch_size': batch_size, 'seed': seed},
                'history': history}
     model = model.cpu().eval()
+    if checkpoint is not None and Path(checkpoint).exists():
+        Path(checkpoint).unlink()
     if out_dir is not None:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         metrics['exports'] = export_model(model, arch, out)
         (out / 'metrics.json').write_text(json.dumps(metrics, indent=1) + '\n')
     return metrics
+
+
+def _save_epoch_state(path, model, opt, sched, gen, epochs, history, wall_s) -> None:
+    """Everything the next epoch depends on (weights, optimizer, schedule, both random streams), written
+    atomically: a kill leaves the previous epoch's file or this one, never half of one."""
+    import os
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f'.tmp-{os.getpid()}-{path.name}')
+    torch.save({'model': model.state_dict(), 'opt': opt.state_dict(), 'sched': sched.state_dict(),
+                'gen': gen.get_state(), 'torch_rng': torch.get_rng_state(), 'epochs': epochs,
+                'history': history, 'wall_s': wall_s}, tmp)
+    os.replace(tmp, path)
+
+
+def _load_epoch_state(path, model, opt, sched, gen, epochs):
+    """Restore :func:`_save_epoch_state`'s file; returns (next epoch, history, seconds trained so far)."""
+    state = torch.load(path, map_location='cpu', weights_only=True)
+    if state['epochs'] != epochs:
+        raise ValueError(f'{path} is a checkpoint of a {state["epochs"]}-epoch training, not {epochs}; remove it '
+                         'to start again')
+    model.load_state_dict(state['model'])
+    opt.load_state_dict(state['opt'])
+    sched.load_state_dict(state['sched'])
+    gen.set_state(state['gen'])
+    torch.set_rng_state(state['torch_rng'])
+    return len(state['history']), list(state['history']), float(state['wall_s'])
 
 
 def export_model(model: nn.Module, arch: Architecture, out: Path) -> dict:

@@ -171,8 +171,10 @@ def main():
                 trials=S['trials'], trial_epochs=S['trial_epochs'], port=args.port, out_dir=work / tag,
                 dataset_name=S['dataset'], limit=S['search_limit'], device=args.device, budget_floor=0.9),
                 report_only=False)
+            # and the retrain saves every epoch, so a run killed part-way through it loses one epoch at most
             m = retrain(Architecture(skeleton, rec['sample']), full, epochs=S['retrain_epochs'], seed=seed,
-                        batch_size=S['retrain_batch'], lr=S['retrain_lr'], augment=True, device=args.device)
+                        batch_size=S['retrain_batch'], lr=S['retrain_lr'], augment=True, device=args.device,
+                        checkpoint=work / tag / 'retrain.ckpt')
             return {'strategy': strategy, 'space': space_name, 'seed': seed, 'budget': budget, 'madds': rec['madds'],
                     'params': rec['params'], 'budget_window': rec['budget_window'], 'test_acc': m['test_acc'],
                     'val_acc': m['val_acc'], 'sample': rec['sample'], 'retrain_epochs': S['retrain_epochs']}
@@ -217,7 +219,8 @@ def main():
     if best is not None:
         def long_train():
             m = retrain(Architecture(skeleton, best['sample']), full, epochs=S['p2_epochs'], seed=0,
-                        batch_size=S['retrain_batch'], lr=S['retrain_lr'], augment=True, erase=True, device=args.device)
+                        batch_size=S['retrain_batch'], lr=S['retrain_lr'], augment=True, erase=True, device=args.device,
+                        checkpoint=work / f'p2_{S["p2_epochs"]}epochs' / 'retrain.ckpt')
             return {'from': f'{best["strategy"]}/{best["space"]}/seed{best["seed"]}', 'test_acc': m['test_acc'],
                     'madds': m['madds'], 'params': m['params'], 'epochs': S['p2_epochs'], 'sample': best['sample']}
         p2 = attempt(_cached, work / f'p2_{S["p2_epochs"]}epochs' / 'result.json', long_train, ro)

@@ -124,6 +124,36 @@ def _priciest(space):
             for spec in SK.blocks()}
 
 
+def test_retrain_killed_after_an_epoch_resumes_to_the_same_network(tmp_path, digits):
+    """A retrain with a checkpoint file, stopped after its second epoch, continues from it to the same
+    weights, history and test accuracy as the straight run (augmentation and dropout streams included)."""
+    from autospace_nni.retrain import retrain
+    from autospace_nni.space.network import Architecture
+    arch = Architecture(SK, {'s1_b0': 'e3_hswish_se:0-1=dw5x5,0-2=skip,1-3=conv1x1,2-3=dw3x3',
+                             's2_b0': 'e6_relu6:0-1=dw3x3', 's2_b1': 'zero', 's3_b0': 'e1_relu6:0-1=dw3x3'})
+    kw = dict(epochs=3, augment=True, erase=True, seed=4, batch_size=128)
+    straight = retrain(arch, digits, **kw)
+
+    class Killed(Exception):
+        pass
+
+    def kill(epoch, acc):
+        if epoch == 1:
+            raise Killed()
+    ck = tmp_path / 'retrain.ckpt'
+    with pytest.raises(Killed):
+        retrain(arch, digits, checkpoint=ck, on_epoch=kill, **kw)
+    assert ck.exists() and len(torch.load(ck, weights_only=True)['history']) == 2
+    resumed = retrain(arch, digits, checkpoint=ck, **kw)
+    assert not ck.exists()                                   # removed once training ended
+    assert resumed['test_acc'] == straight['test_acc']
+    assert [h['train_loss'] for h in resumed['history']] == [h['train_loss'] for h in straight['history']]
+    with pytest.raises(Killed):
+        retrain(arch, digits, checkpoint=ck, on_epoch=kill, **kw)
+    with pytest.raises(ValueError, match='3-epoch training, not 5'):
+        retrain(arch, digits, checkpoint=ck, **dict(kw, epochs=5))
+
+
 def test_export_round_trips(tmp_path, digits):
     from autospace_nni.retrain import retrain
     from autospace_nni.space.network import Architecture
