@@ -166,8 +166,7 @@ class BudgetTuner(Tuner):
             # over budget: never run it; teach the inner tuner it is the worst possible result
             self.rejected += 1
             self.inner.receive_trial_result(parameter_id, params, self.worst)
-            if hasattr(self.inner, 'trial_end'):
-                self.inner.trial_end(parameter_id, True)
+            self._end(parameter_id, True)
         raise nni.NoMoreTrialError(f'{self.max_tries} proposals in a row were over the budget of '
                                    f'{self.budget_madds:.4g} MAdds')
 
