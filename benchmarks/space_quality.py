@@ -45,9 +45,10 @@ SCALES = {
                   iterations=4, population=8, sample_k=2, search_limit=400, search_epochs=1, trials=2, trial_epochs=1,
                   seeds=[0, 1], retrain_epochs=1, retrain_batch=64, retrain_lr=0.05, edf_n=3, edf_epochs=1,
                   edf_limit=400, strategies=['darts', 'random'], p2_epochs=1, boot=200, side_seeds=1),
-    # sized on 2 cores: an evolution ~6 min, a search 5 min, a full-data retrain of a ~12 M MAdds network
-    # ~20-25 min (10 epochs on 50k images), an EDF network ~1 min; about 13 h in all, so it runs over several
-    # sessions from its cache
+    # sized on 2 cores: each unit records its own search time (search.json's search_wall_time_s: DARTS on
+    # the learned space is the longest, its multi-edge cells make the biggest supernet); a full-data retrain of
+    # a ~12 M MAdds network (10 epochs on 50k images) saves every epoch; well over a day in all, so it runs
+    # over many sessions from its cache
     'cpu': dict(dataset='fashion-mnist', skeleton='mobile-28', budget=12e6, spec_budget=7e6, evolve_limit=6000,
                 iterations=12, population=24, sample_k=4, search_limit=6000, search_epochs=2, trials=10,
                 trial_epochs=1, seeds=[0, 1, 2, 3, 4], retrain_epochs=10, retrain_batch=128, retrain_lr=0.1,
