@@ -107,6 +107,10 @@ def _print_learned(learned, strategy, out) -> None:
         print(f'supernet val acc {last["val_acc"]:.3f}, E[MAdds] {last["expected_madds"] / 1e6:.3f} M')
 
 
+#: the file `train` saves its state in after every epoch, inside --out
+TRAIN_CHECKPOINT = 'retrain.ckpt'
+
+
 def _check_out(out, overwrite: bool, marker: str, *, create: bool = True):
     out = Path(out)
     if (out / marker).exists() and not overwrite:
@@ -159,9 +163,14 @@ def _cmd_train(args) -> int:
                      f'{arch.skeleton.input_shape}')
     arch.check_build()
     out = _check_out(args.out, args.overwrite, 'metrics.json')
+    ckpt = out / TRAIN_CHECKPOINT      # saved every epoch: a killed or interrupted train continues from it
+    if args.overwrite and ckpt.exists():
+        ckpt.unlink()
+    if ckpt.exists():
+        print(f'continuing the unfinished training in {out} from {ckpt.name}', file=sys.stderr)
     m = retrain(arch, data, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                 label_smoothing=args.label_smoothing, augment=args.augment, seed=args.seed, device=args.device,
-                out_dir=out, progress=not args.no_progress)
+                out_dir=out, progress=not args.no_progress, checkpoint=ckpt)
     print(f'test accuracy {m["test_acc"]:.4f}, MAdds {m["madds"] / 1e6:.3f} M, params {m["params"] / 1e6:.3f} M, '
           f'{m["epochs"]} epochs in {m["wall_time_s"]:.1f} s -> {out}/metrics.json')
     ex = m['exports']
@@ -351,8 +360,11 @@ def _resume_hint(args) -> str:
         return (f'{done} of {args.n} networks are kept in {path}; the same command resumes from them')
     if command in ('evolve', 'demo') and getattr(args, 'out', None):
         return f'resume with `autospace-nni evolve --resume {args.resume or args.out}`'
-    if command in ('search', 'train'):
-        return f'{command} keeps nothing unfinished: run the same command again'
+    if command == 'train' and getattr(args, 'out', None):
+        return (f'the finished epochs are kept in {Path(args.out) / TRAIN_CHECKPOINT}; the same command continues '
+                'from them')
+    if command == 'search':
+        return 'search keeps nothing unfinished: run the same command again'
     return 'nothing was written'
 
 

@@ -101,8 +101,12 @@ def retrain(arch: Architecture, data: DataSplits, *, epochs: int = 10, batch_siz
     x, y = data.train.tensors
     t0 = time.time()
     history, start, before = [], 0, 0.0   # before: seconds trained by the runs this one continues
+    # what a continued run must share with the run it continues
+    recipe = {'arch': json.dumps(arch.to_dict(), sort_keys=True), 'train_size': len(x), 'epochs': epochs,
+              'batch_size': batch_size, 'lr': lr, 'label_smoothing': label_smoothing, 'weight_decay': weight_decay,
+              'augment': augment, 'erase': erase, 'seed': seed}
     if checkpoint is not None and Path(checkpoint).exists():
-        start, history, before = _load_epoch_state(checkpoint, model, opt, sched, gen, epochs)
+        start, history, before = _load_epoch_state(checkpoint, model, opt, sched, gen, recipe)
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -131,7 +135,7 @@ def retrain(arch: Architecture, data: DataSplits, *, epochs: int = 10, batch_siz
             val = evaluate_accuracy(model, data.val, device=device)
             history.append({'epoch': epoch, 'train_loss': total / len(x), 'val_acc': val})
             if checkpoint is not None:
-                _save_epoch_state(checkpoint, model, opt, sched, gen, epochs, history, before + time.time() - t0)
+                _save_epoch_state(checkpoint, model, opt, sched, gen, recipe, history, before + time.time() - t0)
             if on_epoch is not None:
                 on_epoch(epoch, val)
             if bar is not None:
@@ -161,7 +165,7 @@ def retrain(arch: Architecture, data: DataSplits, *, epochs: int = 10, batch_siz
     return metrics
 
 
-def _save_epoch_state(path, model, opt, sched, gen, epochs, history, wall_s) -> None:
+def _save_epoch_state(path, model, opt, sched, gen, recipe, history, wall_s) -> None:
     """Everything the next epoch depends on (weights, optimizer, schedule, both random streams), written
     atomically: a kill leaves the previous epoch's file or this one, never half of one."""
     import os
@@ -169,17 +173,20 @@ def _save_epoch_state(path, model, opt, sched, gen, epochs, history, wall_s) -> 
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f'.tmp-{os.getpid()}-{path.name}')
     torch.save({'model': model.state_dict(), 'opt': opt.state_dict(), 'sched': sched.state_dict(),
-                'gen': gen.get_state(), 'torch_rng': torch.get_rng_state(), 'epochs': epochs,
+                'gen': gen.get_state(), 'torch_rng': torch.get_rng_state(), 'recipe': recipe,
                 'history': history, 'wall_s': wall_s}, tmp)
     os.replace(tmp, path)
 
 
-def _load_epoch_state(path, model, opt, sched, gen, epochs):
-    """Restore :func:`_save_epoch_state`'s file; returns (next epoch, history, seconds trained so far)."""
+def _load_epoch_state(path, model, opt, sched, gen, recipe):
+    """Restore :func:`_save_epoch_state`'s file; returns (next epoch, history, seconds trained so far).
+    A checkpoint of another network, data size or recipe is refused, naming what differs."""
+    from .errors import AutoSpaceError
     state = torch.load(path, map_location='cpu', weights_only=True)
-    if state['epochs'] != epochs:
-        raise ValueError(f'{path} is a checkpoint of a {state["epochs"]}-epoch training, not {epochs}; remove it '
-                         'to start again')
+    differ = sorted(k for k in recipe if state['recipe'].get(k) != recipe[k])
+    if differ:
+        raise AutoSpaceError(f'{path} is a checkpoint of another training (different {", ".join(differ)}); '
+                             'run the same command to continue it, or remove it (--overwrite) to start again')
     model.load_state_dict(state['model'])
     opt.load_state_dict(state['opt'])
     sched.load_state_dict(state['sched'])

@@ -1,6 +1,8 @@
 """Ctrl-C (SIGINT) on the commands other than evolve (tests/test_resume.py has evolve's): exit status 130, one
 line that says what is kept and how to go on, and no NNI manager left behind."""
 
+import json
+import re
 import signal
 import subprocess
 import sys
@@ -9,6 +11,7 @@ import time
 
 import psutil
 import pytest
+import torch
 
 DIGITS = ['--dataset', 'digits', '--limit', '300', '--seed', '0']
 
@@ -49,12 +52,23 @@ def test_ctrl_c_in_train(tmp_path):
     from autospace_nni.space.skeleton import Skeleton, reference_cell
     sk = Skeleton.preset('tiny-8')
     arch = tmp_path / 'arch.json'
-    import json
     arch.write_text(json.dumps(Architecture.uniform(sk, reference_cell(sk)).to_dict()))
-    rc, err, left = _run_until(['train', '--arch', str(arch), '--epochs', '200', '--out', str(tmp_path / 't'),
-                                *DIGITS], lambda e: '%|' in e)
+    out = tmp_path / 't'
+    args = ['train', '--arch', str(arch), '--epochs', '60', '--out', str(out), *DIGITS]
+    rc, err, left = _run_until(args, lambda e: re.search(r'\b[2-9]/60\b', e))      # two epochs done
     assert rc == 130 and left == []
-    assert _one_line(err) == 'autospace-nni: interrupted; train keeps nothing unfinished: run the same command again'
+    assert _one_line(err) == (f'autospace-nni: interrupted; the finished epochs are kept in {out / "retrain.ckpt"}; '
+                              'the same command continues from them')
+    done = len(torch.load(out / 'retrain.ckpt', weights_only=True)['history'])
+    assert 2 <= done < 60
+    r = subprocess.run([sys.executable, '-m', 'autospace_nni.cli', *args[:3], '--epochs', '5', *args[5:]],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and 'different epochs' in r.stderr, r.stderr[-2000:]   # another recipe: refused
+    r = subprocess.run([sys.executable, '-m', 'autospace_nni.cli', *args, '--no-progress'], capture_output=True,
+                       text=True, timeout=600)
+    assert r.returncode == 0 and 'continuing the unfinished training' in r.stderr, r.stderr[-2000:]
+    history = json.loads((out / 'metrics.json').read_text())['history']
+    assert [h['epoch'] for h in history] == list(range(60)) and not (out / 'retrain.ckpt').exists()
 
 
 @pytest.mark.slow
