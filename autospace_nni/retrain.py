@@ -155,13 +155,13 @@ def retrain(arch: Architecture, data: DataSplits, *, epochs: int = 10, batch_siz
                                                 'batch_size': batch_size, 'seed': seed},
                'history': history}
     model = model.cpu().eval()
-    if checkpoint is not None and Path(checkpoint).exists():
-        Path(checkpoint).unlink()
     if out_dir is not None:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         metrics['exports'] = export_model(model, arch, out)
         (out / 'metrics.json').write_text(json.dumps(metrics, indent=1) + '\n')
+    if checkpoint is not None and Path(checkpoint).exists():
+        Path(checkpoint).unlink()      # only once the results are written
     return metrics
 
 
@@ -174,7 +174,8 @@ def _save_epoch_state(path, model, opt, sched, gen, recipe, history, wall_s) -> 
     tmp = path.with_name(f'.tmp-{os.getpid()}-{path.name}')
     torch.save({'model': model.state_dict(), 'opt': opt.state_dict(), 'sched': sched.state_dict(),
                 'gen': gen.get_state(), 'torch_rng': torch.get_rng_state(), 'recipe': recipe,
-                'history': history, 'wall_s': wall_s}, tmp)
+                'history': history, 'wall_s': wall_s,
+                'cuda_rng': torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else []}, tmp)
     os.replace(tmp, path)
 
 
@@ -192,6 +193,8 @@ def _load_epoch_state(path, model, opt, sched, gen, recipe):
     sched.load_state_dict(state['sched'])
     gen.set_state(state['gen'])
     torch.set_rng_state(state['torch_rng'])
+    if state['cuda_rng']:
+        torch.cuda.set_rng_state_all(state['cuda_rng'])
     return len(state['history']), list(state['history']), float(state['wall_s'])
 
 
