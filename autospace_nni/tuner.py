@@ -14,7 +14,7 @@ the budget is never sent to a trial: the inner tuner is told it scored the worst
 model-based tuner such as TPE learns to avoid that region) and asked again. Concurrency > 1 is fine: the
 outer parameter ids map one to one onto inner ones.
 
-Two NNI 3.0 faults are worked around here:
+Three NNI 3.0 faults are worked around here:
 
 * NNI's dispatcher builds the tuner before it connects, and the manager gives up on a tuner that has not
   connected in 10 s ("Tuner did not connect in 10 seconds"). Loading the space needs torch (~7-10 s on a cold
@@ -188,7 +188,7 @@ class BudgetTuner(Tuner):
             self._end(parameter_id, success, **kwargs)
         else:
             self._held_ends[parameter_id] = success
-        if self._held_ends and self._ended >= set(self.proposed):
+        if self._held_ends and self.proposed.keys() <= self._ended:
             # every proposed trial has ended, so the ids still without a result are the trials that failed
             for pid in sorted(self._held_ends):
                 self._end(pid, self._held_ends.pop(pid))
