@@ -28,7 +28,7 @@ import json
 import logging
 import time
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Dict, Optional, Tuple
 
 import torch
 from torch import nn
@@ -37,6 +37,7 @@ from . import interrupts
 from .budget import AnalyticCostProfiler, BudgetPenalty
 from .data import DataSplits, load_dataset
 from .errors import AutoSpaceError
+from .nni_patches import patient_manager_start
 from .space.learned import LearnedSpace, manual_space
 from .space.skeleton import Skeleton
 from .training import sgd_cosine
@@ -217,7 +218,8 @@ def run_search(learned: LearnedSpace, strategy: str, data: DataSplits, *, budget
         exp2 = NasExperiment(space, FunctionalEvaluator(_inherited_eval, data=data), evolution)
         exp2.config.max_trial_number = trials
         exp2.config.experiment_working_directory = workdir
-        exp2.run()
+        with patient_manager_start():
+            exp2.run()
         interrupts.check()   # NNI stops on Ctrl-C and returns as if done
         best = max((m for m in exp2.strategy.list_models(sort=True, limit=None) if within(m.sample)),
                    key=lambda m: m.metric, default=None)
@@ -238,7 +240,7 @@ def run_search(learned: LearnedSpace, strategy: str, data: DataSplits, *, budget
         exp.config.experiment_name = f'autospace-search-{strategy}'
         # if NNI's dispatcher dies the engine would wait forever; a duration cap ends the search instead
         exp.config.max_experiment_duration = f'{max(10, 3 * trials * max(1, trial_epochs))}m'
-        with _TrialProgress(port, trials, enabled=progress, desc=f'search {strategy}'):
+        with _TrialProgress(port, trials, enabled=progress, desc=f'search {strategy}'), patient_manager_start():
             exp.run(port=port)
             interrupts.check()   # NNI stops on Ctrl-C and returns as if done
         results = _results_from_metrics(exp)
@@ -337,6 +339,14 @@ def constrained_export(sample: Dict[str, str], probs: Dict[str, Dict[str, float]
             break
         sample[best[1]] = best[2]
     return sample
+
+
+def cost_range(learned: LearnedSpace) -> Tuple[float, float]:
+    """MAdds of the cheapest and of the priciest network in ``learned`` (each block's cheapest / priciest
+    candidate; a network's cost is the sum of its blocks' and the fixed parts')."""
+    profiler = AnalyticCostProfiler(learned.skeleton)
+    return (profiler.profile(_cheapest_sample(learned, profiler)),
+            profiler.profile(_priciest_sample(learned, profiler)))
 
 
 def _priciest_sample(learned: LearnedSpace, profiler: AnalyticCostProfiler) -> Dict[str, str]:

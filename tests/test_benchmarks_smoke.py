@@ -45,6 +45,11 @@ def test_space_quality_smoke(tmp_path):
     for f in tmp_path.glob('p1_*/result.json'):
         r = json.loads(f.read_text())
         assert r['budget_window'][0] <= r['madds'] <= r['budget']
+    # P2 is its own search at 25 M (above the toy space's priciest network, so its window sits below that
+    # network), long-trained with random erasing
+    (p2,) = [json.loads(f.read_text()) for f in tmp_path.glob('p2_*/result.json')]
+    assert p2['budget'] == 25e6 and p2['erase'] and p2['budget_window'][0] <= p2['madds'] <= p2['budget_window'][1]
+    assert summary['p2']['madds'] == p2['madds'] and summary['p2']['best_test_acc'] == p2['test_acc']
     # the two budget-specialised spaces really were learned under their budgets
     small, large = (json.loads((tmp_path / f'evolve_{b}' / 'learned_space.json').read_text())
                     for b in ('budget-small', 'ref-default'))

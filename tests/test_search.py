@@ -13,7 +13,7 @@ import torch
 from autospace_nni import AutoSpace, ExplorationSpace, LearnedSpace, Skeleton, load_dataset, make_evaluator
 from autospace_nni.budget import AnalyticCostProfiler, BudgetPenalty
 from autospace_nni.space.learned import manual_space, MANUAL_CANDIDATES
-from autospace_nni.search import STRATEGIES, constrained_export, run_search
+from autospace_nni.search import STRATEGIES, constrained_export, cost_range, run_search
 
 logging.getLogger('pytorch_lightning').setLevel(logging.ERROR)
 warnings.filterwarnings('ignore')
@@ -116,6 +116,18 @@ def test_constrained_export_moves_inside_the_budget():
     filled = constrained_export(small, probs, profiler, BUDGET, floor=0.9 * BUDGET)
     assert 0.9 * BUDGET <= profiler.profile(filled) <= BUDGET
     assert constrained_export(small, probs, profiler, BUDGET) == small     # no floor: only moves down
+
+
+def test_cost_range_spans_the_space():
+    import random
+    space, profiler = manual_space(SK), AnalyticCostProfiler(SK)
+    lo, hi = cost_range(space)
+    # known ends of ProxylessNAS's space: MBConv e6 k7 everywhere; e3 k3, or no block where one may be skipped
+    assert hi == profiler.profile({label: 'e6_relu6:0-1=dw7x7' for label in SK.labels})
+    assert lo == profiler.profile({spec.label: 'zero' if spec.zero_allowed else 'e3_relu6:0-1=dw3x3' for spec in SK.blocks()})
+    rs = random.Random(0)
+    for _ in range(50):
+        assert lo <= profiler.profile({spec.label: rs.choice(space.candidates(spec)) for spec in SK.blocks()}) <= hi
 
 
 def _priciest(space):
