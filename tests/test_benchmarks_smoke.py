@@ -26,6 +26,7 @@ def test_overhead_smoke():
     assert '12/12 |' in out.split('FlopsParamsProfiler')[1].splitlines()[0]
 
 
+@pytest.mark.timeout(2400)   # the whole protocol, then its report from the cache: two runs of _run's 1800 s at most
 def test_space_quality_smoke(tmp_path):
     import json
     args = ('benchmarks/space_quality.py', '--scale', 'smoke', '--no-write', '--work', str(tmp_path), '--port', '8779')
