@@ -169,7 +169,7 @@ def run_search(learned: LearnedSpace, strategy: str, data: DataSplits, *, budget
     skeleton = learned.skeleton
     profiler = AnalyticCostProfiler(skeleton)
     if budget_madds is not None:
-        cheapest = profiler.profile(_cheapest_sample(learned, profiler))
+        cheapest, priciest = cost_range(learned)
         if cheapest > budget_madds:
             raise AutoSpaceError(f'budget {budget_madds:.4g} MAdds is below the cheapest network in this space '
                                  f'({cheapest:.4g} MAdds); raise --budget-madds')
@@ -178,7 +178,7 @@ def run_search(learned: LearnedSpace, strategy: str, data: DataSplits, *, budget
     lo = None
     if budget_madds is not None and budget_floor is not None:
         # a space whose priciest network is under the budget cannot fill it: its window is below that one
-        lo = budget_floor * min(budget_madds, profiler.profile(_priciest_sample(learned, profiler)))
+        lo = budget_floor * min(budget_madds, priciest)
     within = (lambda sample: True) if budget_madds is None else (
         lambda sample: (lo or 0) <= profiler.profile(sample) <= budget_madds)
     out_dir = Path(out_dir) if out_dir else None

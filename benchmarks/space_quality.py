@@ -25,8 +25,7 @@ without training anything (units not yet run are listed as pending).
 5. **Budget specialisation.** Spaces learned at two budgets that both bind, each searched (DARTS) at both.
 6. **P2.** The learned space searched once more at P2's budget of 25 M MAdds (winner in [0.9, 1] x 25 M; the
    report gives each space's priciest network, so it shows whether a space can reach that budget at all), and
-   that winner trained for longer with translations
-   and random erasing, tested once.
+   that winner trained for longer with translations and random erasing, tested once.
 
 Units run in the order 1, 2 (seed-major, so every finished seed is a complete pair), 3, 6, then the side
 questions 4 and 5: the goals P1 and P2 are decided first.
