@@ -5,7 +5,6 @@
 Writes a section of docs/benchmarks.md (machine, command, date, figures)."""
 
 import argparse
-import platform
 import sys
 import time
 import timeit

@@ -6,7 +6,6 @@ learned space, and the fitness trajectories of the final best and worst cells.
 Writes a section of docs/benchmarks.md."""
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path

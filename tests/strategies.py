@@ -3,7 +3,7 @@
 import numpy as np
 from hypothesis import strategies as st
 
-from autospace_nni.cells import Cell, DEFAULT_OPS
+from autospace_nni.cells import Cell
 
 
 @st.composite

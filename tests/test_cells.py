@@ -1,11 +1,9 @@
-import itertools
-
 import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings, strategies as st, HealthCheck
 
-from autospace_nni.cells import Cell, CellError, PRIMITIVES, count_by_hooks, DEFAULT_OPS
+from autospace_nni.cells import Cell, CellError, PRIMITIVES, count_by_hooks
 from autospace_nni.cells.ops import register_primitive
 
 from strategies import cells, gene_cells, shapes

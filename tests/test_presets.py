@@ -7,7 +7,7 @@ import torch
 
 from autospace_nni.cells import count_by_hooks
 from autospace_nni.presets import build_network, network_architecture, PAPER_FIGURES
-from autospace_nni.space import Architecture, Skeleton, SKELETON_PRESETS, reference_cell, fixed_cost
+from autospace_nni.space import Architecture, Skeleton, SKELETON_PRESETS, reference_cell
 from autospace_nni.errors import ArchError, SkeletonError
 
 

@@ -1,7 +1,6 @@
 """The AutoSpace strategy end to end on digits: known-answer sanity, budget direction, NNI's
 NasExperiment path, learned-space round trip, checkpoint state."""
 
-import json
 import logging
 import warnings
 
