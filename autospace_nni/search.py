@@ -345,18 +345,10 @@ def cost_range(learned: LearnedSpace) -> Tuple[float, float]:
     """MAdds of the cheapest and of the priciest network in ``learned`` (each block's cheapest / priciest
     candidate; a network's cost is the sum of its blocks' and the fixed parts')."""
     profiler = AnalyticCostProfiler(learned.skeleton)
-    return (profiler.profile(_cheapest_sample(learned, profiler)),
-            profiler.profile(_priciest_sample(learned, profiler)))
-
-
-def _priciest_sample(learned: LearnedSpace, profiler: AnalyticCostProfiler) -> Dict[str, str]:
-    return {spec.label: max(learned.candidates(spec), key=lambda c: profiler.block_cost(spec.label, c))
-            for spec in learned.block_specs()}
-
-
-def _cheapest_sample(learned: LearnedSpace, profiler: AnalyticCostProfiler) -> Dict[str, str]:
-    return {spec.label: min(learned.candidates(spec), key=lambda c: profiler.block_cost(spec.label, c))
-            for spec in learned.block_specs()}
+    return tuple(profiler.profile({spec.label: pick(learned.candidates(spec),
+                                                    key=lambda c: profiler.block_cost(spec.label, c))
+                                   for spec in learned.block_specs()})
+                 for pick in (min, max))
 
 
 def _results_from_metrics(exp) -> list:
