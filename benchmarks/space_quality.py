@@ -27,8 +27,10 @@ without training anything (units not yet run are listed as pending).
    report gives each space's priciest network, so it shows whether a space can reach that budget at all), and
    that winner trained for longer with translations and random erasing, tested once.
 
-Units run in the order 1, 2 (seed-major, so every finished seed is a complete pair), 3, 6, then the side
-questions 4 and 5: the goals P1 and P2 are decided first.
+Units run in the order 1, 2 (seed-major, so every finished seed is a complete pair), 3 (both EDFs grown together),
+6, then the side questions 4 and 5: the goals P1 and P2 are decided first. Once the pending seeds can no longer
+bring any algorithm's Wilcoxon p below 0.1 (``best_case_p``), P1's remaining seeds move after 3 and 6: they can
+only refine the gap's estimate, not the verdict.
 
 A Pareto plot (test accuracy against MAdds of every retrained winner, both spaces) and the EDF plot go next to
 docs/benchmarks.md ("Space quality (<scale>)"); <work>/summary.json holds the P1/P2 figures.
@@ -43,6 +45,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from benchmarks._paired import best_case_p, p1_deltas, paired_test  # noqa: E402
 
 SCALES = {
     'smoke': dict(dataset='digits', skeleton='tiny-8', budget=3.5e5, spec_budget=2.5e5, evolve_limit=400,
@@ -103,19 +107,6 @@ def convergence(history, stable_for=3):
         if h.get('stable_iterations', 0) >= stable_for:
             return h['iteration'] - stable_for + 1
     return None
-
-
-def paired_test(a, b) -> dict:
-    """Paired comparison of a and b (same seeds): mean difference, Wilcoxon signed-rank and paired t p-values."""
-    from scipy.stats import ttest_rel, wilcoxon
-    a, b = np.asarray(a, float), np.asarray(b, float)
-    d = a - b
-    out = {'n': int(len(d)), 'delta': float(d.mean()) if len(d) else float('nan'), 'p_wilcoxon': float('nan'),
-           'p_ttest': float('nan')}
-    if len(d) >= 2 and np.any(d != 0):
-        out['p_wilcoxon'] = float(wilcoxon(a, b).pvalue)
-        out['p_ttest'] = float(ttest_rel(a, b).pvalue)
-    return out
 
 
 def main():
@@ -187,33 +178,48 @@ def main():
                     'search_wall_time_s': rec['search_wall_time_s'], 'retrain_wall_time_s': m['wall_time_s']}
         return attempt(_cached, work / tag / 'result.json', make, ro)
 
-    # 2. P1: seed-major, so that every finished seed is a complete pair
-    rows = []
+    # 2. P1: seed-major, so that every finished seed is a complete pair. Once no pending seed can change any
+    #    algorithm's verdict (best_case_p >= 0.1), the remaining seeds wait until the EDFs and P2 have run: the
+    #    compute goes to the questions still open first
+    def p1_seed(seed):
+        return [search_retrain(name, strategy, seed, B, f'p1_{strategy}_{name}_seed{seed}')
+                for strategy in S['strategies'] for name in ('learned', 'manual')]
+
+    def p1_decided(done):
+        done = [r for r in done if r is not None]
+        return all(best_case_p(d, len(S['seeds']) - len(d)) >= 0.1 for d in p1_deltas(done, S, B).values())
+
+    rows, later = [], []
     for seed in S['seeds']:
-        for strategy in S['strategies']:
-            for name in ('learned', 'manual'):
-                rows.append(search_retrain(name, strategy, seed, B, f'p1_{strategy}_{name}_seed{seed}'))
-    rows = [r for r in rows if r is not None]
-    # 3. EDFs in [0.9 B, B]
+        if not ro and p1_decided(rows):
+            later.append(seed)
+        else:
+            rows += p1_seed(seed)
+    # 3. EDFs in [0.9 B, B], both grown together a few networks at a time (the samples are a fixed sequence, so
+    #    a shorter run trains a prefix of the longer one), so that a run stopped part-way compares equal n
     edf_dirs = {}
-    for name in ('learned', 'manual'):
-        if spaces[name] is None:
-            continue
+    names = [name for name in ('learned', 'manual') if spaces[name] is not None]
+    step = max(1, S['edf_n'] // 8)
+    for k in ([] if ro else range(step, S['edf_n'] + step, step)):
+        for name in names:
+            sample_space(spaces[name], edf_data, work / f'edf_{name}', n=min(k, S['edf_n']), epochs=S['edf_epochs'],
+                         madds_range=(0.9 * B, B), name=name, progress=True, device=args.device)
+    for name in names:
         d = work / f'edf_{name}'
         n_done = len((d / 'design_space.jsonl').read_text().splitlines()) if (d / 'design_space.jsonl').exists() else 0
-        if ro and n_done < S['edf_n']:
+        if n_done < S['edf_n']:
             pending.append(f'{d} ({n_done}/{S["edf_n"]})')
-        elif not ro:
-            sample_space(spaces[name], edf_data, d, n=S['edf_n'], epochs=S['edf_epochs'], madds_range=(0.9 * B, B),
-                         name=name, progress=True, device=args.device)
-        if n_done or not ro:
+        if n_done:
             edf_dirs[name] = d
     # 6. P2: the learned space searched again at the P2 budget (so its winner fills [0.9, 1] x 25 M rather than
     #    P1's 12 M), and that winner trained longer with translations and random erasing
     p2 = search_retrain('learned', S['p2_strategy'], 0, P2_MADDS,
                         f'p2_{S["p2_strategy"]}_learned_{S["p2_epochs"]}epochs', epochs=S['p2_epochs'], erase=True)
 
-    # the side questions come last: P1, its EDFs and P2 are the goals
+    # P1's deferred seeds, then the side questions: P1, its EDFs and P2 are the goals
+    for seed in later:
+        rows += p1_seed(seed)
+    rows = [r for r in rows if r is not None]
     # 4. reference off: its DARTS winners, paired by seed with the learned space's
     side = S['seeds'][:S['side_seeds']]
     for seed in side:
@@ -275,10 +281,19 @@ def report(args, S, work, spaces, rows, edf_dirs, p2, pending, plot_edfs, mean_e
     algos = summary['p1']['algorithms']
     ok = [a for a, v in algos.items() if v['delta'] >= 0.003 and v['p_value'] is not None and v['p_value'] < 0.1]
     complete = all(algos.get(a, {}).get('seeds') == len(S['seeds']) for a in S['strategies'])
-    verdict = ('met' if len(ok) == len(S['strategies']) else 'NOT met' if complete else
+    # the best Wilcoxon p each algorithm can still reach: at or above 0.1 its pending seeds cannot meet the goal
+    best = {a: best_case_p(d, len(S['seeds']) - len(d)) for a, d in p1_deltas(rows, S, B).items()}
+    hopeless = [a for a, p in best.items() if p >= 0.1]
+    verdict = ('met' if len(ok) == len(S['strategies']) else 'NOT met' if complete or hopeless else
                'undecided: pairs still pending')
     lines.append(f'\nGoal P1 (≥ +0.3 points with paired p < 0.1, both algorithms): '
                  f'**{verdict}** (met so far by: {", ".join(ok) or "none"}).')
+    if not complete:
+        lines.append('\nThe smallest Wilcoxon p the pending seeds still allow (each pending pair won by the learned '
+                     'space, by more than any pair so far): ' + ', '.join(f'{a} {p:.3f}' for a, p in best.items()) +
+                     (f'. For {", ".join(hopeless)} that is at or above 0.1, so no remaining seed can meet the goal; '
+                      'the remaining P1 seeds run after the EDFs and P2, and only narrow the gap\'s estimate.'
+                      if hopeless else '.'))
     # what each evolution learned
     from autospace_nni.search import cost_range
     lines.append('\nMAdds of the cheapest and the priciest network in each space: ' + '; '.join(

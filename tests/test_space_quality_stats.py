@@ -1,0 +1,33 @@
+"""The decision rule of space_quality.py's goal P1 (benchmarks/_paired.py), on known answers: the exact two-sided
+Wilcoxon signed-rank test on n pairs cannot go below 2 / 2**n, and one lost pair out of 5 already keeps it above
+the goal's 0.1."""
+
+import pytest
+
+from benchmarks._paired import best_case_p, p1_deltas
+
+S = {'seeds': [0, 1, 2, 3, 4], 'strategies': ['darts', 'evolution']}
+
+
+def test_best_case_p_known_answers():
+    assert best_case_p([], 5) == pytest.approx(2 / 32)                   # nothing run: all 5 may still win
+    assert best_case_p([0.004, 0.001, 0.002, 0.003, 0.005], 0) == pytest.approx(2 / 32)
+    assert best_case_p([-0.001], 4) == pytest.approx(4 / 32)             # one loss (rank 1): W- = 1, p = 2 * 2/32
+    assert best_case_p([-0.0027, -0.0007], 3) == pytest.approx(10 / 32)  # this cpu run after 2 seeds
+    assert best_case_p([], 2) == pytest.approx(0.5)                      # 2 pairs can never reach p < 0.1
+    # a pending pair's best case outranks the finished ones, whatever their size
+    assert best_case_p([0.5, -0.0001], 3) == best_case_p([0.0002, -0.0001], 3)
+
+
+def _row(strategy, space, seed, acc, budget=12e6):
+    return {'strategy': strategy, 'space': space, 'seed': seed, 'test_acc': acc, 'budget': budget}
+
+
+def test_p1_deltas_pairs_by_seed_and_budget():
+    rows = [_row('darts', 'learned', 0, 0.90), _row('darts', 'manual', 0, 0.92),
+            _row('darts', 'learned', 1, 0.95),                                       # its manual pair is pending
+            _row('darts', 'manual', 1, 0.50, budget=7e6),                            # another budget: not a pair
+            _row('darts', 'learned-no-ref', 0, 0.10),                                # a side unit: not a pair
+            _row('evolution', 'manual', 2, 0.93), _row('evolution', 'learned', 2, 0.94)]
+    d = p1_deltas(rows, S, 12e6)
+    assert d['darts'] == [pytest.approx(-0.02)] and d['evolution'] == [pytest.approx(0.01)]
