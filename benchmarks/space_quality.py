@@ -268,16 +268,6 @@ def report(args, S, work, spaces, rows, edf_dirs, p2, pending, plot_edfs, mean_e
                                                  # null, not NaN (invalid JSON), while too few pairs to test
                                                  'p_value': t['p_wilcoxon'] if np.isfinite(t['p_wilcoxon']) else None,
                                                  'learned_madds': float(lm), 'manual_madds': float(mm), 'seeds': t['n']}
-    # what the winners are made of: a space of pricier cells fills the budget with fewer blocks
-    anatomy = []
-    for name in ('learned', 'manual'):
-        won = [r for r in rows if r['space'] == name and r['budget'] == B]
-        if won:
-            anatomy.append(f'{name} {np.mean([list(r["sample"].values()).count("zero") for r in won]):.1f} of '
-                           f'{len(won[0]["sample"])} blocks skipped, {np.mean([r["params"] for r in won]) / 1e3:.0f} k '
-                           f'params ({len(won)} winners)')
-    if anatomy:
-        lines.append('\nP1 winners, mean: ' + '; '.join(anatomy) + '.')
     algos = summary['p1']['algorithms']
     ok = [a for a, v in algos.items() if v['delta'] >= 0.003 and v['p_value'] is not None and v['p_value'] < 0.1]
     complete = all(algos.get(a, {}).get('seeds') == len(S['seeds']) for a in S['strategies'])
@@ -294,6 +284,13 @@ def report(args, S, work, spaces, rows, edf_dirs, p2, pending, plot_edfs, mean_e
                      (f'. For {", ".join(hopeless)} that is at or above 0.1, so no remaining seed can meet the goal; '
                       'the remaining P1 seeds run after the EDFs and P2, and only narrow the gap\'s estimate.'
                       if hopeless else '.'))
+    # what the winners are made of (a space of pricier cells fills the budget with fewer blocks), and whether the
+    # estimator rates the learned space's multi-edge cells as it should (the fitness-quality benchmark's cache)
+    from benchmarks._anatomy import estimator_bias, why_lines
+    lines += why_lines(spaces, {n: [r for r in rows if r['space'] == n and r['budget'] == B]
+                                for n in ('learned', 'manual')},
+                       estimator_bias(ROOT / ('runs' if args.scale == 'smoke' else 'docs/results') /
+                                      f'fitness_quality_{args.scale}'))
     # what each evolution learned
     from autospace_nni.search import cost_range
     lines.append('\nMAdds of the cheapest and the priciest network in each space: ' + '; '.join(
@@ -328,6 +325,10 @@ def report(args, S, work, spaces, rows, edf_dirs, p2, pending, plot_edfs, mean_e
         lines.append(f'\nMean error learned − manual: {el.mean() - em.mean():+.4f}, 90% bootstrap interval '
                      f'[{lo:+.4f}, {hi:+.4f}]; the learned EDF lies left of the manual one outside the bands: '
                      f'**{"yes" if hi < 0 else "no"}**. ![error EDFs]({png.name})')
+        from benchmarks._anatomy import multi_edge_vs_error
+        c = multi_edge_vs_error(load_samples(edf_dirs['learned']))
+        lines.append(f'\nWithin the learned EDF, Spearman ρ between a network\'s share of multi-edge blocks and its error: '
+                     f'{c["rho"]:+.2f} (p {c["p"]:.3f}, {c["n"]} networks; ρ > 0: more multi-edge cells, more error).')
     # reference on / off
     hist = {}
     for ref in ('default', 'none'):

@@ -1,0 +1,87 @@
+"""What space_quality.py says of the spaces' make-up and of the estimator's view of multi-edge cells
+(benchmarks/_anatomy.py), on known answers: tiny hand-made spaces, winners and a fitness-quality cache."""
+
+import json
+import math
+from types import SimpleNamespace
+
+import pytest
+
+from autospace_nni.cells.genome import Cell
+from autospace_nni.space.learned import LearnedCell, manual_space
+from autospace_nni.space.skeleton import Skeleton
+from benchmarks._anatomy import estimator_bias, kind, space_makeup, why_lines, winner_makeup
+
+MB, MB5, MULTI, POOL = 'e6_relu6:0-1=dw3x3', 'e3_relu6:0-1=dw5x5', 'e1_relu6:0-1=dw3x3,0-2=skip,1-2=conv1x1', \
+    'e1_relu6:0-1=avg_pool3x3'
+
+
+def test_kind_tells_mbconv_multi_edge_and_other_cells():
+    assert [kind(c) for c in (MB, MB5, MULTI, POOL, 'e6_relu6:0-1=sep_dw1x3_3x1', 'e6_relu6:0-1=dil_dw3x3')] == \
+        ['mbconv', 'mbconv', 'multi', 'other', 'mbconv', 'mbconv']
+    assert kind(Cell.parse(MULTI)) == 'multi'          # a Cell or its text
+
+
+def _space(groups):
+    # space_makeup reads a space's groups alone
+    return SimpleNamespace(groups={g: [LearnedCell(cell=Cell.parse(c), fitness=1.0, reference=r == 0)
+                                       for r, c in enumerate(cs)] for g, cs in groups.items()})
+
+
+def test_space_and_winner_makeup_known_answers():
+    m = space_makeup(_space({'a': [MB, MULTI], 'b': [MULTI, MULTI, POOL]}))
+    assert m == {'cells': 5, 'multi_edge': pytest.approx(3 / 5)}      # a reference cell is a choice: counted
+    manual = space_makeup(manual_space(Skeleton.preset('tiny-8')))     # ProxylessNAS's MBConv candidates
+    assert manual['cells'] > 0 and manual['multi_edge'] == 0.0
+    rows = [{'sample': {'b0': MULTI, 'b1': 'zero', 'b2': MB, 'b3': 'zero'}, 'params': 100e3},
+            {'sample': {'b0': MB, 'b1': MB, 'b2': MULTI, 'b3': 'zero'}, 'params': 300e3}]
+    w = winner_makeup(rows)
+    # 1.5 blocks skipped on average; of the 5 blocks kept, 2 are multi-edge
+    assert w == {'winners': 2, 'blocks': 4, 'skipped': 1.5, 'multi_edge': pytest.approx(2 / 5), 'params': 200e3}
+
+
+def _fq_cache(tmp_path, truth, estimates):
+    (tmp_path / 'report.json').write_text(json.dumps({'truth': truth}))
+    (tmp_path / 'summary.json').write_text(json.dumps({'default': 'paired-eval'}))
+    for seed, est in enumerate(estimates):
+        d = tmp_path / 'estimators' / f'paired-eval_seed{seed}'
+        d.mkdir(parents=True)
+        (d / 'result.json').write_text(json.dumps({'estimate': est}))
+    other = tmp_path / 'estimators' / 'alpha-sum_seed0'          # another estimator: not the default, not read
+    other.mkdir()
+    (other / 'result.json').write_text(json.dumps({'estimate': {c: 9.0 for c in truth}}))
+    return tmp_path
+
+
+def test_estimator_bias_averages_seeds_per_kind_and_leaves_other_cells_out(tmp_path):
+    truth = {MB: 0.84, MB5: 0.82, MULTI: 0.79, POOL: 0.50}
+    cache = _fq_cache(tmp_path, truth, [{MB: 1.0, MB5: 0.98, MULTI: 1.03, POOL: 0.9},
+                                        {MB: 1.0, MB5: 1.00, MULTI: 1.01, POOL: 0.9}])
+    b = estimator_bias(cache)
+    assert b['estimator'] == 'paired-eval' and b['seeds'] == 2
+    assert b['mbconv'] == {'n': 2, 'truth': pytest.approx(0.83), 'score': pytest.approx(0.995)}
+    assert b['multi'] == {'n': 1, 'truth': pytest.approx(0.79), 'score': pytest.approx(1.02)}
+    text = '\n'.join(why_lines({}, {}, b))
+    assert 'rates multi-edge cells as high or higher' in text and '4.0 points worse' in text
+
+
+def test_estimator_bias_is_none_without_a_cache(tmp_path):
+    assert estimator_bias(tmp_path) is None
+    assert why_lines({}, {'learned': []}, None) == []
+
+
+def test_multi_edge_vs_error_known_answers():
+    from benchmarks._anatomy import multi_edge_vs_error
+
+    def net(cells, error):
+        return {'sample': {f'b{i}': c for i, c in enumerate(cells)}, 'error': error}
+    # error rises with the share of multi-edge blocks (0, 1/3, 1/2, 1): ρ = +1
+    up = [net([MB, MB, MB], 0.10), net([MULTI, MB, MB], 0.12), net([MULTI, MB, 'zero'], 0.15),
+          net([MULTI, 'zero', MULTI], 0.20)]
+    r = multi_edge_vs_error(up)
+    assert r['n'] == 4 and r['rho'] == pytest.approx(1.0)
+    r = multi_edge_vs_error([dict(s, error=-s['error']) for s in up])
+    assert r['rho'] == pytest.approx(-1.0)
+    # no spread in the share: no correlation to speak of
+    flat = multi_edge_vs_error([net([MB], 0.1), net([MB5], 0.2), net([POOL], 0.3)])
+    assert flat['n'] == 3 and math.isnan(flat['rho']) and math.isnan(flat['p'])
