@@ -179,6 +179,15 @@ def _save_epoch_state(path, model, opt, sched, gen, recipe, history, wall_s) -> 
     os.replace(tmp, path)
 
 
+def progress(checkpoint) -> dict | None:
+    """How far an unfinished :func:`retrain` has got, read from its checkpoint without building the network:
+    the epochs done, their history (train loss, held-out accuracy) and the seconds trained; None without one."""
+    if checkpoint is None or not Path(checkpoint).exists():
+        return None
+    state = torch.load(checkpoint, map_location='cpu', weights_only=True)
+    return {'epochs': len(state['history']), 'history': list(state['history']), 'wall_s': float(state['wall_s'])}
+
+
 def _load_epoch_state(path, model, opt, sched, gen, recipe):
     """Restore :func:`_save_epoch_state`'s file; returns (next epoch, history, seconds trained so far).
     A checkpoint of another network, data size or recipe is refused, naming what differs."""

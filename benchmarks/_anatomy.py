@@ -96,14 +96,68 @@ def why_lines(spaces: dict, winners: dict, bias) -> list:
     return lines
 
 
+def _rho(x, err) -> dict:
+    from scipy.stats import spearmanr
+    if len(x) < 3 or len(set(x)) < 2 or len(set(err)) < 2:
+        return {'n': len(x), 'rho': float('nan'), 'p': float('nan')}
+    r = spearmanr(x, err)
+    return {'n': len(x), 'rho': float(r.statistic), 'p': float(r.pvalue)}
+
+
 def multi_edge_vs_error(samples) -> dict:
     """Across networks of one space (EDF samples: dicts with a ``sample`` and an ``error``): Spearman's ρ between
     the share of a network's kept blocks whose cell is multi-edge and its error, with its p-value (scipy.stats).
     ρ > 0: the more multi-edge cells a network holds, the worse it does."""
-    from scipy.stats import spearmanr
-    share = [winner_makeup([{'sample': s['sample'], 'params': 0}])['multi_edge'] for s in samples]
-    err = [s['error'] for s in samples]
-    if len(samples) < 3 or len(set(share)) < 2 or len(set(err)) < 2:
-        return {'n': len(samples), 'rho': float('nan'), 'p': float('nan')}
-    r = spearmanr(share, err)
-    return {'n': len(samples), 'rho': float(r.statistic), 'p': float(r.pvalue)}
+    return _rho([winner_makeup([{'sample': s['sample'], 'params': 0}])['multi_edge'] for s in samples],
+                [s['error'] for s in samples])
+
+
+def skips_vs_error(samples) -> dict:
+    """As :func:`multi_edge_vs_error`, for the number of blocks a network skips. ρ < 0: at matched MAdds, networks
+    that skip more blocks (and so spend the budget on fewer, wider ones) do better."""
+    return _rho([list(s['sample'].values()).count(ZERO) for s in samples], [s['error'] for s in samples])
+
+
+def cell_effects(samples, *, min_n: int = 3, q_max: float = 0.1) -> dict:
+    """Which single choices (a cell, or 'zero', at one block) go with a higher or lower error across networks of one
+    space. Every choice held by at least ``min_n`` networks and missed by at least ``min_n`` is tested: a two-sided
+    Mann-Whitney U test of the errors of the networks with it against those without (scipy.stats), and the
+    p-values of all tests are corrected together for the false discovery rate (Benjamini-Hochberg,
+    ``scipy.stats.false_discovery_control``). Returns the number of tests and the effects with q < ``q_max``,
+    smallest q first: block, cell, n (networks with it), delta (mean error with − without), p, q."""
+    from scipy.stats import false_discovery_control, mannwhitneyu
+    err = np.array([s['error'] for s in samples], dtype=float)
+    tests = []
+    for block in (samples[0]['sample'] if samples else {}):
+        picks = np.array([s['sample'][block] for s in samples])
+        for cell in sorted(set(picks)):
+            has = picks == cell
+            if min_n <= has.sum() <= len(samples) - min_n:
+                p = float(mannwhitneyu(err[has], err[~has], alternative='two-sided').pvalue)
+                tests.append({'block': block, 'cell': str(cell), 'n': int(has.sum()),
+                              'delta': float(err[has].mean() - err[~has].mean()), 'p': p})
+    if tests:
+        for t, q in zip(tests, false_discovery_control([t['p'] for t in tests])):
+            t['q'] = float(q)
+    return {'tests': len(tests), 'effects': sorted((t for t in tests if t['q'] < q_max), key=lambda t: t['q'])}
+
+
+def edf_why_lines(samples: dict) -> list:
+    """The report's paragraph on what, within each space's EDF (``samples``: space name -> EDF samples), goes
+    with a network's error: its share of multi-edge blocks, the blocks it skips, and single choices
+    (:func:`cell_effects`)."""
+    parts = []
+    for name, rows in samples.items():
+        m, k, e = multi_edge_vs_error(rows), skips_vs_error(rows), cell_effects(rows)
+        found = '; '.join(f'{"zero (skipped)" if t["cell"] == ZERO else "`" + t["cell"] + "`"} at {t["block"]} '
+                          f'({t["n"]} networks): {100 * t["delta"]:+.2f} points of error, p {t["p"]:.4f}, '
+                          f'q {t["q"]:.3f}' for t in e['effects'])
+        skipped = np.mean([list(r['sample'].values()).count(ZERO) for r in rows])
+        multi = (f'{m["rho"]:+.2f} (p {m["p"]:.3f})' if np.isfinite(m['rho']) else 'none (no spread in the share)')
+        parts.append(f'**{name}** ({m["n"]} networks, {skipped:.1f} blocks skipped on average): Spearman ρ of error '
+                     f'with the share of multi-edge blocks {multi}, with the number of blocks skipped '
+                     f'{k["rho"]:+.2f} (p {k["p"]:.3f}); of {e["tests"]} single choices tested '
+                     '(Mann-Whitney U, Benjamini-Hochberg), '
+                     + (f'{len(e["effects"])} with q < 0.1: {found}' if e['effects'] else 'none with q < 0.1'))
+    return ['\nWhat goes with a network\'s error within each EDF (ρ > 0: more of it, more error): ' +
+            '. '.join(parts) + '.'] if parts else []

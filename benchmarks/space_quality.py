@@ -325,10 +325,8 @@ def report(args, S, work, spaces, rows, edf_dirs, p2, pending, plot_edfs, mean_e
         lines.append(f'\nMean error learned − manual: {el.mean() - em.mean():+.4f}, 90% bootstrap interval '
                      f'[{lo:+.4f}, {hi:+.4f}]; the learned EDF lies left of the manual one outside the bands: '
                      f'**{"yes" if hi < 0 else "no"}**. ![error EDFs]({png.name})')
-        from benchmarks._anatomy import multi_edge_vs_error
-        c = multi_edge_vs_error(load_samples(edf_dirs['learned']))
-        lines.append(f'\nWithin the learned EDF, Spearman ρ between a network\'s share of multi-edge blocks and its error: '
-                     f'{c["rho"]:+.2f} (p {c["p"]:.3f}, {c["n"]} networks; ρ > 0: more multi-edge cells, more error).')
+        from benchmarks._anatomy import edf_why_lines
+        lines += edf_why_lines({n: load_samples(d) for n, d in edf_dirs.items()})
     # reference on / off
     hist = {}
     for ref in ('default', 'none'):
@@ -394,8 +392,17 @@ def report(args, S, work, spaces, rows, edf_dirs, p2, pending, plot_edfs, mean_e
                      f'accuracy ({p2["val_acc"]:.4f} held-out) at {p2["madds"] / 1e6:.2f} M MAdds, '
                      f'{p2["params"] / 1e6:.2f} M params → **{"met" if p2["test_acc"] >= 0.955 else "NOT met"}**.')
     else:
+        tag = work / f'p2_{S["p2_strategy"]}_learned_{S["p2_epochs"]}epochs'
+        from autospace_nni.retrain import progress
+        rec = json.loads((tag / 'search.json').read_text()) if (tag / 'search.json').exists() else None
+        done = progress(tag / 'retrain.ckpt')
         lines.append(f'\nGoal P2 (≥ 0.955 test accuracy at ≤ 25 M MAdds): pending (a search of the learned space at '
-                     f'{P2_MADDS / 1e6:.3g} M MAdds, its winner trained {S["p2_epochs"]} epochs).')
+                     f'{P2_MADDS / 1e6:.3g} M MAdds, its winner trained {S["p2_epochs"]} epochs)' + (
+                         f'; the search is done (winner {rec["madds"] / 1e6:.2f} M MAdds, {rec["params"] / 1e3:.0f} k '
+                         f'params) and its retrain has run {done["epochs"]} of {S["p2_epochs"]} epochs '
+                         f'({done["wall_s"] / 3600:.1f} h; held-out accuracy after epoch ' +
+                         ', '.join(f'{h["epoch"] + 1}: {h["val_acc"]:.4f}' for h in done['history'][-6:]) + ')'
+                         if rec and done else '') + '.')
     if pending:
         lines.append(f'\nPending ({len(pending)} units not yet run): ' + ', '.join(Path(p).parent.name if p.endswith('.json')
                                                                                  else Path(p.split(' ')[0]).name

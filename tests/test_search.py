@@ -150,8 +150,11 @@ def test_retrain_killed_after_an_epoch_resumes_to_the_same_network(tmp_path, dig
     with pytest.raises(Killed):
         retrain(arch, digits, checkpoint=ck, on_epoch=kill, **kw)
     assert ck.exists() and len(torch.load(ck, weights_only=True)['history']) == 2
+    from autospace_nni.retrain import progress
+    half = progress(ck)                                      # what a report shows of an unfinished retrain
+    assert half['epochs'] == 2 and half['history'] == straight['history'][:2] and half['wall_s'] > 0
     resumed = retrain(arch, digits, checkpoint=ck, **kw)
-    assert not ck.exists()                                   # removed once training ended
+    assert not ck.exists() and progress(ck) is None          # removed once training ended
     assert resumed['test_acc'] == straight['test_acc']
     assert [h['train_loss'] for h in resumed['history']] == [h['train_loss'] for h in straight['history']]
     with pytest.raises(Killed):

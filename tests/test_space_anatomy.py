@@ -5,6 +5,7 @@ import json
 import math
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 
 from autospace_nni.cells.genome import Cell
@@ -85,3 +86,53 @@ def test_multi_edge_vs_error_known_answers():
     # no spread in the share: no correlation to speak of
     flat = multi_edge_vs_error([net([MB], 0.1), net([MB5], 0.2), net([POOL], 0.3)])
     assert flat['n'] == 3 and math.isnan(flat['rho']) and math.isnan(flat['p'])
+
+
+def _net(cells, error):
+    return {'sample': {f'b{i}': c for i, c in enumerate(cells)}, 'error': error}
+
+
+def test_skips_vs_error_known_answers():
+    from benchmarks._anatomy import skips_vs_error
+    # the more blocks skipped (0, 1, 2), the lower the error: ρ = −1
+    nets = [_net([MB, MB, MB], 0.20), _net([MB, 'zero', MB], 0.15), _net(['zero', MB, 'zero'], 0.10)]
+    assert skips_vs_error(nets)['rho'] == pytest.approx(-1.0)
+    assert math.isnan(skips_vs_error([_net([MB], 0.1), _net([MB5], 0.2), _net([POOL], 0.3)])['rho'])
+
+
+def test_cell_effects_finds_the_one_harmful_cell_and_corrects_for_many_tests():
+    from scipy.stats import mannwhitneyu
+
+    from benchmarks._anatomy import cell_effects, edf_why_lines
+    rs = np.random.RandomState(0)
+    # 30 networks of 3 blocks; block b1 holds MULTI in 10 of them, and those are 2 points worse; the rest is noise
+    nets = []
+    for i in range(30):
+        bad = i % 3 == 0
+        nets.append(_net([rs.choice([MB, MB5]), MULTI if bad else rs.choice([MB, POOL]), rs.choice([MB, 'zero'])],
+                         0.12 + 0.02 * bad + 0.002 * rs.randn()))
+    e = cell_effects(nets)
+    # every choice held by 3..27 networks is tested once: b0 two, b1 three, b2 two
+    assert e['tests'] == 7
+    # the harmful cell comes first; the only others found are its complements at b1 (the networks without it),
+    # better, never a choice at the noise blocks b0, b2
+    t = e['effects'][0]
+    assert (t['block'], t['cell'], t['n']) == ('b1', MULTI, 10)
+    assert all(o['block'] == 'b1' and o['delta'] < 0 for o in e['effects'][1:])
+    assert t['delta'] == pytest.approx(0.02, abs=0.003)
+    err = np.array([n['error'] for n in nets])
+    has = np.array([n['sample']['b1'] == MULTI for n in nets])
+    assert t['p'] == pytest.approx(mannwhitneyu(err[has], err[~has]).pvalue)
+    assert t['p'] <= t['q'] <= min(1.0, t['p'] * e['tests'])   # BH: q between p and Bonferroni
+    # a choice held by fewer than min_n networks is not tested at all
+    from collections import Counter
+    held = [k for b in ('b0', 'b1', 'b2') for k in Counter(n['sample'][b] for n in nets).values()]
+    assert cell_effects(nets, min_n=11)['tests'] == sum(11 <= k <= 19 for k in held) < 7
+    assert all(t['cell'] != MULTI for t in cell_effects(nets, min_n=11)['effects'])
+    # pure noise: nothing survives the correction
+    noise = [_net([rs.choice([MB, MB5]), rs.choice([MB, POOL, 'zero'])], 0.12 + 0.01 * rs.randn()) for _ in range(30)]
+    assert cell_effects(noise)['effects'] == []
+    text = edf_why_lines({'learned': nets, 'manual': noise})[0]
+    assert f'`{MULTI}` at b1 (10 networks): +{100 * t["delta"]:.2f} points' in text
+    assert 'of 7 single choices tested' in text
+    assert 'none with q < 0.1' in text and 'none (no spread in the share)' in text
