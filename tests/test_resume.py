@@ -171,6 +171,9 @@ def test_one_writer_per_run_folder_and_ctrl_c_exits_130_then_resumes(tmp_path):
     while _lines(hist) < 2 and p.poll() is None and time.time() < deadline:
         time.sleep(0.02)
     assert p.poll() is None and _lines(hist) >= 2
+    # the holder is paused (SIGSTOP keeps its lock) so that it cannot finish, on a loaded machine, before the three
+    # refusals below have started their interpreters
+    p.send_signal(signal.SIGSTOP)
     # a second writer on the folder, three ways: refused in one line that names the holder
     for second in (['--resume', str(b)], ['--out', str(b), '--overwrite', *args], ['--out', str(b), *args]):
         r = subprocess.run(_cli('evolve', *second, '--no-progress'), capture_output=True, text=True, timeout=300)
@@ -178,6 +181,7 @@ def test_one_writer_per_run_folder_and_ctrl_c_exits_130_then_resumes(tmp_path):
         assert len(r.stderr.strip().splitlines()) == 1
         assert f'in use by process {p.pid}' in r.stderr or 'already holds a run' in r.stderr, r.stderr
     assert p.poll() is None and (b / 'checkpoints' / 'last.ckpt').exists()   # untouched, still running
+    p.send_signal(signal.SIGCONT)
     p.send_signal(signal.SIGINT)
     _, err = p.communicate(timeout=300)
     assert p.returncode == 130, err[-2000:]
