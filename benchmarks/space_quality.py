@@ -29,8 +29,8 @@ without training anything (units not yet run are listed as pending).
 
 Units run in the order 1, 2 (seed-major, so every finished seed is a complete pair), 3 (both EDFs grown together),
 6, then the side questions 4 and 5: the goals P1 and P2 are decided first. Once the pending seeds can no longer
-bring any algorithm's Wilcoxon p below 0.1 (``best_case_p``), P1's remaining seeds move after 3 and 6: they can
-only refine the gap's estimate, not the verdict.
+bring any algorithm's Wilcoxon p below 0.1 (``best_case_p``), P1's remaining seeds move to the end, after 3, 6, 4
+and 5: they can only refine the gap's estimate, not the verdict.
 
 A Pareto plot (test accuracy against MAdds of every retrained winner, both spaces) and the EDF plot go next to
 docs/benchmarks.md ("Space quality (<scale>)"); <work>/summary.json holds the P1/P2 figures.
@@ -216,10 +216,8 @@ def main():
     p2 = search_retrain('learned', S['p2_strategy'], 0, P2_MADDS,
                         f'p2_{S["p2_strategy"]}_learned_{S["p2_epochs"]}epochs', epochs=S['p2_epochs'], erase=True)
 
-    # P1's deferred seeds, then the side questions: P1, its EDFs and P2 are the goals
-    for seed in later:
-        rows += p1_seed(seed)
-    rows = [r for r in rows if r is not None]
+    # the side questions, then P1's deferred seeds (they only narrow a gap whose verdict is known; the side
+    # questions have no answer yet)
     # 4. reference off: its DARTS winners, paired by seed with the learned space's
     side = S['seeds'][:S['side_seeds']]
     for seed in side:
@@ -231,6 +229,8 @@ def main():
                 if sname == 'learned' and bname == 'large':
                     continue   # that is P1's DARTS row
                 rows.append(search_retrain(sname, 'darts', seed, budget, f'spec_{sname}_at-{bname}_seed{seed}'))
+    for seed in later:
+        rows += p1_seed(seed)
     rows = [r for r in rows if r is not None]
 
     report(args, S, work, spaces, rows, edf_dirs, p2, pending, plot_edfs, mean_error_ci, skeleton)
@@ -282,7 +282,8 @@ def report(args, S, work, spaces, rows, edf_dirs, p2, pending, plot_edfs, mean_e
         lines.append('\nThe smallest Wilcoxon p the pending seeds still allow (each pending pair won by the learned '
                      'space, by more than any pair so far): ' + ', '.join(f'{a} {p:.3f}' for a, p in best.items()) +
                      (f'. For {", ".join(hopeless)} that is at or above 0.1, so no remaining seed can meet the goal; '
-                      'the remaining P1 seeds run after the EDFs and P2, and only narrow the gap\'s estimate.'
+                      'the remaining P1 seeds run last (after the EDFs, P2 and the side questions), and only '
+                      'narrow the gap\'s estimate.'
                       if hopeless else '.'))
     # what the winners are made of (a space of pricier cells fills the budget with fewer blocks), and whether the
     # estimator rates the learned space's multi-edge cells as it should (the fitness-quality benchmark's cache)
