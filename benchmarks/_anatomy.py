@@ -16,6 +16,7 @@ import numpy as np
 from autospace_nni.cells.genome import Cell
 
 ZERO = 'zero'
+Q_MAX = 0.1          # the false-discovery rate below which cell_effects reports a choice
 
 
 def kind(cell) -> str:
@@ -31,6 +32,11 @@ def is_multi_edge(cell) -> bool:
     return kind(cell) == 'multi'
 
 
+def skipped(sample: dict) -> int:
+    """How many blocks a network (block -> cell text or 'zero') skips."""
+    return list(sample.values()).count(ZERO)
+
+
 def space_makeup(space) -> dict:
     """A space's cells: how many, and the share that is multi-edge (reference cells included: they are choices)."""
     cells = [c.cell for cs in space.groups.values() for c in cs]
@@ -43,7 +49,7 @@ def winner_makeup(rows) -> dict:
     samples = [list(r['sample'].values()) for r in rows]
     kept = [c for s in samples for c in s if c != ZERO]
     return {'winners': len(rows), 'blocks': len(samples[0]) if samples else 0,
-            'skipped': float(np.mean([s.count(ZERO) for s in samples])) if samples else 0.0,
+            'skipped': float(np.mean([skipped(r['sample']) for r in rows])) if rows else 0.0,
             'multi_edge': float(np.mean([is_multi_edge(c) for c in kept])) if kept else 0.0,
             'params': float(np.mean([r['params'] for r in rows])) if rows else 0.0}
 
@@ -115,10 +121,10 @@ def multi_edge_vs_error(samples) -> dict:
 def skips_vs_error(samples) -> dict:
     """As :func:`multi_edge_vs_error`, for the number of blocks a network skips. ρ < 0: at matched MAdds, networks
     that skip more blocks (and so spend the budget on fewer, wider ones) do better."""
-    return _rho([list(s['sample'].values()).count(ZERO) for s in samples], [s['error'] for s in samples])
+    return _rho([skipped(s['sample']) for s in samples], [s['error'] for s in samples])
 
 
-def cell_effects(samples, *, min_n: int = 3, q_max: float = 0.1) -> dict:
+def cell_effects(samples, *, min_n: int = 3, q_max: float = Q_MAX) -> dict:
     """Which single choices (a cell, or 'zero', at one block) go with a higher or lower error across networks of one
     space. Every choice held by at least ``min_n`` networks and missed by at least ``min_n`` is tested: a two-sided
     Mann-Whitney U test of the errors of the networks with it against those without (scipy.stats), and the
@@ -152,12 +158,12 @@ def edf_why_lines(samples: dict) -> list:
         found = '; '.join(f'{"zero (skipped)" if t["cell"] == ZERO else "`" + t["cell"] + "`"} at {t["block"]} '
                           f'({t["n"]} networks): {100 * t["delta"]:+.2f} points of error, p {t["p"]:.4f}, '
                           f'q {t["q"]:.3f}' for t in e['effects'])
-        skipped = np.mean([list(r['sample'].values()).count(ZERO) for r in rows])
+        skips = np.mean([skipped(r['sample']) for r in rows])
         multi = (f'{m["rho"]:+.2f} (p {m["p"]:.3f})' if np.isfinite(m['rho']) else 'none (no spread in the share)')
-        parts.append(f'**{name}** ({m["n"]} networks, {skipped:.1f} blocks skipped on average): Spearman ρ of error '
+        parts.append(f'**{name}** ({m["n"]} networks, {skips:.1f} blocks skipped on average): Spearman ρ of error '
                      f'with the share of multi-edge blocks {multi}, with the number of blocks skipped '
                      f'{k["rho"]:+.2f} (p {k["p"]:.3f}); of {e["tests"]} single choices tested '
                      '(Mann-Whitney U, Benjamini-Hochberg), '
-                     + (f'{len(e["effects"])} with q < 0.1: {found}' if e['effects'] else 'none with q < 0.1'))
+                     + (f'{len(e["effects"])} with q < {Q_MAX}: {found}' if e['effects'] else f'none with q < {Q_MAX}'))
     return ['\nWhat goes with a network\'s error within each EDF (ρ > 0: more of it, more error): ' +
             '. '.join(parts) + '.'] if parts else []

@@ -72,6 +72,11 @@ SCALES = {
 P2_MADDS = 25e6
 
 
+def p2_tag(S) -> str:
+    """The cache folder of P2's search + retrain at scale ``S``."""
+    return f'p2_{S["p2_strategy"]}_learned_{S["p2_epochs"]}epochs'
+
+
 class Pending(Exception):
     """A unit not in the cache while --report-only."""
 
@@ -214,7 +219,7 @@ def main():
     # 6. P2: the learned space searched again at the P2 budget (so its winner fills [0.9, 1] x 25 M rather than
     #    P1's 12 M), and that winner trained longer with translations and random erasing
     p2 = search_retrain('learned', S['p2_strategy'], 0, P2_MADDS,
-                        f'p2_{S["p2_strategy"]}_learned_{S["p2_epochs"]}epochs', epochs=S['p2_epochs'], erase=True)
+                        p2_tag(S), epochs=S['p2_epochs'], erase=True)
 
     # the side questions, then P1's deferred seeds (they only narrow a gap whose verdict is known; the side
     # questions have no answer yet)
@@ -317,8 +322,8 @@ def report(args, S, work, spaces, rows, edf_dirs, p2, pending, plot_edfs, mean_e
                   f'{r["mean_error_ci"][1]:.4f}] | {r["min_error"]:.4f} | {r["madds_min"] / 1e6:.2f}-'
                   f'{r["madds_max"] / 1e6:.2f} M |' for r in edf_rows]
         from autospace_nni.design_space import load_samples
-        el = np.array([r['error'] for r in load_samples(edf_dirs['learned'])])
-        em = np.array([r['error'] for r in load_samples(edf_dirs['manual'])])
+        edf_samples = {n: load_samples(d) for n, d in edf_dirs.items()}
+        el, em = (np.array([r['error'] for r in edf_samples[n]]) for n in ('learned', 'manual'))
         rs = np.random.RandomState(0)
         diffs = [el[rs.randint(0, len(el), len(el))].mean() - em[rs.randint(0, len(em), len(em))].mean()
                  for _ in range(S['boot'])]
@@ -327,7 +332,7 @@ def report(args, S, work, spaces, rows, edf_dirs, p2, pending, plot_edfs, mean_e
                      f'[{lo:+.4f}, {hi:+.4f}]; the learned EDF lies left of the manual one outside the bands: '
                      f'**{"yes" if hi < 0 else "no"}**. ![error EDFs]({png.name})')
         from benchmarks._anatomy import edf_why_lines
-        lines += edf_why_lines({n: load_samples(d) for n, d in edf_dirs.items()})
+        lines += edf_why_lines(edf_samples)
     # reference on / off
     hist = {}
     for ref in ('default', 'none'):
@@ -393,17 +398,17 @@ def report(args, S, work, spaces, rows, edf_dirs, p2, pending, plot_edfs, mean_e
                      f'accuracy ({p2["val_acc"]:.4f} held-out) at {p2["madds"] / 1e6:.2f} M MAdds, '
                      f'{p2["params"] / 1e6:.2f} M params → **{"met" if p2["test_acc"] >= 0.955 else "NOT met"}**.')
     else:
-        tag = work / f'p2_{S["p2_strategy"]}_learned_{S["p2_epochs"]}epochs'
+        tag = work / p2_tag(S)
         from autospace_nni.retrain import progress
         rec = json.loads((tag / 'search.json').read_text()) if (tag / 'search.json').exists() else None
-        done = progress(tag / 'retrain.ckpt')
+        done, so_far = progress(tag / 'retrain.ckpt'), ''
+        if rec and done:
+            so_far = (f'; the search is done (winner {rec["madds"] / 1e6:.2f} M MAdds, {rec["params"] / 1e3:.0f} k '
+                      f'params) and its retrain has run {done["epochs"]} of {S["p2_epochs"]} epochs '
+                      f'({done["wall_s"] / 3600:.1f} h; held-out accuracy after epoch ' +
+                      ', '.join(f'{h["epoch"] + 1}: {h["val_acc"]:.4f}' for h in done['history'][-6:]) + ')')
         lines.append(f'\nGoal P2 (≥ 0.955 test accuracy at ≤ 25 M MAdds): pending (a search of the learned space at '
-                     f'{P2_MADDS / 1e6:.3g} M MAdds, its winner trained {S["p2_epochs"]} epochs)' + (
-                         f'; the search is done (winner {rec["madds"] / 1e6:.2f} M MAdds, {rec["params"] / 1e3:.0f} k '
-                         f'params) and its retrain has run {done["epochs"]} of {S["p2_epochs"]} epochs '
-                         f'({done["wall_s"] / 3600:.1f} h; held-out accuracy after epoch ' +
-                         ', '.join(f'{h["epoch"] + 1}: {h["val_acc"]:.4f}' for h in done['history'][-6:]) + ')'
-                         if rec and done else '') + '.')
+                     f'{P2_MADDS / 1e6:.3g} M MAdds, its winner trained {S["p2_epochs"]} epochs){so_far}.')
     if pending:
         lines.append(f'\nPending ({len(pending)} units not yet run): ' + ', '.join(Path(p).parent.name if p.endswith('.json')
                                                                                  else Path(p.split(' ')[0]).name
