@@ -37,16 +37,14 @@ docs/benchmarks.md ("Space quality (<scale>)"); <work>/summary.json holds the P1
 """
 
 import argparse
-import json
 import sys
 from pathlib import Path
-
-import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks._paired import best_case_p, p1_deltas, paired_test  # noqa: E402
+from benchmarks._paired import best_case_p, p1_deltas  # noqa: E402
+from benchmarks._space_report import P2_MADDS, p2_tag, report  # noqa: E402
 
 SCALES = {
     'smoke': dict(dataset='digits', skeleton='tiny-8', budget=3.5e5, spec_budget=2.5e5, evolve_limit=400,
@@ -69,13 +67,6 @@ SCALES = {
                 edf_n=60, edf_epochs=5, edf_limit=None, strategies=['darts', 'evolution'], p2_strategy='evolution',
                 p2_epochs=200, boot=2000, side_seeds=5),
 }
-P2_MADDS = 25e6
-
-
-def p2_tag(S) -> str:
-    """The cache folder of P2's search + retrain at scale ``S``."""
-    return f'p2_{S["p2_strategy"]}_learned_{S["p2_epochs"]}epochs'
-
 
 class Pending(Exception):
     """A unit not in the cache while --report-only."""
@@ -106,14 +97,6 @@ def _learn(S, out: Path, device: str, report_only: bool, **changes):
     return LearnedSpace.load(out / 'learned_space.json')
 
 
-def convergence(history, stable_for=3):
-    """First iteration from which every top-M set stayed unchanged ``stable_for`` iterations (None: never)."""
-    for h in history:
-        if h.get('stable_iterations', 0) >= stable_for:
-            return h['iteration'] - stable_for + 1
-    return None
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--scale', choices=list(SCALES), default='smoke')
@@ -131,7 +114,7 @@ def main():
     from autospace_nni.cli import _quiet_nni_warnings
     _quiet_nni_warnings()
     from autospace_nni.data import load_dataset
-    from autospace_nni.design_space import mean_error_ci, plot_edfs, sample_space
+    from autospace_nni.design_space import sample_space
     from autospace_nni.pipeline import quiet_libraries
     from autospace_nni.retrain import retrain
     from autospace_nni.search import run_search
@@ -238,184 +221,9 @@ def main():
         rows += p1_seed(seed)
     rows = [r for r in rows if r is not None]
 
-    report(args, S, work, spaces, rows, edf_dirs, p2, pending, plot_edfs, mean_error_ci, skeleton)
-
-
-def report(args, S, work, spaces, rows, edf_dirs, p2, pending, plot_edfs, mean_error_ci, skeleton):
-    B = S['budget']
-    docs = ROOT / 'docs'
-    out_dir = work if args.no_write else docs
-    lines = []
-    if args.scale == 'smoke':
-        lines.append('**Smoke scale: toy sizes that keep the script working; these numbers mean nothing.**\n')
-    lines.append(f'Budget B = {B / 1e6:.3g} M MAdds; every search\'s winner must land in [0.9 B, B]. Searches on '
-                 f'{S["search_limit"] or "all"} training images; winners retrained {S["retrain_epochs"]} epochs on the '
-                 f'full training split (translations), tested once on the official test split. Seeds {S["seeds"]}, the '
-                 f'same seed on both spaces; paired tests from scipy.stats.\n')
-    lines += ['| algorithm | learned (mean test acc) | manual | Δ (points) | Wilcoxon p | paired t p | pairs | '
-              'learned MAdds | manual MAdds |', '|---|---|---|---|---|---|---|---|---|']
-    summary = {'p1': {'algorithms': {}}, 'p2': None}
-    for strategy in S['strategies']:
-        pairs = [(l, m) for l in rows for m in rows
-                 if l['strategy'] == m['strategy'] == strategy and l['seed'] == m['seed'] and l['budget'] == m['budget'] == B
-                 and l['space'] == 'learned' and m['space'] == 'manual']
-        if not pairs:
-            lines.append(f'| {strategy} | pending | | | | | 0 | | |')
-            continue
-        t = paired_test([l['test_acc'] for l, _ in pairs], [m['test_acc'] for _, m in pairs])
-        lm, mm = np.mean([l['madds'] for l, _ in pairs]), np.mean([m['madds'] for _, m in pairs])
-        la, ma = np.mean([l['test_acc'] for l, _ in pairs]), np.mean([m['test_acc'] for _, m in pairs])
-        pw, pt = (f'{p:.3f}' if np.isfinite(p) else 'n/a (too few pairs)' for p in (t['p_wilcoxon'], t['p_ttest']))
-        lines.append(f'| {strategy} | {la:.4f} | {ma:.4f} | {100 * t["delta"]:+.2f} | {pw} | {pt} | {t["n"]} | '
-                     f'{lm / 1e6:.2f} M | {mm / 1e6:.2f} M |')
-        summary['p1']['algorithms'][strategy] = {'learned_mean': float(la), 'manual_mean': float(ma),
-                                                 'delta': t['delta'],
-                                                 # null, not NaN (invalid JSON), while too few pairs to test
-                                                 'p_value': t['p_wilcoxon'] if np.isfinite(t['p_wilcoxon']) else None,
-                                                 'learned_madds': float(lm), 'manual_madds': float(mm), 'seeds': t['n']}
-    algos = summary['p1']['algorithms']
-    ok = [a for a, v in algos.items() if v['delta'] >= 0.003 and v['p_value'] is not None and v['p_value'] < 0.1]
-    complete = all(algos.get(a, {}).get('seeds') == len(S['seeds']) for a in S['strategies'])
-    # the best Wilcoxon p each algorithm can still reach: at or above 0.1 its pending seeds cannot meet the goal
-    best = {a: best_case_p(d, len(S['seeds']) - len(d)) for a, d in p1_deltas(rows, S, B).items()}
-    hopeless = [a for a, p in best.items() if p >= 0.1]
-    verdict = ('met' if len(ok) == len(S['strategies']) else 'NOT met' if complete or hopeless else
-               'undecided: pairs still pending')
-    lines.append(f'\nGoal P1 (≥ +0.3 points with paired p < 0.1, both algorithms): '
-                 f'**{verdict}** (met so far by: {", ".join(ok) or "none"}).')
-    if not complete:
-        lines.append('\nThe smallest Wilcoxon p the pending seeds still allow (each pending pair won by the learned '
-                     'space, by more than any pair so far): ' + ', '.join(f'{a} {p:.3f}' for a, p in best.items()) +
-                     (f'. For {", ".join(hopeless)} that is at or above 0.1, so no remaining seed can meet the goal; '
-                      'the remaining P1 seeds run last (after the EDFs, P2 and the side questions), and only '
-                      'narrow the gap\'s estimate.'
-                      if hopeless else '.'))
-    # what the winners are made of (a space of pricier cells fills the budget with fewer blocks), and whether the
-    # estimator rates the learned space's multi-edge cells as it should (the fitness-quality benchmark's cache)
-    from benchmarks._anatomy import estimator_bias, why_lines
-    lines += why_lines(spaces, {n: [r for r in rows if r['space'] == n and r['budget'] == B]
-                                for n in ('learned', 'manual')},
-                       estimator_bias(ROOT / ('runs' if args.scale == 'smoke' else 'docs/results') /
-                                      f'fitness_quality_{args.scale}'))
-    # what each evolution learned
-    from autospace_nni.search import cost_range
-    lines.append('\nMAdds of the cheapest and the priciest network in each space: ' + '; '.join(
-        f'{name} {lo / 1e6:.2f}-{hi / 1e6:.2f} M' for name, (lo, hi) in
-        ((n, cost_range(sp)) for n, sp in spaces.items() if sp is not None)) + '.')
-    for name, tag in (('learned', 'with the reference'), ('learned-no-ref', 'without the reference'),
-                      ('learned-small', f'at {S["spec_budget"] / 1e6:.3g} M MAdds')):
-        space = spaces.get(name)
-        if space is None:
-            continue
-        cells = [c for cs in space.groups.values() for c in cs if not c.reference]
-        fits = [c.fitness for c in cells]
-        lines.append(f'\nLearned space `{name}` ({tag}): {len(cells)} cells over {len(space.groups)} groups, fitness '
-                     f'{min(fits):.3f}-{max(fits):.3f} (1 = as good as the reference), '
-                     f'{np.mean([c.cell.expand == 1 for c in cells]):.0%} with expand ratio 1, '
-                     f'{space.provenance.get("iterations")} iterations.')
-    # EDFs with bands
-    if len(edf_dirs) == 2:
-        png = out_dir / f'space_quality_{args.scale}_edf.png'
-        edf_rows = plot_edfs([edf_dirs['learned'], edf_dirs['manual']], png, bands=True, boot=S['boot'] // 2)
-        lines += ['', '| space | EDF n | mean error (90% CI) | best error | MAdds range |', '|---|---|---|---|---|']
-        lines += [f'| {r["space"]} | {r["n"]} | {r["mean_error"]:.4f} [{r["mean_error_ci"][0]:.4f}, '
-                  f'{r["mean_error_ci"][1]:.4f}] | {r["min_error"]:.4f} | {r["madds_min"] / 1e6:.2f}-'
-                  f'{r["madds_max"] / 1e6:.2f} M |' for r in edf_rows]
-        from autospace_nni.design_space import load_samples
-        edf_samples = {n: load_samples(d) for n, d in edf_dirs.items()}
-        el, em = (np.array([r['error'] for r in edf_samples[n]]) for n in ('learned', 'manual'))
-        rs = np.random.RandomState(0)
-        diffs = [el[rs.randint(0, len(el), len(el))].mean() - em[rs.randint(0, len(em), len(em))].mean()
-                 for _ in range(S['boot'])]
-        lo, hi = np.percentile(diffs, [5, 95])
-        lines.append(f'\nMean error learned − manual: {el.mean() - em.mean():+.4f}, 90% bootstrap interval '
-                     f'[{lo:+.4f}, {hi:+.4f}]; the learned EDF lies left of the manual one outside the bands: '
-                     f'**{"yes" if hi < 0 else "no"}**. ![error EDFs]({png.name})')
-        from benchmarks._anatomy import edf_why_lines
-        lines += edf_why_lines(edf_samples)
-    # reference on / off
-    hist = {}
-    for ref in ('default', 'none'):
-        f = work / f'evolve_ref-{ref}' / 'history.jsonl'
-        hist[ref] = [json.loads(l) for l in f.read_text().splitlines()] if f.exists() else None
-    if all(hist.values()):
-        ca, cn = convergence(hist['default']), convergence(hist['none'])
-        pairs = [(l, m) for l in rows for m in rows if l['strategy'] == m['strategy'] == 'darts' and l['seed'] == m['seed']
-                 and l['budget'] == m['budget'] == B and l['space'] == 'learned' and m['space'] == 'learned-no-ref']
-        t = paired_test([l['test_acc'] for l, _ in pairs], [m['test_acc'] for _, m in pairs])
-        winners = (f'{100 * t["delta"]:+.2f} points (Wilcoxon p {t["p_wilcoxon"]:.3f}, {t["n"]} pairs)' if pairs else
-                   'pending')
-
-        def stable(c):
-            return f'never in {len(hist["default"])} iterations' if c is None else f'from iteration {c}'
-        lines.append(f'\nReference on vs off: all top-M sets stable for 3 iterations: with the reference {stable(ca)}, '
-                     f'without it {stable(cn)}; DARTS winners, with − without: {winners}.')
-    # budget specialisation
-    spec = {}
-    for r in rows:
-        if r['strategy'] == 'darts' and r['space'] in ('learned', 'learned-small') and r['seed'] in S['seeds'][:S['side_seeds']]:
-            spec.setdefault((r['space'], 'large' if r['budget'] == B else 'small'), []).append(r)
-    if spec:
-        lines += ['', f'Budget specialisation (DARTS, seeds {S["seeds"][:S["side_seeds"]]}): spaces learned at {B / 1e6:.3g} M and '
-                      f'{S["spec_budget"] / 1e6:.3g} M, each searched at both; mean test accuracy (mean MAdds).', '',
-                  '| space learned at | searched at large | searched at small |', '|---|---|---|']
-        for sname in ('learned', 'learned-small'):
-            cells = [spec.get((sname, b)) for b in ('large', 'small')]
-            lines.append(f'| {"large" if sname == "learned" else "small"} | ' + ' | '.join(
-                'pending' if not c else f'{np.mean([r["test_acc"] for r in c]):.4f} '
-                                        f'({np.mean([r["madds"] for r in c]) / 1e6:.2f} M)' for c in cells) + ' |')
-    # Pareto plot
-    if rows:
-        import matplotlib
-        matplotlib.use('Agg')
-        import matplotlib.pyplot as plt
-        fig, ax = plt.subplots(figsize=(6.5, 4.2))
-        for name, marker in (('learned', 'o'), ('manual', 's'), ('learned-no-ref', '^'), ('learned-small', 'v')):
-            rs_ = [r for r in rows if r['space'] == name]
-            if rs_:
-                ax.scatter([r['madds'] / 1e6 for r in rs_], [r['test_acc'] for r in rs_], marker=marker, label=name,
-                           alpha=0.8)
-        if p2 is not None:
-            ax.scatter([p2['madds'] / 1e6], [p2['test_acc']], marker='*', s=120, color='k',
-                       label=f'P2 ({p2["retrain_epochs"]} epochs)')
-        ax.axvline(B / 1e6, color='grey', ls='--', lw=0.8)
-        ax.set_xlabel('MAdds (M)')
-        ax.set_ylabel('test accuracy')
-        ax.set_title('Retrained search winners', fontsize=10)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-        fig.tight_layout()
-        pareto = out_dir / f'space_quality_{args.scale}_pareto.png'
-        fig.savefig(pareto, dpi=120)
-        plt.close(fig)
-        lines.append(f'\n![accuracy against MAdds]({pareto.name})')
-    if p2 is not None:
-        summary['p2'] = {'best_test_acc': p2['test_acc'], 'madds': p2['madds'], 'params': p2['params'],
-                         'arch': json.dumps(p2['sample'], sort_keys=True)}
-        lines.append(f'\nGoal P2 (≥ 0.955 test accuracy at ≤ 25 M MAdds): the learned space searched with '
-                     f'{p2["strategy"]} at {P2_MADDS / 1e6:.3g} M MAdds (seed {p2["seed"]}), its winner retrained '
-                     f'{p2["retrain_epochs"]} epochs with translations and random erasing: {p2["test_acc"]:.4f} test '
-                     f'accuracy ({p2["val_acc"]:.4f} held-out) at {p2["madds"] / 1e6:.2f} M MAdds, '
-                     f'{p2["params"] / 1e6:.2f} M params → **{"met" if p2["test_acc"] >= 0.955 else "NOT met"}**.')
-    else:
-        tag = work / p2_tag(S)
-        from autospace_nni.retrain import progress
-        rec = json.loads((tag / 'search.json').read_text()) if (tag / 'search.json').exists() else None
-        done, so_far = progress(tag / 'retrain.ckpt'), ''
-        if rec and done:
-            so_far = (f'; the search is done (winner {rec["madds"] / 1e6:.2f} M MAdds, {rec["params"] / 1e3:.0f} k '
-                      f'params) and its retrain has run {done["epochs"]} of {S["p2_epochs"]} epochs '
-                      f'({done["wall_s"] / 3600:.1f} h; held-out accuracy after epoch ' +
-                      ', '.join(f'{h["epoch"] + 1}: {h["val_acc"]:.4f}' for h in done['history'][-6:]) + ')')
-        lines.append(f'\nGoal P2 (≥ 0.955 test accuracy at ≤ 25 M MAdds): pending (a search of the learned space at '
-                     f'{P2_MADDS / 1e6:.3g} M MAdds, its winner trained {S["p2_epochs"]} epochs){so_far}.')
-    if pending:
-        lines.append(f'\nPending ({len(pending)} units not yet run): ' + ', '.join(Path(p).parent.name if p.endswith('.json')
-                                                                                 else Path(p.split(' ')[0]).name
-                                                                                 for p in pending[:12])
-                     + (' ...' if len(pending) > 12 else ''))
-    (work / 'summary.json').write_text(json.dumps(summary, indent=1) + '\n')
-    body = '\n'.join(lines)
+    out_dir = work if args.no_write else ROOT / 'docs'
+    fq_work = ROOT / ('runs' if args.scale == 'smoke' else 'docs/results') / f'fitness_quality_{args.scale}'
+    body, _ = report(args.scale, S, work, spaces, rows, edf_dirs, p2, pending, out_dir, fq_work)
     print(body)
     if not args.no_write:
         from benchmarks._report import write_section

@@ -1,0 +1,246 @@
+"""The report of space_quality.py, from its rows (one per retrained search winner) and cached units: the P1
+table and verdict, the EDFs with bands, the two side questions, the Pareto plot and goal P2, and the summary JSON
+in the shape the protocol fixes. It trains nothing, so it is tested on rows made up with known answers.
+"""
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks._paired import best_case_p, p1_deltas, paired_test
+
+P2_MADDS = 25e6      # goal P2's budget
+P2_GOAL = 0.955      # goal P2's test accuracy
+P1_GAIN = 0.003      # goal P1's gain in mean test accuracy (a fraction: 0.3 points)
+P1_ALPHA = 0.1       # goal P1's paired p
+
+
+def p2_tag(S) -> str:
+    """The cache folder of P2's search + retrain at scale ``S``."""
+    return f'p2_{S["p2_strategy"]}_learned_{S["p2_epochs"]}epochs'
+
+
+def convergence(history, stable_for=3):
+    """The first iteration whose top-M sets (every group's) then stayed unchanged through the next ``stable_for``
+    iterations (None: never). A record's ``stable_iterations`` counts the iterations in a row whose sets equal
+    their predecessor's, so the sets of iteration i - k are those of iteration i when it reaches k."""
+    for h in history:
+        if h.get('stable_iterations', 0) >= stable_for:
+            return h['iteration'] - stable_for
+    return None
+
+
+def _pairs(rows, strategy, budget, a='learned', b='manual'):
+    """(row of space a, row of space b) for each seed both spaces have with ``strategy`` at ``budget``."""
+    return [(l, m) for l in rows for m in rows
+            if l['strategy'] == m['strategy'] == strategy and l['seed'] == m['seed']
+            and l['budget'] == m['budget'] == budget and l['space'] == a and m['space'] == b]
+
+
+def p1_section(S, rows):
+    """The P1 table, verdict and best-case line, and summary.json's ``p1`` value."""
+    B = S['budget']
+    lines = ['| algorithm | learned (mean test acc) | manual | Δ (points) | Wilcoxon p | paired t p | pairs | '
+             'learned MAdds | manual MAdds |', '|---|---|---|---|---|---|---|---|---|']
+    algos = {}
+    for strategy in S['strategies']:
+        pairs = _pairs(rows, strategy, B)
+        if not pairs:
+            lines.append(f'| {strategy} | pending | | | | | 0 | | |')
+            continue
+        t = paired_test([l['test_acc'] for l, _ in pairs], [m['test_acc'] for _, m in pairs])
+        lm, mm = np.mean([l['madds'] for l, _ in pairs]), np.mean([m['madds'] for _, m in pairs])
+        la, ma = np.mean([l['test_acc'] for l, _ in pairs]), np.mean([m['test_acc'] for _, m in pairs])
+        pw, pt = (f'{p:.3f}' if np.isfinite(p) else 'n/a (too few pairs)' for p in (t['p_wilcoxon'], t['p_ttest']))
+        lines.append(f'| {strategy} | {la:.4f} | {ma:.4f} | {100 * t["delta"]:+.2f} | {pw} | {pt} | {t["n"]} | '
+                     f'{lm / 1e6:.2f} M | {mm / 1e6:.2f} M |')
+        algos[strategy] = {'learned_mean': float(la), 'manual_mean': float(ma), 'delta': t['delta'],
+                           # null, not NaN (invalid JSON), while too few pairs to test
+                           'p_value': t['p_wilcoxon'] if np.isfinite(t['p_wilcoxon']) else None,
+                           'learned_madds': float(lm), 'manual_madds': float(mm), 'seeds': t['n']}
+    ok = [a for a, v in algos.items() if v['delta'] >= P1_GAIN and v['p_value'] is not None and v['p_value'] < P1_ALPHA]
+    complete = all(algos.get(a, {}).get('seeds') == len(S['seeds']) for a in S['strategies'])
+    # the best Wilcoxon p each algorithm can still reach: at or above 0.1 its pending seeds cannot meet the goal
+    best = {a: best_case_p(d, len(S['seeds']) - len(d)) for a, d in p1_deltas(rows, S, B).items()}
+    hopeless = [a for a, p in best.items() if p >= P1_ALPHA]
+    verdict = ('met' if len(ok) == len(S['strategies']) else 'NOT met' if complete or hopeless else
+               'undecided: pairs still pending')
+    lines.append(f'\nGoal P1 (≥ +0.3 points with paired p < 0.1, both algorithms): '
+                 f'**{verdict}** (met so far by: {", ".join(ok) or "none"}).')
+    if not complete:
+        lines.append('\nThe smallest Wilcoxon p the pending seeds still allow (each pending pair won by the learned '
+                     'space, by more than any pair so far): ' + ', '.join(f'{a} {p:.3f}' for a, p in best.items()) +
+                     (f'. For {", ".join(hopeless)} that is at or above 0.1, so no remaining seed can meet the goal; '
+                      'the remaining P1 seeds run last (after the EDFs, P2 and the side questions), and only '
+                      'narrow the gap\'s estimate.'
+                      if hopeless else '.'))
+    return lines, {'algorithms': algos}
+
+
+def spaces_lines(S, spaces):
+    """What each evolution learned: the cost range of every space, and the make-up of each learned one."""
+    from autospace_nni.search import cost_range
+    lines = ['\nMAdds of the cheapest and the priciest network in each space: ' + '; '.join(
+        f'{name} {lo / 1e6:.2f}-{hi / 1e6:.2f} M' for name, (lo, hi) in
+        ((n, cost_range(sp)) for n, sp in spaces.items() if sp is not None)) + '.']
+    for name, tag in (('learned', 'with the reference'), ('learned-no-ref', 'without the reference'),
+                      ('learned-small', f'at {S["spec_budget"] / 1e6:.3g} M MAdds')):
+        space = spaces.get(name)
+        if space is None:
+            continue
+        cells = [c for cs in space.groups.values() for c in cs if not c.reference]
+        fits = [c.fitness for c in cells]
+        lines.append(f'\nLearned space `{name}` ({tag}): {len(cells)} cells over {len(space.groups)} groups, fitness '
+                     f'{min(fits):.3f}-{max(fits):.3f} (1 = as good as the reference), '
+                     f'{np.mean([c.cell.expand == 1 for c in cells]):.0%} with expand ratio 1, '
+                     f'{space.provenance.get("iterations")} iterations.')
+    return lines
+
+
+def edf_section(S, edf_dirs, png):
+    """The EDF table, plot (written to ``png``) and bootstrap interval of the difference in mean error, with
+    what within each EDF goes with error."""
+    from autospace_nni.design_space import load_samples, plot_edfs
+    edf_rows = plot_edfs([edf_dirs['learned'], edf_dirs['manual']], png, bands=True, boot=S['boot'] // 2)
+    lines = ['', '| space | EDF n | mean error (90% CI) | best error | MAdds range |', '|---|---|---|---|---|']
+    lines += [f'| {r["space"]} | {r["n"]} | {r["mean_error"]:.4f} [{r["mean_error_ci"][0]:.4f}, '
+              f'{r["mean_error_ci"][1]:.4f}] | {r["min_error"]:.4f} | {r["madds_min"] / 1e6:.2f}-'
+              f'{r["madds_max"] / 1e6:.2f} M |' for r in edf_rows]
+    edf_samples = {n: load_samples(d) for n, d in edf_dirs.items()}
+    el, em = (np.array([r['error'] for r in edf_samples[n]]) for n in ('learned', 'manual'))
+    rs = np.random.RandomState(0)
+    diffs = [el[rs.randint(0, len(el), len(el))].mean() - em[rs.randint(0, len(em), len(em))].mean()
+             for _ in range(S['boot'])]
+    lo, hi = np.percentile(diffs, [5, 95])
+    lines.append(f'\nMean error learned − manual: {el.mean() - em.mean():+.4f}, 90% bootstrap interval '
+                 f'[{lo:+.4f}, {hi:+.4f}]; the learned EDF lies left of the manual one outside the bands: '
+                 f'**{"yes" if hi < 0 else "no"}**. ![error EDFs]({png.name})')
+    from benchmarks._anatomy import edf_why_lines
+    return lines + edf_why_lines(edf_samples)
+
+
+def side_lines(S, work, rows):
+    """The two side questions: the reference on vs off (convergence of the evolutions, and DARTS winners paired by
+    seed) and budget specialisation (spaces learned at two budgets, each searched at both)."""
+    B, side, lines = S['budget'], S['seeds'][:S['side_seeds']], []
+    hist = {}
+    for ref in ('default', 'none'):
+        f = Path(work) / f'evolve_ref-{ref}' / 'history.jsonl'
+        hist[ref] = [json.loads(l) for l in f.read_text().splitlines()] if f.exists() else None
+    if all(hist.values()):
+        ca, cn = convergence(hist['default']), convergence(hist['none'])
+        pairs = _pairs(rows, 'darts', B, 'learned', 'learned-no-ref')
+        t = paired_test([l['test_acc'] for l, _ in pairs], [m['test_acc'] for _, m in pairs])
+        winners = (f'{100 * t["delta"]:+.2f} points (Wilcoxon p {t["p_wilcoxon"]:.3f}, {t["n"]} pairs)' if pairs else
+                   'pending')
+
+        def stable(c, h):
+            return f'never in {len(h)} iterations' if c is None else f'from iteration {c}'
+        lines.append(f'\nReference on vs off: all top-M sets stable for 3 iterations: with the reference '
+                     f'{stable(ca, hist["default"])}, without it {stable(cn, hist["none"])}; DARTS winners, with − '
+                     f'without: {winners}.')
+    spec = {}
+    for r in rows:
+        if r['strategy'] == 'darts' and r['space'] in ('learned', 'learned-small') and r['seed'] in side:
+            spec.setdefault((r['space'], 'large' if r['budget'] == B else 'small'), []).append(r)
+    if spec:
+        lines += ['', f'Budget specialisation (DARTS, seeds {side}): spaces learned at {B / 1e6:.3g} M and '
+                      f'{S["spec_budget"] / 1e6:.3g} M, each searched at both; mean test accuracy (mean MAdds).', '',
+                  '| space learned at | searched at large | searched at small |', '|---|---|---|']
+        for sname in ('learned', 'learned-small'):
+            cells = [spec.get((sname, b)) for b in ('large', 'small')]
+            lines.append(f'| {"large" if sname == "learned" else "small"} | ' + ' | '.join(
+                'pending' if not c else f'{np.mean([r["test_acc"] for r in c]):.4f} '
+                                        f'({np.mean([r["madds"] for r in c]) / 1e6:.2f} M)' for c in cells) + ' |')
+    return lines
+
+
+def pareto_plot(rows, p2, budget, path):
+    """Test accuracy against MAdds of every retrained winner, one marker per space, P2's as a star."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    for name, marker in (('learned', 'o'), ('manual', 's'), ('learned-no-ref', '^'), ('learned-small', 'v')):
+        rs_ = [r for r in rows if r['space'] == name]
+        if rs_:
+            ax.scatter([r['madds'] / 1e6 for r in rs_], [r['test_acc'] for r in rs_], marker=marker, label=name,
+                       alpha=0.8)
+    if p2 is not None:
+        ax.scatter([p2['madds'] / 1e6], [p2['test_acc']], marker='*', s=120, color='k',
+                   label=f'P2 ({p2["retrain_epochs"]} epochs)')
+    ax.axvline(budget / 1e6, color='grey', ls='--', lw=0.8)
+    ax.set_xlabel('MAdds (M)')
+    ax.set_ylabel('test accuracy')
+    ax.set_title('Retrained search winners', fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def p2_section(S, work, p2):
+    """Goal P2's line (its verdict, or how far its retrain has got), and summary.json's ``p2`` value."""
+    if p2 is not None:
+        lines = [f'\nGoal P2 (≥ {P2_GOAL} test accuracy at ≤ 25 M MAdds): the learned space searched with '
+                 f'{p2["strategy"]} at {P2_MADDS / 1e6:.3g} M MAdds (seed {p2["seed"]}), its winner retrained '
+                 f'{p2["retrain_epochs"]} epochs with translations and random erasing: {p2["test_acc"]:.4f} test '
+                 f'accuracy ({p2["val_acc"]:.4f} held-out) at {p2["madds"] / 1e6:.2f} M MAdds, '
+                 f'{p2["params"] / 1e6:.2f} M params → **{"met" if p2["test_acc"] >= P2_GOAL else "NOT met"}**.']
+        return lines, {'best_test_acc': p2['test_acc'], 'madds': p2['madds'], 'params': p2['params'],
+                       'arch': json.dumps(p2['sample'], sort_keys=True)}
+    tag = Path(work) / p2_tag(S)
+    from autospace_nni.retrain import progress
+    rec = json.loads((tag / 'search.json').read_text()) if (tag / 'search.json').exists() else None
+    done, so_far = progress(tag / 'retrain.ckpt'), ''
+    if rec and done:
+        so_far = (f'; the search is done (winner {rec["madds"] / 1e6:.2f} M MAdds, {rec["params"] / 1e3:.0f} k '
+                  f'params) and its retrain has run {done["epochs"]} of {S["p2_epochs"]} epochs '
+                  f'({done["wall_s"] / 3600:.1f} h; held-out accuracy after epoch ' +
+                  ', '.join(f'{h["epoch"] + 1}: {h["val_acc"]:.4f}' for h in done['history'][-6:]) + ')')
+    return [f'\nGoal P2 (≥ {P2_GOAL} test accuracy at ≤ 25 M MAdds): pending (a search of the learned space at '
+            f'{P2_MADDS / 1e6:.3g} M MAdds, its winner trained {S["p2_epochs"]} epochs){so_far}.'], None
+
+
+def pending_line(pending):
+    """The units not yet run, by their cache folder's name."""
+    return (f'\nPending ({len(pending)} units not yet run): ' +
+            ', '.join(Path(p).parent.name if p.endswith('.json') else Path(p.split(' ')[0]).name for p in pending[:12])
+            + (' ...' if len(pending) > 12 else ''))
+
+
+def report(scale, S, work, spaces, rows, edf_dirs, p2, pending, out_dir, fq_work) -> tuple:
+    """The report's markdown body and the summary (also written to ``work``/summary.json); the plots go to
+    ``out_dir``, the fitness-quality cache ``fq_work`` gives the estimator's view of multi-edge cells."""
+    B = S['budget']
+    lines = []
+    if scale == 'smoke':
+        lines.append('**Smoke scale: toy sizes that keep the script working; these numbers mean nothing.**\n')
+    lines.append(f'Budget B = {B / 1e6:.3g} M MAdds; every search\'s winner must land in [0.9 B, B]. Searches on '
+                 f'{S["search_limit"] or "all"} training images; winners retrained {S["retrain_epochs"]} epochs on the '
+                 f'full training split (translations), tested once on the official test split. Seeds {S["seeds"]}, the '
+                 f'same seed on both spaces; paired tests from scipy.stats.\n')
+    p1_lines, p1 = p1_section(S, rows)
+    lines += p1_lines
+    # what the winners are made of (a space of pricier cells fills the budget with fewer blocks), and whether the
+    # estimator rates the learned space's multi-edge cells as it should (the fitness-quality benchmark's cache)
+    from benchmarks._anatomy import estimator_bias, why_lines
+    lines += why_lines(spaces, {n: [r for r in rows if r['space'] == n and r['budget'] == B]
+                                for n in ('learned', 'manual')}, estimator_bias(fq_work))
+    lines += spaces_lines(S, spaces)
+    if len(edf_dirs) == 2:
+        lines += edf_section(S, edf_dirs, Path(out_dir) / f'space_quality_{scale}_edf.png')
+    lines += side_lines(S, work, rows)
+    if rows:
+        pareto = Path(out_dir) / f'space_quality_{scale}_pareto.png'
+        pareto_plot(rows, p2, B, pareto)
+        lines.append(f'\n![accuracy against MAdds]({pareto.name})')
+    p2_lines, p2_summary = p2_section(S, work, p2)
+    lines += p2_lines
+    if pending:
+        lines.append(pending_line(pending))
+    summary = {'p1': p1, 'p2': p2_summary}
+    (Path(work) / 'summary.json').write_text(json.dumps(summary, indent=1) + '\n')
+    return '\n'.join(lines), summary

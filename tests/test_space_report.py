@@ -1,0 +1,97 @@
+"""space_quality.py's report (benchmarks/_space_report.py) on made-up rows with known answers: the P1 verdict and
+its summary.json in the shape the protocol fixes, P2's verdict and progress line, the side questions' pairing."""
+
+import json
+
+import pytest
+
+from benchmarks._space_report import (P2_GOAL, convergence, p1_section, p2_section, p2_tag, pending_line,
+                                      side_lines)
+
+S = {'budget': 12e6, 'spec_budget': 7e6, 'seeds': [0, 1, 2, 3, 4], 'strategies': ['darts', 'evolution'],
+     'side_seeds': 2, 'p2_strategy': 'evolution', 'p2_epochs': 40}
+
+
+def _row(strategy, space, seed, acc, budget=12e6, madds=11e6):
+    return {'strategy': strategy, 'space': space, 'seed': seed, 'test_acc': acc, 'budget': budget, 'madds': madds}
+
+
+def _p1_rows(gain, seeds=(0, 1, 2, 3, 4)):
+    rows = []
+    for s in seeds:
+        for a in S['strategies']:
+            rows += [_row(a, 'manual', s, 0.90 + 0.001 * s, madds=11e6),
+                     _row(a, 'learned', s, 0.90 + 0.001 * s + gain * (1 + 0.1 * s), madds=11.5e6)]
+    return rows
+
+
+def test_p1_met_when_all_five_pairs_win_by_more_than_the_gain():
+    lines, p1 = p1_section(S, _p1_rows(0.004))
+    text = '\n'.join(lines)
+    assert '**met**' in text and 'smallest Wilcoxon p' not in text          # complete: no best-case line
+    assert set(p1) == {'algorithms'} and set(p1['algorithms']) == {'darts', 'evolution'}
+    v = p1['algorithms']['darts']
+    assert set(v) == {'learned_mean', 'manual_mean', 'delta', 'p_value', 'learned_madds', 'manual_madds', 'seeds'}
+    assert v['seeds'] == 5 and v['p_value'] == pytest.approx(2 / 32)        # exact two-sided, all 5 in favour
+    assert v['delta'] == pytest.approx(0.004 * 1.2) and v['learned_madds'] == 11.5e6 and v['manual_madds'] == 11e6
+    json.dumps(p1, allow_nan=False)
+
+
+def test_p1_not_met_below_the_gain_even_when_significant():
+    lines, p1 = p1_section(S, _p1_rows(0.001))                              # +0.12 points, p 0.0625
+    assert p1['algorithms']['evolution']['p_value'] < 0.1 and '**NOT met**' in '\n'.join(lines)
+
+
+def test_p1_decided_early_once_no_pending_seed_can_win_and_pending_shown_without_pairs():
+    lines, p1 = p1_section(S, _p1_rows(-0.002, seeds=(0, 1)))
+    text = '\n'.join(lines)
+    assert '**NOT met**' in text and 'darts 0.312, evolution 0.312' in text   # 2 lost of 5: 10/32 at best
+    lines, p1 = p1_section(S, _p1_rows(0.002, seeds=(0,)))
+    text = '\n'.join(lines)
+    assert 'undecided' in text and p1['algorithms']['darts']['p_value'] is None   # null, not NaN, with one pair
+    json.dumps(p1, allow_nan=False)
+    lines, p1 = p1_section(S, [])
+    assert '| darts | pending |' in '\n'.join(lines) and p1 == {'algorithms': {}}
+
+
+def test_p2_verdict_and_summary_shape(tmp_path):
+    p2 = {'strategy': 'evolution', 'seed': 0, 'retrain_epochs': 40, 'madds': 24.1e6, 'params': 778e3,
+          'sample': {'s1_b0': 'zero'}, 'val_acc': 0.96}
+    for acc, verdict in ((P2_GOAL, '**met**'), (P2_GOAL - 0.0001, '**NOT met**')):
+        lines, summ = p2_section(S, tmp_path, {**p2, 'test_acc': acc})
+        assert lines[0].endswith(verdict + '.')
+        assert summ == {'best_test_acc': acc, 'madds': 24.1e6, 'params': 778e3, 'arch': '{"s1_b0": "zero"}'}
+
+
+def test_p2_pending_line_names_the_unit_and_its_progress(tmp_path):
+    lines, summ = p2_section(S, tmp_path, None)
+    assert summ is None and 'pending' in lines[0] and 'retrain has run' not in lines[0]
+    assert p2_tag(S) == 'p2_evolution_learned_40epochs'
+
+
+def test_pending_line_names_folders_and_truncates():
+    line = pending_line([f'/w/p1_darts_learned_seed{i}/result.json' for i in range(13)] + ['/w/edf_learned (3/40)'])
+    assert line.startswith('\nPending (14 units not yet run): p1_darts_learned_seed0, ')
+    assert line.endswith('p1_darts_learned_seed11 ...') and 'edf_learned' not in line
+
+
+def test_convergence_first_iteration_of_a_stable_run():
+    hist = [{'iteration': i, 'stable_iterations': s} for i, s in enumerate([0, 1, 0, 1, 2, 3, 4])]
+    # iteration 5's sets equal those of 4, 3 and 2 (2 itself differs from 1): stable from 2 on
+    assert convergence(hist) == 2 and convergence(hist, stable_for=5) is None
+
+
+def test_side_questions_pair_by_seed_and_budget(tmp_path):
+    for ref, stable in (('default', [0, 0, 1, 2, 3]), ('none', [0, 1, 2, 0])):
+        d = tmp_path / f'evolve_ref-{ref}'
+        d.mkdir()
+        d.joinpath('history.jsonl').write_text(''.join(
+            json.dumps({'iteration': i, 'stable_iterations': s}) + '\n' for i, s in enumerate(stable)))
+    rows = [_row('darts', 'learned', 0, 0.92), _row('darts', 'learned-no-ref', 0, 0.91),
+            _row('darts', 'learned', 1, 0.93), _row('darts', 'learned-no-ref', 1, 0.90),
+            _row('darts', 'learned-no-ref', 2, 0.10),                          # no learned pair: left out
+            _row('darts', 'learned-small', 0, 0.88, budget=7e6, madds=6.5e6)]
+    text = '\n'.join(side_lines(S, tmp_path, rows))
+    assert 'with the reference from iteration 1, without it never in 4 iterations' in text
+    assert 'with − without: +2.00 points' in text and '2 pairs' in text
+    assert '| large | 0.9250 (11.00 M) | pending |' in text and '| small | pending | 0.8800 (6.50 M) |' in text
