@@ -9,7 +9,7 @@ from benchmarks._space_report import (P2_GOAL, convergence, p1_section, p2_secti
                                       side_lines)
 
 S = {'budget': 12e6, 'spec_budget': 7e6, 'seeds': [0, 1, 2, 3, 4], 'strategies': ['darts', 'evolution'],
-     'side_seeds': 2, 'p2_strategy': 'evolution', 'p2_epochs': 40}
+     'side_seeds': 2, 'p2_strategy': 'evolution', 'p2_epochs': (40, 100)}
 
 
 def _row(strategy, space, seed, acc, budget=12e6, madds=11e6):
@@ -54,19 +54,34 @@ def test_p1_decided_early_once_no_pending_seed_can_win_and_pending_shown_without
     assert '| darts | pending |' in '\n'.join(lines) and p1 == {'algorithms': {}}
 
 
-def test_p2_verdict_and_summary_shape(tmp_path):
-    p2 = {'strategy': 'evolution', 'seed': 0, 'retrain_epochs': 40, 'madds': 24.1e6, 'params': 778e3,
-          'sample': {'s1_b0': 'zero'}, 'val_acc': 0.96}
-    for acc, verdict in ((P2_GOAL, '**met**'), (P2_GOAL - 0.0001, '**NOT met**')):
-        lines, summ = p2_section(S, tmp_path, {**p2, 'test_acc': acc})
-        assert lines[0].endswith(verdict + '.')
+def _p2(epochs, test, val):
+    return {'strategy': 'evolution', 'seed': 0, 'retrain_epochs': epochs, 'madds': 24.1e6, 'params': 778e3,
+            'sample': {'s1_b0': 'zero'}, 'test_acc': test, 'val_acc': val}
+
+
+def test_p2_verdict_at_the_goals_edge_and_summary_shape(tmp_path):
+    for acc, verdict in ((P2_GOAL, '**met**.'), (P2_GOAL - 0.0001, '**NOT met**.')):
+        lines, summ = p2_section(S, tmp_path, [_p2(40, acc, 0.96)])     # held-out reached the goal: no more epochs
+        assert lines[0].endswith(verdict)
         assert summ == {'best_test_acc': acc, 'madds': 24.1e6, 'params': 778e3, 'arch': '{"s1_b0": "zero"}'}
 
 
+def test_p2_trains_longer_only_while_held_out_is_below_the_goal(tmp_path):
+    lines, summ = p2_section(S, tmp_path, [_p2(40, 0.950, 0.952)])
+    assert '**not met yet**' in lines[0] and 'for 100 epochs (pending)' in lines[0]
+    assert summ['best_test_acc'] == 0.950                              # the finished rung, until the next ends
+    lines, summ = p2_section(S, tmp_path, [_p2(40, 0.950, 0.952), _p2(100, 0.953, 0.954)])
+    assert lines[0].endswith('**NOT met**.') and summ['best_test_acc'] == 0.953   # no rung left
+    assert '40 epochs: 0.9500 test accuracy (0.9520 held-out); 100 epochs: 0.9530' in lines[0]
+    lines, summ = p2_section(S, tmp_path, [_p2(40, 0.950, 0.952), _p2(100, 0.957, 0.954)])
+    assert lines[0].endswith('**met**.') and summ['best_test_acc'] == 0.957
+
+
 def test_p2_pending_line_names_the_unit_and_its_progress(tmp_path):
-    lines, summ = p2_section(S, tmp_path, None)
-    assert summ is None and 'pending' in lines[0] and 'retrain has run' not in lines[0]
-    assert p2_tag(S) == 'p2_evolution_learned_40epochs'
+    lines, summ = p2_section(S, tmp_path, [])
+    assert summ is None and 'pending' in lines[0] and 'trained 40 epochs' in lines[0]
+    assert 'retrain has run' not in lines[0]                            # nothing started yet
+    assert p2_tag(S, 40) == 'p2_evolution_learned_40epochs'
 
 
 def test_pending_line_names_folders_and_truncates():
@@ -95,3 +110,20 @@ def test_side_questions_pair_by_seed_and_budget(tmp_path):
     assert 'with the reference from iteration 1, without it never in 4 iterations' in text
     assert 'with − without: +2.00 points' in text and '2 pairs' in text
     assert '| large | 0.9250 (11.00 M) | pending |' in text and '| small | pending | 0.8800 (6.50 M) |' in text
+
+
+def test_p2_progress_of_the_longer_retrain_read_from_its_checkpoint(tmp_path):
+    import torch
+    from autospace_nni.retrain import _save_epoch_state
+    d = tmp_path / p2_tag(S, 100)
+    d.mkdir()
+    d.joinpath('search.json').write_text(json.dumps({'madds': 24.1e6, 'params': 778e3}))
+    model = torch.nn.Linear(2, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    history = [{'epoch': e, 'train_loss': 1.0, 'val_acc': 0.90 + e / 100} for e in range(7)]
+    _save_epoch_state(d / 'retrain.ckpt', model, opt, torch.optim.lr_scheduler.CosineAnnealingLR(opt, 100),
+                      torch.Generator(), {}, history, 7200.0)
+    lines, _ = p2_section(S, tmp_path, [_p2(40, 0.950, 0.952)])
+    assert ('(pending; the search is done (winner 24.10 M MAdds, 778 k params) and its retrain has run 7 of 100 '
+            'epochs (2.0 h; held-out accuracy after epoch 2: 0.9100, 3: 0.9200') in lines[0]
+    assert lines[0].endswith('7: 0.9600)).')
