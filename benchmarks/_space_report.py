@@ -31,6 +31,42 @@ def convergence(history, stable_for=3):
     return None
 
 
+def churn_shares(history):
+    """Per iteration, the share of all groups' top-M slots taken by cells new to the top-M (the first iteration's
+    count is every slot, since everything is new then)."""
+    per = [sum(v for k, v in h.items() if k.startswith('churn/')) for h in history]
+    return [c / per[0] for c in per] if per and per[0] else []
+
+
+def settled(history, share=0.25):
+    """The first iteration from which the churn share stays at or below ``share`` (None: never)."""
+    s = churn_shares(history)
+    for i in range(len(s)):
+        if all(x <= share for x in s[i:]):
+            return history[i]['iteration']
+    return None
+
+
+def convergence_plot(hist, path):
+    """Top-M churn share per iteration, with and without the reference. (The held-out accuracy an evolution
+    records is its base network's: all-reference with the reference, each group's first candidate without it, so
+    the two are not compared.)"""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    for ref, label in (('default', 'with the reference'), ('none', 'without')):
+        ax.plot([h['iteration'] for h in hist[ref]], churn_shares(hist[ref]), marker='.', label=label)
+    ax.axhline(0.25, color='grey', ls='--', lw=0.8)
+    ax.set_title('top-M churn (cells new to the top-M, share of all slots)', fontsize=9)
+    ax.set_xlabel('iteration')
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def _pairs(rows, strategy, budget, a='learned', b='manual'):
     """(row of space a, row of space b) for each seed both spaces have with ``strategy`` at ``budget``."""
     return [(l, m) for l in rows for m in rows
@@ -120,26 +156,36 @@ def edf_section(S, edf_dirs, png):
     return lines + edf_why_lines(edf_samples)
 
 
-def side_lines(S, work, rows):
-    """The two side questions: the reference on vs off (convergence of the evolutions, and DARTS winners paired by
-    seed) and budget specialisation (spaces learned at two budgets, each searched at both)."""
+def side_lines(S, work, rows, png=None):
+    """The two side questions: the reference on vs off (how fast each evolution settles, its plot written to
+    ``png``, and DARTS winners paired by seed) and budget specialisation (spaces learned at two budgets, each
+    searched at both)."""
     B, side, lines = S['budget'], S['seeds'][:S['side_seeds']], []
     hist = {}
     for ref in ('default', 'none'):
         f = Path(work) / f'evolve_ref-{ref}' / 'history.jsonl'
         hist[ref] = [json.loads(l) for l in f.read_text().splitlines()] if f.exists() else None
     if all(hist.values()):
-        ca, cn = convergence(hist['default']), convergence(hist['none'])
         pairs = _pairs(rows, 'darts', B, 'learned', 'learned-no-ref')
         t = paired_test([l['test_acc'] for l, _ in pairs], [m['test_acc'] for _, m in pairs])
         winners = (f'{100 * t["delta"]:+.2f} points (Wilcoxon p {t["p_wilcoxon"]:.3f}, {t["n"]} pairs)' if pairs else
                    'pending')
 
-        def stable(c, h):
-            return f'never in {len(h)} iterations' if c is None else f'from iteration {c}'
-        lines.append(f'\nReference on vs off: all top-M sets stable for 3 iterations: with the reference '
-                     f'{stable(ca, hist["default"])}, without it {stable(cn, hist["none"])}; DARTS winners, with − '
-                     f'without: {winners}.')
+        def when(it, h):
+            return f'never in {len(h)} iterations' if it is None else f'from iteration {it}'
+
+        def main_churn(h):   # mean churn share over the main phase (neither warm-up nor finals)
+            return np.mean([c for c, r in zip(churn_shares(h), h) if not r.get('warmup') and not r.get('final')])
+        on, off = hist['default'], hist['none']
+        lines.append(f'\nReference on vs off (one evolution each): every top-M set unchanged 3 iterations: with the '
+                     f'reference {when(convergence(on), on)}, without it {when(convergence(off), off)}; top-M churn '
+                     f'(cells new to the top-M, as a share of all slots) stays at or below 25% '
+                     f'{when(settled(on), on)} with the reference and {when(settled(off), off)} without it, mean over '
+                     f'the main phase {main_churn(on):.0%} vs {main_churn(off):.0%}. DARTS winners, with − without: '
+                     f'{winners}.')
+        if png is not None:
+            convergence_plot(hist, png)
+            lines[-1] += f' ![convergence with and without the reference]({Path(png).name})'
     spec = {}
     for r in rows:
         if r['strategy'] == 'darts' and r['space'] in ('learned', 'learned-small') and r['seed'] in side:
@@ -250,7 +296,7 @@ def report(scale, S, work, spaces, rows, edf_dirs, p2_rungs, pending, out_dir, f
     lines += spaces_lines(S, spaces)
     if len(edf_dirs) == 2:
         lines += edf_section(S, edf_dirs, Path(out_dir) / f'space_quality_{scale}_edf.png')
-    lines += side_lines(S, work, rows)
+    lines += side_lines(S, work, rows, Path(out_dir) / f'space_quality_{scale}_convergence.png')
     if rows:
         pareto = Path(out_dir) / f'space_quality_{scale}_pareto.png'
         pareto_plot(rows, p2_rungs[-1] if p2_rungs else None, B, pareto)

@@ -35,7 +35,8 @@ def test_space_quality_smoke(tmp_path):
                    'Budget specialisation', '| small | ', '| large | ', 'Goal P2'):
         assert needle in out, out[-2000:]
     assert 'Pending' not in out
-    assert (tmp_path / 'space_quality_smoke_edf.png').exists() and (tmp_path / 'space_quality_smoke_pareto.png').exists()
+    for plot in ('edf', 'pareto', 'convergence'):
+        assert (tmp_path / f'space_quality_smoke_{plot}.png').exists(), plot
     summary = json.loads((tmp_path / 'summary.json').read_text())
     assert set(summary) == {'p1', 'p2'} and set(summary['p1']['algorithms']) == {'darts', 'random'}
     for row in summary['p1']['algorithms'].values():

@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from benchmarks._space_report import (P2_GOAL, convergence, p1_section, p2_section, p2_tag, pending_line,
-                                      side_lines)
+from benchmarks._space_report import (P2_GOAL, churn_shares, convergence, p1_section, p2_section, p2_tag,
+                                      pending_line, settled, side_lines)
 
 S = {'budget': 12e6, 'spec_budget': 7e6, 'seeds': [0, 1, 2, 3, 4], 'strategies': ['darts', 'evolution'],
      'side_seeds': 2, 'p2_strategy': 'evolution', 'p2_epochs': (40, 100)}
@@ -96,18 +96,33 @@ def test_convergence_first_iteration_of_a_stable_run():
     assert convergence(hist) == 2 and convergence(hist, stable_for=5) is None
 
 
+def _history(stable, churn, phase):
+    """An evolution's history.jsonl records: two groups of top-3 (6 slots; churn split over the groups)."""
+    return [{'iteration': i, 'stable_iterations': s, 'churn/a': c - c // 2, 'churn/b': c // 2,
+             'warmup': ph == 'w', 'final': ph == 'f'} for i, (s, c, ph) in enumerate(zip(stable, churn, phase))]
+
+
 def test_side_questions_pair_by_seed_and_budget(tmp_path):
-    for ref, stable in (('default', [0, 0, 1, 2, 3]), ('none', [0, 1, 2, 0])):
+    #                               stable iterations, churn, phase (warm-up, main, finals)
+    hists = {'default': _history([0, 0, 1, 2, 3], [6, 3, 1, 0, 0], 'wmmmf'),
+             'none': _history([0, 1, 2, 0], [6, 0, 0, 3], 'wmmf')}
+    for ref, h in hists.items():
         d = tmp_path / f'evolve_ref-{ref}'
         d.mkdir()
-        d.joinpath('history.jsonl').write_text(''.join(
-            json.dumps({'iteration': i, 'stable_iterations': s}) + '\n' for i, s in enumerate(stable)))
+        d.joinpath('history.jsonl').write_text(''.join(json.dumps(r) + '\n' for r in h))
+    assert churn_shares(hists['default']) == [1, 0.5, 1 / 6, 0, 0] and settled(hists['default']) == 2
+    assert settled(hists['none']) is None                                 # the last iteration churns 50%
     rows = [_row('darts', 'learned', 0, 0.92), _row('darts', 'learned-no-ref', 0, 0.91),
             _row('darts', 'learned', 1, 0.93), _row('darts', 'learned-no-ref', 1, 0.90),
             _row('darts', 'learned-no-ref', 2, 0.10),                          # no learned pair: left out
             _row('darts', 'learned-small', 0, 0.88, budget=7e6, madds=6.5e6)]
-    text = '\n'.join(side_lines(S, tmp_path, rows))
+    png = tmp_path / 'convergence.png'
+    text = '\n'.join(side_lines(S, tmp_path, rows, png))
     assert 'with the reference from iteration 1, without it never in 4 iterations' in text
+    # main phase: iterations 1-3 (mean of 50%, 17%, 0%) against 1-2 (0%, 0%)
+    assert ('stays at or below 25% from iteration 2 with the reference and never in 4 iterations without it, mean over '
+            'the main phase 22% vs 0%') in text
+    assert png.stat().st_size > 0
     assert 'with − without: +2.00 points' in text and '2 pairs' in text
     assert '| large | 0.9250 (11.00 M) | pending |' in text and '| small | pending | 0.8800 (6.50 M) |' in text
 
