@@ -187,7 +187,7 @@ def main():
 
     rows, later = [], []
     for seed in S['seeds']:
-        if not ro and p1_decided(rows):
+        if p1_decided(rows):    # (also from the cache alone, so that pending units are listed in run order)
             later.append(seed)
         else:
             rows += p1_seed(seed)
