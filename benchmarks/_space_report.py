@@ -241,6 +241,16 @@ def _retrain_progress(S, work, epochs) -> str:
             ', '.join(f'{h["epoch"] + 1}: {h["val_acc"]:.4f}' for h in done['history'][-6:]) + ')')
 
 
+def _last_quarter(rung) -> str:
+    """What a retrain's last quarter of epochs added to its held-out accuracy ('' for a record without its
+    history): near zero, more of the same schedule is unlikely to help."""
+    h = rung.get('val_history') or []
+    if len(h) < 4:
+        return ''
+    k = len(h) - len(h) // 4
+    return f', {100 * (h[-1] - h[k - 1]):+.2f} points over epochs {k + 1}-{len(h)}'
+
+
 def p2_section(S, work, rungs):
     """Goal P2's line and summary.json's ``p2`` value (None until a retrain has finished). ``rungs``: P2's finished
     retrains of the same winner, one per number of epochs in ``S['p2_epochs']`` tried so far; the next is tried
@@ -252,7 +262,7 @@ def p2_section(S, work, rungs):
                        f'{first} epochs){_retrain_progress(S, work, first)}.'], None
     p2 = rungs[-1]
     tried = '; '.join(f'{r["retrain_epochs"]} epochs: {r["test_acc"]:.4f} test accuracy ({r["val_acc"]:.4f} '
-                      f'held-out)' for r in rungs)
+                      f'held-out{_last_quarter(r)})' for r in rungs)
     more = [e for e in S['p2_epochs'] if e > p2['retrain_epochs']]
     if p2['test_acc'] >= P2_GOAL:
         verdict = '**met**.'
@@ -276,8 +286,9 @@ def pending_line(pending):
 
 
 def report(scale, S, work, spaces, rows, edf_dirs, p2_rungs, pending, out_dir, fq_work) -> tuple:
-    """The report's markdown body (``p2_rungs``: see :func:`p2_section`) and the summary (also written to ``work``/summary.json); the plots go to
-    ``out_dir``, the fitness-quality cache ``fq_work`` gives the estimator's view of multi-edge cells."""
+    """The report's markdown body and the summary (also written to ``work``/summary.json); ``p2_rungs`` as in
+    :func:`p2_section`; the plots go to ``out_dir``; the fitness-quality cache ``fq_work`` gives the estimator's
+    view of multi-edge cells."""
     B = S['budget']
     lines = []
     if scale == 'smoke':

@@ -171,7 +171,8 @@ def main():
             return {'strategy': strategy, 'space': space_name, 'seed': seed, 'budget': budget, 'madds': rec['madds'],
                     'params': rec['params'], 'budget_window': rec['budget_window'], 'test_acc': m['test_acc'],
                     'val_acc': m['val_acc'], 'sample': rec['sample'], 'retrain_epochs': epochs, 'erase': erase,
-                    'search_wall_time_s': rec['search_wall_time_s'], 'retrain_wall_time_s': m['wall_time_s']}
+                    'search_wall_time_s': rec['search_wall_time_s'], 'retrain_wall_time_s': m['wall_time_s'],
+                    'val_history': [h['val_acc'] for h in m['history']]}
         return attempt(_cached, work / tag / 'result.json', make, ro)
 
     # 2. P1: seed-major, so that every finished seed is a complete pair. Once no pending seed can change any

@@ -75,6 +75,11 @@ def test_p2_trains_longer_only_while_held_out_is_below_the_goal(tmp_path):
     assert '40 epochs: 0.9500 test accuracy (0.9520 held-out); 100 epochs: 0.9530' in lines[0]
     lines, summ = p2_section(S, tmp_path, [_p2(40, 0.950, 0.952), _p2(100, 0.957, 0.954)])
     assert lines[0].endswith('**met**.') and summ['best_test_acc'] == 0.957
+    # with its held-out history, a rung says what its last quarter of epochs added (after epoch 30: 0.929, 40: 0.952)
+    history = [0.9 + i / 1000 for i in range(30)] + [0.94 + i / 750 for i in range(10)]
+    rung = {**_p2(40, 0.950, 0.952), 'val_history': history}
+    lines, _ = p2_section(S, tmp_path, [rung])
+    assert '(0.9520 held-out, +2.30 points over epochs 31-40)' in lines[0]
 
 
 def test_p2_pending_line_names_the_unit_and_its_progress(tmp_path):
