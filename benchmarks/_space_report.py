@@ -102,14 +102,14 @@ def p1_section(S, rows):
     hopeless = [a for a, p in best.items() if p >= P1_ALPHA]
     verdict = ('met' if len(ok) == len(S['strategies']) else 'NOT met' if complete or hopeless else
                'undecided: pairs still pending')
-    lines.append(f'\nGoal P1 (≥ +0.3 points with paired p < 0.1, both algorithms): '
+    lines.append(f'\nGoal P1 (≥ +{100 * P1_GAIN:.1f} points with paired p < {P1_ALPHA}, both algorithms): '
                  f'**{verdict}** (met so far by: {", ".join(ok) or "none"}).')
     if not complete:
         lines.append('\nThe smallest Wilcoxon p the pending seeds still allow (each pending pair won by the learned '
                      'space, by more than any pair so far): ' + ', '.join(f'{a} {p:.3f}' for a, p in best.items()) +
-                     (f'. For {", ".join(hopeless)} that is at or above 0.1, so no remaining seed can meet the goal; '
-                      'the remaining P1 seeds run last (after the EDFs, P2 and the side questions), and only '
-                      'narrow the gap\'s estimate.'
+                     (f'. For {", ".join(hopeless)} that is at or above {P1_ALPHA}, so no remaining seed can meet '
+                      'the goal; the remaining P1 seeds run last (after the EDFs, P2 and the side questions), and '
+                      'only narrow the gap\'s estimate.'
                       if hopeless else '.'))
     return lines, {'algorithms': algos}
 
@@ -255,7 +255,7 @@ def p2_section(S, work, rungs):
     """Goal P2's line and summary.json's ``p2`` value (None until a retrain has finished). ``rungs``: P2's finished
     retrains of the same winner, one per number of epochs in ``S['p2_epochs']`` tried so far; the next is tried
     only while the last one's held-out accuracy is below the goal, so the test split picks nothing."""
-    head = f'\nGoal P2 (≥ {P2_GOAL} test accuracy at ≤ 25 M MAdds): '
+    head = f'\nGoal P2 (≥ {P2_GOAL} test accuracy at ≤ {P2_MADDS / 1e6:.3g} M MAdds): '
     if not rungs:
         first = S['p2_epochs'][0]
         return [head + f'pending (a search of the learned space at {P2_MADDS / 1e6:.3g} M MAdds, its winner trained '

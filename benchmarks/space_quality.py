@@ -47,7 +47,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks._paired import best_case_p, p1_deltas  # noqa: E402
-from benchmarks._space_report import P2_GOAL, P2_MADDS, p2_tag, report  # noqa: E402
+from benchmarks._space_report import P1_ALPHA, P2_GOAL, P2_MADDS, p2_tag, report  # noqa: E402
 
 SCALES = {
     'smoke': dict(dataset='digits', skeleton='tiny-8', budget=3.5e5, spec_budget=2.5e5, evolve_limit=400,
@@ -184,7 +184,7 @@ def main():
 
     def p1_decided(done):
         done = [r for r in done if r is not None]
-        return all(best_case_p(d, len(S['seeds']) - len(d)) >= 0.1 for d in p1_deltas(done, S, B).values())
+        return all(best_case_p(d, len(S['seeds']) - len(d)) >= P1_ALPHA for d in p1_deltas(done, S, B).values())
 
     rows, later = [], []
     for seed in S['seeds']:
