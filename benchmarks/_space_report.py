@@ -127,8 +127,9 @@ def spaces_lines(S, spaces):
             continue
         cells = [c for cs in space.groups.values() for c in cs if not c.reference]
         fits = [c.fitness for c in cells]
+        unit = 'as good as the average cell scored with it' if name == 'learned-no-ref' else 'as good as the reference'
         lines.append(f'\nLearned space `{name}` ({tag}): {len(cells)} cells over {len(space.groups)} groups, fitness '
-                     f'{min(fits):.3f}-{max(fits):.3f} (1 = as good as the reference), '
+                     f'{min(fits):.3f}-{max(fits):.3f} (1 = {unit}), '
                      f'{np.mean([c.cell.expand == 1 for c in cells]):.0%} with expand ratio 1, '
                      f'{space.provenance.get("iterations")} iterations.')
     return lines
