@@ -6,7 +6,11 @@ __all__ = ['AutoSpaceError', 'CellError', 'SkeletonError', 'ArchError', 'Dataset
 
 
 class AutoSpaceError(ValueError):
-    """Base class of this package's user-facing errors."""
+    """Base class of this package's user-facing errors. Its message is kept to one line whatever it wraps (the
+    text of another exception can hold line breaks: a key of a corrupted document, say)."""
+
+    def __init__(self, *args):
+        super().__init__(*(' '.join(a.splitlines()) if isinstance(a, str) else a for a in args))
 
 
 class CellError(AutoSpaceError):

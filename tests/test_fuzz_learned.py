@@ -127,3 +127,14 @@ def test_truncated_or_byte_flipped_file_never_escapes(tmp_path_factory, seed):
 def test_valid_document_still_loads(kind):
     doc = _valid_doc(kind)
     assert _load_or_documented_error(copy.deepcopy(doc)) is not None
+
+
+def test_every_documented_error_is_one_line_whatever_it_wraps():
+    # what hypothesis found: a corrupted model-space document with a key '\n', wrapped in the error's text
+    from autospace_nni.errors import LearnedSpaceError, OptionError
+    wrapped = TypeError("LeftAlone.__init__() got an unexpected keyword argument '\n'")
+    e = LearnedSpaceError(f'learned space has a malformed model-space description: {wrapped}')
+    assert str(e) == "learned space has a malformed model-space description: LeftAlone.__init__() got an " \
+                     "unexpected keyword argument ' '"
+    o = OptionError('--budget', ': bad\r\nvalue')
+    assert str(o) == '--budget: bad value' and o.option == '--budget'

@@ -180,7 +180,7 @@ class AdoptedLayout:
                        NetworkCost(*(int(v) for v in d['outside_cost'])), paths, user, left, raw_names=raw,
                        pinned=dict(d.get('pinned', {})))
         except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as e:
-            raise LearnedSpaceError('learned space has a malformed model-space description: ' + ' '.join(str(e).split())) from None   # one line, whatever the bad key holds
+            raise LearnedSpaceError(f'learned space has a malformed model-space description: {e}') from None
 
     def format_table(self) -> str:
         """What was evolved and what was left alone, one row per choice."""
