@@ -14,6 +14,8 @@ P2_MADDS = 25e6      # goal P2's budget
 P2_GOAL = 0.955      # goal P2's test accuracy
 P1_GAIN = 0.003      # goal P1's gain in mean test accuracy (a fraction: 0.3 points)
 P1_ALPHA = 0.1       # goal P1's paired p
+#: the spaces whose EDFs are drawn, in the order they grow; each learned one is compared with 'manual'
+EDF_SPACES = ('learned', 'manual', 'learned-1edge')
 
 
 def p2_tag(S, epochs) -> str:
@@ -121,7 +123,8 @@ def spaces_lines(S, spaces):
         f'{name} {lo / 1e6:.2f}-{hi / 1e6:.2f} M' for name, (lo, hi) in
         ((n, cost_range(sp)) for n, sp in spaces.items() if sp is not None)) + '.']
     for name, tag in (('learned', 'with the reference'), ('learned-no-ref', 'without the reference'),
-                      ('learned-small', f'at {S["spec_budget"] / 1e6:.3g} M MAdds')):
+                      ('learned-small', f'at {S["spec_budget"] / 1e6:.3g} M MAdds'),
+                      ('learned-1edge', 'single-edge cells only, with the reference')):
         space = spaces.get(name)
         if space is None:
             continue
@@ -135,24 +138,38 @@ def spaces_lines(S, spaces):
     return lines
 
 
+def mean_error_gap(err_a, err_b, boot: int, seed: int = 0) -> tuple:
+    """Mean error of ``err_a`` minus that of ``err_b`` and the 90% bootstrap interval of that difference (each
+    sample resampled on its own, ``boot`` times)."""
+    a, b = np.asarray(err_a, dtype=float), np.asarray(err_b, dtype=float)
+    rs = np.random.RandomState(seed)
+    diffs = [a[rs.randint(0, len(a), len(a))].mean() - b[rs.randint(0, len(b), len(b))].mean() for _ in range(boot)]
+    lo, hi = np.percentile(diffs, [5, 95])
+    return float(a.mean() - b.mean()), float(lo), float(hi)
+
+
 def edf_section(S, edf_dirs, png):
-    """The EDF table, plot (written to ``png``) and bootstrap interval of the difference in mean error, with
-    what within each EDF goes with error."""
+    """The EDF table, plot (written to ``png``) and, for each learned space with an EDF, the bootstrap interval
+    of its difference in mean error from the manual space, with what within each EDF goes with error."""
     from autospace_nni.design_space import load_samples, plot_edfs
-    edf_rows = plot_edfs([edf_dirs['learned'], edf_dirs['manual']], png, bands=True, boot=S['boot'] // 2)
+    names = [n for n in EDF_SPACES if n in edf_dirs]
+    edf_rows = plot_edfs([edf_dirs[n] for n in names], png, bands=True, boot=S['boot'] // 2)
     lines = ['', '| space | EDF n | mean error (90% CI) | best error | MAdds range |', '|---|---|---|---|---|']
     lines += [f'| {r["space"]} | {r["n"]} | {r["mean_error"]:.4f} [{r["mean_error_ci"][0]:.4f}, '
               f'{r["mean_error_ci"][1]:.4f}] | {r["min_error"]:.4f} | {r["madds_min"] / 1e6:.2f}-'
               f'{r["madds_max"] / 1e6:.2f} M |' for r in edf_rows]
-    edf_samples = {n: load_samples(d) for n, d in edf_dirs.items()}
-    el, em = (np.array([r['error'] for r in edf_samples[n]]) for n in ('learned', 'manual'))
-    rs = np.random.RandomState(0)
-    diffs = [el[rs.randint(0, len(el), len(el))].mean() - em[rs.randint(0, len(em), len(em))].mean()
-             for _ in range(S['boot'])]
-    lo, hi = np.percentile(diffs, [5, 95])
-    lines.append(f'\nMean error learned − manual: {el.mean() - em.mean():+.4f}, 90% bootstrap interval '
-                 f'[{lo:+.4f}, {hi:+.4f}]; the learned EDF lies left of the manual one outside the bands: '
-                 f'**{"yes" if hi < 0 else "no"}**. ![error EDFs]({png.name})')
+    edf_samples = {n: load_samples(edf_dirs[n]) for n in names}
+    errors = {n: [r['error'] for r in rows] for n, rows in edf_samples.items()}
+    for n in names:
+        if n == 'manual' or 'manual' not in errors:
+            continue
+        # equal n: a space still growing is compared with the same prefix of the manual EDF's fixed sequence
+        k = min(len(errors[n]), len(errors['manual']))
+        gap, lo, hi = mean_error_gap(errors[n][:k], errors['manual'][:k], S['boot'])
+        lines.append(f'\nMean error {n} − manual ({k} networks each): {gap:+.4f}, 90% bootstrap interval '
+                     f'[{lo:+.4f}, {hi:+.4f}]; the {n} EDF lies left of the manual one outside the bands: '
+                     f'**{"yes" if hi < 0 else "no"}**.')
+    lines[-1] += f' ![error EDFs]({png.name})'
     from benchmarks._anatomy import edf_why_lines
     return lines + edf_why_lines(edf_samples)
 
@@ -209,7 +226,8 @@ def pareto_plot(rows, p2, budget, path):
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
-    for name, marker in (('learned', 'o'), ('manual', 's'), ('learned-no-ref', '^'), ('learned-small', 'v')):
+    for name, marker in (('learned', 'o'), ('manual', 's'), ('learned-no-ref', '^'), ('learned-small', 'v'),
+                         ('learned-1edge', 'D')):
         rs_ = [r for r in rows if r['space'] == name]
         if rs_:
             ax.scatter([r['madds'] / 1e6 for r in rs_], [r['test_acc'] for r in rs_], marker=marker, label=name,
@@ -306,7 +324,7 @@ def report(scale, S, work, spaces, rows, edf_dirs, p2_rungs, pending, out_dir, f
     lines += why_lines(spaces, {n: [r for r in rows if r['space'] == n and r['budget'] == B]
                                 for n in ('learned', 'manual')}, estimator_bias(fq_work))
     lines += spaces_lines(S, spaces)
-    if len(edf_dirs) == 2:
+    if 'manual' in edf_dirs and len(edf_dirs) >= 2:
         lines += edf_section(S, edf_dirs, Path(out_dir) / f'space_quality_{scale}_edf.png')
     lines += side_lines(S, work, rows, Path(out_dir) / f'space_quality_{scale}_convergence.png')
     if rows:

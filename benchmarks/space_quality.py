@@ -47,7 +47,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks._paired import best_case_p, p1_deltas  # noqa: E402
-from benchmarks._space_report import P1_ALPHA, P2_GOAL, P2_MADDS, p2_tag, report  # noqa: E402
+from benchmarks._space_report import EDF_SPACES, P1_ALPHA, P2_GOAL, P2_MADDS, p2_tag, report  # noqa: E402
 
 SCALES = {
     'smoke': dict(dataset='digits', skeleton='tiny-8', budget=3.5e5, spec_budget=2.5e5, evolve_limit=400,
@@ -108,8 +108,11 @@ def main():
     ap.add_argument('--port', type=int, default=8761)
     ap.add_argument('--report-only', action='store_true', help='train nothing: report what the cache holds')
     ap.add_argument('--no-write', action='store_true', help='do not touch docs/benchmarks.md')
+    ap.add_argument('--edfs-only', action='store_true',
+                    help='train only the evolutions and the EDFs (the design-space check); report the rest from the cache')
     args = ap.parse_args()
     S, ro = SCALES[args.scale], args.report_only
+    ro_units = ro or args.edfs_only    # searches and retrains: from the cache only
     work = Path(args.work or (ROOT / 'runs' / 'space_quality_smoke' if args.scale == 'smoke' else
                               ROOT / 'docs' / 'results' / f'space_quality_{args.scale}'))
     work.mkdir(parents=True, exist_ok=True)
@@ -144,6 +147,9 @@ def main():
               'learned-no-ref': attempt(_learn, S, work / 'evolve_ref-none', args.device, ro, reference=None),
               'learned-small': attempt(_learn, S, work / 'evolve_budget-small', args.device, ro,
                                        budget_madds=S['spec_budget']),
+              # the redesign: only single-edge cells (one op between input and output, in the expand/project
+              # block), the family in which the estimator's ranking agrees with stand-alone training
+              'learned-1edge': attempt(_learn, S, work / 'evolve_1edge', args.device, ro, n_nodes=2),
               'manual': manual_space(skeleton)}
 
     def search_retrain(space_name, strategy, seed, budget, tag, epochs=S['retrain_epochs'], erase=False, search=None):
@@ -173,7 +179,7 @@ def main():
                     'val_acc': m['val_acc'], 'sample': rec['sample'], 'retrain_epochs': epochs, 'erase': erase,
                     'search_wall_time_s': rec['search_wall_time_s'], 'retrain_wall_time_s': m['wall_time_s'],
                     'val_history': [h['val_acc'] for h in m['history']]}
-        return attempt(_cached, work / tag / 'result.json', make, ro)
+        return attempt(_cached, work / tag / 'result.json', make, ro_units)
 
     # 2. P1: seed-major, so that every finished seed is a complete pair. Once no pending seed can change any
     #    algorithm's verdict (best_case_p >= 0.1), the remaining seeds wait until the EDFs and P2 have run: the
@@ -195,14 +201,17 @@ def main():
     # 3. EDFs in [0.9 B, B], both grown together a few networks at a time (the samples are a fixed sequence, so
     #    a shorter run trains a prefix of the longer one), so that a run stopped part-way compares equal n
     edf_dirs = {}
-    names = [name for name in ('learned', 'manual') if spaces[name] is not None]
+    names = [name for name in EDF_SPACES if spaces[name] is not None]
     step = max(1, S['edf_n'] // 8)
     for k in ([] if ro else range(step, S['edf_n'] + step, step)):
         for name in names:
             sample_space(spaces[name], edf_data, work / f'edf_{name}', n=min(k, S['edf_n']), epochs=S['edf_epochs'],
                          madds_range=(0.9 * B, B), name=name, progress=True, device=args.device)
-    for name in names:
+    for name in EDF_SPACES:
         d = work / f'edf_{name}'
+        if spaces[name] is None:
+            pending.append(f'{d} (0/{S["edf_n"]})')
+            continue
         n_done = len((d / 'design_space.jsonl').read_text().splitlines()) if (d / 'design_space.jsonl').exists() else 0
         if n_done < S['edf_n']:
             pending.append(f'{d} ({n_done}/{S["edf_n"]})')
