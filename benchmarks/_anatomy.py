@@ -68,13 +68,29 @@ def estimator_bias(fq_work: Path):
         return None
     estimates = [json.loads(p.read_text())['estimate'] for p in runs]
     out = {'estimator': default, 'seeds': len(runs)}
+    scored = [c for c in truth if all(c in e for e in estimates)]
+    score = {c: float(np.mean([e[c] for e in estimates])) for c in scored}
     for k in ('mbconv', 'multi'):
-        cells = [c for c in truth if kind(c) == k and all(c in e for e in estimates)]
+        cells = [c for c in scored if kind(c) == k]
         out[k] = {'n': len(cells),
                   'truth': float(np.mean([truth[c] for c in cells])) if cells else float('nan'),
-                  'score': float(np.mean([np.mean([e[c] for e in estimates]) for c in cells])) if cells
-                  else float('nan')}
+                  'score': float(np.mean([score[c] for c in cells])) if cells else float('nan')}
+    # does the score rank the cells of one family as training alone does? (single: every one-edge cell)
+    single = [c for c in scored if kind(c) != 'multi']
+    out['single'] = {'n': len(single), 'tau': rank_agreement([truth[c] for c in single], [score[c] for c in single])}
+    multi = [c for c in scored if kind(c) == 'multi']
+    out['multi']['tau'] = rank_agreement([truth[c] for c in multi], [score[c] for c in multi])
     return out
+
+
+def rank_agreement(truth, score) -> dict:
+    """Kendall's τ between ground truth and scores with its two-sided p-value (scipy.stats); NaN with fewer than
+    3 cells or no spread."""
+    from scipy.stats import kendalltau
+    if len(truth) < 3 or len(set(truth)) < 2 or len(set(score)) < 2:
+        return {'tau': float('nan'), 'p': float('nan')}
+    t = kendalltau(truth, score)
+    return {'tau': float(t.statistic), 'p': float(t.pvalue)}
 
 
 def why_lines(spaces: dict, winners: dict, bias) -> list:
@@ -99,6 +115,13 @@ def why_lines(spaces: dict, winners: dict, bias) -> list:
                      f'{"as high or higher" if m["score"] >= s["score"] else "lower"}, and they train '
                      f'{100 * abs(s["truth"] - m["truth"]):.1f} points '
                      f'{"worse" if m["truth"] < s["truth"] else "better"}.')
+        if 'single' in bias and 'tau' in m:
+            one, many = bias['single'], m['tau']
+            lines[-1] += (f' Within one family its ranking agrees with training alone for the single-edge cells '
+                          f'({one["n"]}: Kendall τ {one["tau"]["tau"]:+.2f}, p {one["tau"]["p"]:.3f}) '
+                          f'{"better than" if one["tau"]["tau"] > many["tau"] else "no better than"} for the '
+                          f'multi-edge ones ({m["n"]}: τ {many["tau"]:+.2f}, p {many["p"]:.3f}): the redesign '
+                          '(`learned-1edge`) evolves single-edge cells only.')
     return lines
 
 

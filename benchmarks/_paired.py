@@ -18,11 +18,12 @@ def paired_test(a, b) -> dict:
     return out
 
 
-def p1_deltas(rows, S, B) -> dict:
-    """For each algorithm, its finished P1 pairs' learned - manual test accuracy (one per seed)."""
+def p1_deltas(rows, S, B, learned: str = 'learned') -> dict:
+    """For each algorithm, its finished P1 pairs' test accuracy on the space ``learned`` minus that on the manual
+    space (one per seed)."""
     acc = {(r['strategy'], r['space'], r['seed']): r['test_acc'] for r in rows if r['budget'] == B}
-    return {a: [acc[(a, 'learned', s)] - acc[(a, 'manual', s)] for s in S['seeds']
-                if (a, 'learned', s) in acc and (a, 'manual', s) in acc] for a in S['strategies']}
+    return {a: [acc[(a, learned, s)] - acc[(a, 'manual', s)] for s in S['seeds']
+                if (a, learned, s) in acc and (a, 'manual', s) in acc] for a in S['strategies']}
 
 
 def best_case_p(deltas, pending: int) -> float:

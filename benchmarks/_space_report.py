@@ -16,6 +16,8 @@ P1_GAIN = 0.003      # goal P1's gain in mean test accuracy (a fraction: 0.3 poi
 P1_ALPHA = 0.1       # goal P1's paired p
 #: the spaces whose EDFs are drawn, in the order they grow; each learned one is compared with 'manual'
 EDF_SPACES = ('learned', 'manual', 'learned-1edge')
+#: the learned spaces that P1 pairs with the manual space's winners; summary.json's P1 is the first one's
+P1_LEARNED = ('learned', 'learned-1edge')
 
 
 def p2_tag(S, epochs) -> str:
@@ -76,14 +78,15 @@ def _pairs(rows, strategy, budget, a='learned', b='manual'):
             and l['budget'] == m['budget'] == budget and l['space'] == a and m['space'] == b]
 
 
-def p1_section(S, rows):
-    """The P1 table, verdict and best-case line, and summary.json's ``p1`` value."""
+def p1_section(S, rows, learned: str = 'learned'):
+    """The P1 table, verdict and best-case line of the space ``learned`` against the manual one, and
+    summary.json's ``p1`` value (its keys say 'learned' whichever learned space it is)."""
     B = S['budget']
-    lines = ['| algorithm | learned (mean test acc) | manual | Δ (points) | Wilcoxon p | paired t p | pairs | '
-             'learned MAdds | manual MAdds |', '|---|---|---|---|---|---|---|---|---|']
+    lines = [f'| algorithm | {learned} (mean test acc) | manual | Δ (points) | Wilcoxon p | paired t p | pairs | '
+             f'{learned} MAdds | manual MAdds |', '|---|---|---|---|---|---|---|---|---|']
     algos = {}
     for strategy in S['strategies']:
-        pairs = _pairs(rows, strategy, B)
+        pairs = _pairs(rows, strategy, B, a=learned)
         if not pairs:
             lines.append(f'| {strategy} | pending | | | | | 0 | | |')
             continue
@@ -100,15 +103,15 @@ def p1_section(S, rows):
     ok = [a for a, v in algos.items() if v['delta'] >= P1_GAIN and v['p_value'] is not None and v['p_value'] < P1_ALPHA]
     complete = all(algos.get(a, {}).get('seeds') == len(S['seeds']) for a in S['strategies'])
     # the best Wilcoxon p each algorithm can still reach: at or above 0.1 its pending seeds cannot meet the goal
-    best = {a: best_case_p(d, len(S['seeds']) - len(d)) for a, d in p1_deltas(rows, S, B).items()}
+    best = {a: best_case_p(d, len(S['seeds']) - len(d)) for a, d in p1_deltas(rows, S, B, learned).items()}
     hopeless = [a for a, p in best.items() if p >= P1_ALPHA]
     verdict = ('met' if len(ok) == len(S['strategies']) else 'NOT met' if complete or hopeless else
                'undecided: pairs still pending')
-    lines.append(f'\nGoal P1 (≥ +{100 * P1_GAIN:.1f} points with paired p < {P1_ALPHA}, both algorithms): '
-                 f'**{verdict}** (met so far by: {", ".join(ok) or "none"}).')
+    lines.append(f'\nGoal P1 for `{learned}` (≥ +{100 * P1_GAIN:.1f} points with paired p < {P1_ALPHA}, both '
+                 f'algorithms): **{verdict}** (met so far by: {", ".join(ok) or "none"}).')
     if not complete:
-        lines.append('\nThe smallest Wilcoxon p the pending seeds still allow (each pending pair won by the learned '
-                     'space, by more than any pair so far): ' + ', '.join(f'{a} {p:.3f}' for a, p in best.items()) +
+        lines.append(f'\nThe smallest Wilcoxon p the pending seeds still allow (each pending pair won by `{learned}`, '
+                     'by more than any pair so far): ' + ', '.join(f'{a} {p:.3f}' for a, p in best.items()) +
                      (f'. For {", ".join(hopeless)} that is at or above {P1_ALPHA}, so no remaining seed can meet '
                       'the goal; the remaining P1 seeds run last (after the EDFs, P2 and the side questions), and '
                       'only narrow the gap\'s estimate.'
@@ -318,6 +321,9 @@ def report(scale, S, work, spaces, rows, edf_dirs, p2_rungs, pending, out_dir, f
                  f'same seed on both spaces; paired tests from scipy.stats.\n')
     p1_lines, p1 = p1_section(S, rows)
     lines += p1_lines
+    for name in P1_LEARNED[1:]:    # the redesign's own P1 (summary.json keeps 'learned')
+        lines += ['', f'The redesign `{name}` against the same manual-space winners (same seeds):', '']
+        lines += p1_section(S, rows, learned=name)[0]
     # what the winners are made of (a space of pricier cells fills the budget with fewer blocks), and whether the
     # estimator rates the learned space's multi-edge cells as it should (the fitness-quality benchmark's cache)
     from benchmarks._anatomy import estimator_bias, why_lines

@@ -2,24 +2,31 @@
 training, EDFs with bands.
 
     .venv/bin/python benchmarks/space_quality.py --scale smoke|cpu|gpu [--work DIR] [--device cpu|cuda]
-                                                 [--report-only]
+                                                 [--report-only | --edfs-only]
 
 --work defaults to runs/space_quality_smoke for smoke and docs/results/space_quality_<scale> otherwise (the
 first protocol's cpu units, before matched MAdds and paired seeds, are kept in docs/results/space_quality_v1_cpu).
 Every unit (an evolution, one search + retrain, one EDF network) is cached there, so a killed run resumes and a
 run spread over several sessions keeps what it finished; ``--report-only`` writes the report from the cache
-without training anything (units not yet run are listed as pending).
+without training anything (units not yet run are listed as pending); ``--edfs-only`` trains the evolutions and
+the EDFs only, and reports every search and retrain from the cache.
 
 1. **Evolve** a learned space at the budget B with the reference and one without (the ablation), and one at a
-   second budget (budget specialisation), with the package's default fitness estimator.
+   second budget (budget specialisation), with the package's default fitness estimator; and the redesign
+   `learned-1edge` (step 3).
 2. **P1, paired seeds.** For each algorithm (DARTS, one-shot; NNI's RegularizedEvolution through the training
    service, multi-trial) and each seed, search the learned space and the manual space (ProxylessNAS's) with the
    same budget, data and seed. Every search fills its budget: the winner lands in [0.9 B, B]. Each winner is
    retrained from scratch on the full training split (the held-out split cut from it) and tested once on the
    official test split, which nothing else uses. The paired difference is tested with scipy's Wilcoxon
-   signed-rank test (and a paired t-test beside it).
+   signed-rank test (and a paired t-test beside it). The redesign `learned-1edge` (step 3) is searched the same
+   way, and its winners are paired with the same manual-space winners.
 3. **EDFs.** n random networks per space with MAdds in [0.9 B, B], each trained a few epochs; their error EDFs
-   with 90% bootstrap bands, and the bootstrap interval of the difference in mean error.
+   with 90% bootstrap bands, and the bootstrap interval of the difference in mean error. Besides `learned` and
+   `manual`, the redesign `learned-1edge`: a space evolved exactly like `learned` but from single-edge cells only
+   (``n_nodes=2``: one op, with its expand ratio, activation and SE, between the block's expand and project
+   convolutions), the family within which the estimator's ranking agrees with training alone (the fitness-quality
+   benchmark's cells; the report gives Kendall's τ in each family).
 4. **Reference on vs off.** Convergence (first iteration from which every top-M set stays unchanged 3
    iterations) and final quality (DARTS winners of both spaces, paired by seed).
 5. **Budget specialisation.** Spaces learned at two budgets that both bind, each searched (DARTS) at both.
@@ -29,10 +36,11 @@ without training anything (units not yet run are listed as pending).
    epochs, then, while its held-out accuracy (not the test split's, which picks nothing) is below the goal's
    0.955, from scratch for each next number of epochs in p2_epochs.
 
-Units run in the order 1, 2 (seed-major, so every finished seed is a complete pair), 3 (both EDFs grown together),
+Units run in the order 1, 2 (seed-major, so every finished seed is a complete pair), 3 (the EDFs grown together),
 6, then the side questions 4 and 5: the goals P1 and P2 are decided first. Once the pending seeds can no longer
-bring any algorithm's Wilcoxon p below 0.1 (``best_case_p``), P1's remaining seeds move to the end, after 3, 6, 4
-and 5: they can only refine the gap's estimate, not the verdict.
+bring any algorithm's Wilcoxon p below 0.1 (``best_case_p``) for a learned space, that space's remaining P1 units
+move to the end, after 3, 6, 4 and 5: they can only refine the gap's estimate, not the verdict (the manual space's
+units stay in the seed-major order while any learned space is undecided).
 
 A Pareto plot (test accuracy against MAdds of every retrained winner, both spaces) and the EDF plot go next to
 docs/benchmarks.md ("Space quality (<scale>)"); <work>/summary.json holds the P1/P2 figures.
@@ -47,7 +55,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks._paired import best_case_p, p1_deltas  # noqa: E402
-from benchmarks._space_report import EDF_SPACES, P1_ALPHA, P2_GOAL, P2_MADDS, p2_tag, report  # noqa: E402
+from benchmarks._space_report import (EDF_SPACES, P1_ALPHA, P1_LEARNED, P2_GOAL, P2_MADDS,  # noqa: E402
+                                      p2_tag, report)
 
 SCALES = {
     'smoke': dict(dataset='digits', skeleton='tiny-8', budget=3.5e5, spec_budget=2.5e5, evolve_limit=400,
@@ -184,20 +193,22 @@ def main():
     # 2. P1: seed-major, so that every finished seed is a complete pair. Once no pending seed can change any
     #    algorithm's verdict (best_case_p >= 0.1), the remaining seeds wait until the EDFs and P2 have run: the
     #    compute goes to the questions still open first
-    def p1_seed(seed):
+    def p1_units(seed, names):
         return [search_retrain(name, strategy, seed, B, f'p1_{strategy}_{name}_seed{seed}')
-                for strategy in S['strategies'] for name in ('learned', 'manual')]
+                for strategy in S['strategies'] for name in names]
 
-    def p1_decided(done):
+    def p1_decided(done, learned):
         done = [r for r in done if r is not None]
-        return all(best_case_p(d, len(S['seeds']) - len(d)) >= P1_ALPHA for d in p1_deltas(done, S, B).values())
+        return all(best_case_p(d, len(S['seeds']) - len(d)) >= P1_ALPHA
+                   for d in p1_deltas(done, S, B, learned).values())
 
+    # each learned space of P1_LEARNED is paired with the same manual-space units; a space whose verdict is
+    # decided waits (also from the cache alone, so that pending units are listed in run order)
     rows, later = [], []
     for seed in S['seeds']:
-        if p1_decided(rows):    # (also from the cache alone, so that pending units are listed in run order)
-            later.append(seed)
-        else:
-            rows += p1_seed(seed)
+        undecided = [n for n in P1_LEARNED if not p1_decided(rows, n)]
+        rows += p1_units(seed, undecided + ['manual'] if undecided else [])
+        later.append((seed, [n for n in P1_LEARNED if n not in undecided] + ([] if undecided else ['manual'])))
     # 3. EDFs in [0.9 B, B], both grown together a few networks at a time (the samples are a fixed sequence, so
     #    a shorter run trains a prefix of the longer one), so that a run stopped part-way compares equal n
     edf_dirs = {}
@@ -244,8 +255,8 @@ def main():
                 if sname == 'learned' and bname == 'large':
                     continue   # that is P1's DARTS row
                 rows.append(search_retrain(sname, 'darts', seed, budget, f'spec_{sname}_at-{bname}_seed{seed}'))
-    for seed in later:
-        rows += p1_seed(seed)
+    for seed, names in later:
+        rows += p1_units(seed, names)
     rows = [r for r in rows if r is not None]
 
     out_dir = work if args.no_write else ROOT / 'docs'

@@ -61,9 +61,22 @@ def test_estimator_bias_averages_seeds_per_kind_and_leaves_other_cells_out(tmp_p
     b = estimator_bias(cache)
     assert b['estimator'] == 'paired-eval' and b['seeds'] == 2
     assert b['mbconv'] == {'n': 2, 'truth': pytest.approx(0.83), 'score': pytest.approx(0.995)}
-    assert b['multi'] == {'n': 1, 'truth': pytest.approx(0.79), 'score': pytest.approx(1.02)}
+    assert {k: v for k, v in b['multi'].items() if k != 'tau'} == {'n': 1, 'truth': pytest.approx(0.79),
+                                                                    'score': pytest.approx(1.02)}
+    # one-edge cells (MB, MB5, POOL): truth order MB > MB5 > POOL, score order MB > MB5 > POOL: τ = 1
+    assert b['single']['n'] == 3 and b['single']['tau']['tau'] == pytest.approx(1.0)
+    assert math.isnan(b['multi']['tau']['tau'])                      # one multi-edge cell: no ranking
     text = '\n'.join(why_lines({}, {}, b))
     assert 'rates multi-edge cells as high or higher' in text and '4.0 points worse' in text
+
+
+def test_rank_agreement_known_answers():
+    from benchmarks._anatomy import rank_agreement
+    assert rank_agreement([1, 2, 3, 4], [10, 20, 30, 40])['tau'] == pytest.approx(1.0)
+    assert rank_agreement([1, 2, 3, 4], [40, 30, 20, 10])['tau'] == pytest.approx(-1.0)
+    r = rank_agreement([1, 2, 3, 4], [20, 10, 30, 40])           # one discordant pair of 6: (5 - 1) / 6
+    assert r['tau'] == pytest.approx(4 / 6) and 0 < r['p'] <= 1
+    assert math.isnan(rank_agreement([1, 2], [1, 2])['tau']) and math.isnan(rank_agreement([1, 1, 1], [1, 2, 3])['tau'])
 
 
 def test_estimator_bias_is_none_without_a_cache(tmp_path):

@@ -31,3 +31,10 @@ def test_p1_deltas_pairs_by_seed_and_budget():
             _row('evolution', 'manual', 2, 0.93), _row('evolution', 'learned', 2, 0.94)]
     d = p1_deltas(rows, S, 12e6)
     assert d['darts'] == [pytest.approx(-0.02)] and d['evolution'] == [pytest.approx(0.01)]
+
+
+def test_p1_deltas_of_another_learned_space_use_the_same_manual_rows():
+    rows = [_row('darts', 'learned', 0, 0.90), _row('darts', 'manual', 0, 0.92), _row('darts', 'learned-1edge', 0, 0.93),
+            _row('evolution', 'learned-1edge', 1, 0.95)]                              # no manual pair yet
+    assert p1_deltas(rows, S, 12e6, 'learned-1edge') == {'darts': [pytest.approx(0.01)], 'evolution': []}
+    assert p1_deltas(rows, S, 12e6)['darts'] == [pytest.approx(-0.02)]

@@ -3,6 +3,7 @@ its summary.json in the shape the protocol fixes, P2's verdict and progress line
 
 import json
 
+import numpy as np
 import pytest
 
 from benchmarks._space_report import (P2_GOAL, churn_shares, convergence, p1_section, p2_section, p2_tag,
@@ -147,3 +148,51 @@ def test_p2_progress_of_the_longer_retrain_read_from_its_checkpoint(tmp_path):
     assert ('(pending; the search is done (winner 24.10 M MAdds, 778 k params) and its retrain has run 7 of 100 '
             'epochs (2.0 h; held-out accuracy after epoch 2: 0.9100, 3: 0.9200') in lines[0]
     assert lines[0].endswith('7: 0.9600)).')
+
+
+def test_mean_error_gap_known_answers():
+    from benchmarks._space_report import mean_error_gap
+    gap, lo, hi = mean_error_gap([0.10] * 8, [0.12] * 8, boot=200)
+    assert gap == pytest.approx(-0.02) and lo == pytest.approx(-0.02) and hi == pytest.approx(-0.02)  # no spread
+    a, b = [0.10, 0.11, 0.12, 0.13], [0.11, 0.12, 0.13, 0.14]
+    gap, lo, hi = mean_error_gap(a, b, boot=500)
+    assert gap == pytest.approx(-0.01) and lo < -0.01 < hi and lo > -0.05 and hi < 0.03
+    assert mean_error_gap(a, b, boot=500) == (gap, lo, hi)                                # seeded: repeatable
+
+
+def _edf(folder, space, errors):
+    folder.mkdir()
+    (folder / 'design_space.jsonl').write_text(''.join(
+        json.dumps({'index': i, 'space': space, 'sample': {'b0': 'e6_relu6:0-1=dw3x3', 'b1': 'zero' if i % 2 else
+                                                           'e3_relu6:0-1=dw5x5'},
+                    'madds': 11e6 + i, 'params': 1e5, 'error': e}) + '\n' for i, e in enumerate(errors)))
+    return folder
+
+
+def test_edf_section_compares_each_learned_space_with_manual_at_equal_n(tmp_path):
+    from benchmarks._space_report import edf_section
+    rs = np.random.RandomState(0)
+    dirs = {'learned': _edf(tmp_path / 'l', 'learned', 0.13 + 0.002 * rs.randn(12)),
+            'manual': _edf(tmp_path / 'm', 'manual', 0.12 + 0.002 * rs.randn(12)),
+            # still growing: 6 networks, clearly better than the manual space's first 6
+            'learned-1edge': _edf(tmp_path / 'o', 'learned-1edge', 0.10 + 0.002 * rs.randn(6))}
+    text = '\n'.join(edf_section({'boot': 400}, dirs, tmp_path / 'edf.png'))
+    assert (tmp_path / 'edf.png').exists()
+    assert '| learned | 12 |' in text and '| manual | 12 |' in text and '| learned-1edge | 6 |' in text
+    assert 'learned − manual (12 networks each)' in text
+    assert 'the learned EDF lies left of the manual one outside the bands: **no**' in text
+    assert 'learned-1edge − manual (6 networks each)' in text
+    assert 'the learned-1edge EDF lies left of the manual one outside the bands: **yes**' in text
+    assert text.count('![error EDFs]') == 1
+
+
+def test_p1_section_of_the_redesign_pairs_with_the_same_manual_winners():
+    rows = _p1_rows(-0.002, seeds=(0, 1))                   # 'learned' loses both pairs
+    rows += [dict(r, space='learned-1edge', test_acc=r['test_acc'] + 0.005) for r in rows if r['space'] == 'manual']
+    lines, p1 = p1_section(S, rows, learned='learned-1edge')
+    text = '\n'.join(lines)
+    assert '| algorithm | learned-1edge (mean test acc) |' in text and 'Goal P1 for `learned-1edge`' in text
+    v = p1['algorithms']['darts']
+    assert v['delta'] == pytest.approx(0.005) and v['seeds'] == 2 and v['manual_mean'] == pytest.approx(0.9005)
+    assert 'undecided' in text                               # 2 won of 5: the 3 pending may still make p < 0.1
+    assert '**NOT met**' in '\n'.join(p1_section(S, rows)[0])   # and the default space's verdict is its own
