@@ -183,9 +183,10 @@ def edf_why_lines(samples: dict) -> list:
                           f'q {t["q"]:.3f}' for t in e['effects'])
         skips = np.mean([skipped(r['sample']) for r in rows])
         multi = (f'{m["rho"]:+.2f} (p {m["p"]:.3f})' if np.isfinite(m['rho']) else 'none (no spread in the share)')
+        skips_rho = (f'{k["rho"]:+.2f} (p {k["p"]:.3f})' if np.isfinite(k['rho']) else 'none (no spread in it)')
         parts.append(f'**{name}** ({m["n"]} networks, {skips:.1f} blocks skipped on average): Spearman ρ of error '
                      f'with the share of multi-edge blocks {multi}, with the number of blocks skipped '
-                     f'{k["rho"]:+.2f} (p {k["p"]:.3f}); of {e["tests"]} single choices tested '
+                     f'{skips_rho}; of {e["tests"]} single choices tested '
                      '(Mann-Whitney U, Benjamini-Hochberg), '
                      + (f'{len(e["effects"])} with q < {Q_MAX}: {found}' if e['effects'] else f'none with q < {Q_MAX}'))
     return ['\nWhat goes with a network\'s error within each EDF (ρ > 0: more of it, more error): ' +

@@ -61,6 +61,14 @@ def test_space_quality_smoke(tmp_path):
     small, large = (json.loads((tmp_path / f'evolve_{b}' / 'learned_space.json').read_text())
                     for b in ('budget-small', 'ref-default'))
     assert small['budget_madds'] < large['budget_madds']
+    # the redesign: a space of single-edge cells only, with its own EDF and P1 pairs against the same manual winners
+    redesign = json.loads((tmp_path / 'evolve_1edge' / 'learned_space.json').read_text())
+    cells = [c['cell'] for g in redesign['groups'].values() for c in g['cells']]
+    assert cells and all(c == 'zero' or c.count('=') == 1 for c in cells), cells
+    assert 'learned-1edge − manual (3 networks each)' in out and 'Goal P1 for `learned-1edge`' in out
+    for strategy in ('darts', 'random'):
+        for seed in (0, 1):
+            assert (tmp_path / f'p1_{strategy}_learned-1edge_seed{seed}' / 'result.json').exists()
     # from the cache alone the report is the same and nothing is pending
     again = _run(*args, '--report-only')
     assert 'Pending' not in again and json.loads((tmp_path / 'summary.json').read_text()) == summary
