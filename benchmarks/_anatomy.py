@@ -191,3 +191,40 @@ def edf_why_lines(samples: dict) -> list:
                      + (f'{len(e["effects"])} with q < {Q_MAX}: {found}' if e['effects'] else f'none with q < {Q_MAX}'))
     return ['\nWhat goes with a network\'s error within each EDF (ρ > 0: more of it, more error): ' +
             '. '.join(parts) + '.'] if parts else []
+
+
+def score_reliability(history) -> dict:
+    """How much of the spread of the estimator's scores within one evolution (``history``: its records, with
+    ``scores/<group>`` = {cell: r}) tells cells apart: the one-way random-effects intraclass correlation ICC(1)
+    over the cells scored at least twice (the reference, always exactly 1.0, left out), by its ANOVA estimator.
+    Near 0, two scores of the same cell agree no better than scores of two different cells, and a top-M by
+    fitness is mostly noise; the Spearman-Brown formula then says how many scores per cell a reliable mean needs."""
+    scores = {}
+    for rec in history:
+        for key, group_scores in rec.items():
+            if key.startswith('scores/'):
+                for cell, r in group_scores.items():
+                    scores.setdefault((key, cell), []).append(float(r))
+    groups = [np.asarray(v) for v in scores.values() if len(v) >= 2 and not np.all(np.asarray(v) == 1.0)]
+    out = {'cells': len(groups), 'scores_per_cell': float(np.mean([len(g) for g in groups])) if groups else 0.0,
+           'icc': float('nan'), 'sd_within': float('nan'), 'sd_between': float('nan')}
+    if len(groups) < 2:
+        return out
+    n = np.array([len(g) for g in groups], dtype=float)
+    total, k = n.sum(), len(groups)
+    grand = np.concatenate(groups).mean()
+    msb = float(np.sum(n * (np.array([g.mean() for g in groups]) - grand) ** 2) / (k - 1))
+    msw = float(sum(((g - g.mean()) ** 2).sum() for g in groups) / (total - k))
+    n0 = (total - (n ** 2).sum() / total) / (k - 1)
+    out['icc'] = float((msb - msw) / (msb + (n0 - 1) * msw)) if msb + (n0 - 1) * msw > 0 else float('nan')
+    out['sd_within'] = float(np.sqrt(msw))
+    out['sd_between'] = float(np.sqrt(max(0.0, (msb - msw) / n0)))
+    return out
+
+
+def scores_needed(icc: float, target: float = 0.8) -> float:
+    """Spearman-Brown: scores per cell whose mean reaches reliability ``target`` at single-score reliability ``icc``
+    (inf when ``icc`` <= 0)."""
+    if not icc > 0:
+        return float('inf')
+    return target * (1 - icc) / (icc * (1 - target))

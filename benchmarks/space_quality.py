@@ -159,6 +159,10 @@ def main():
               # the redesign: only single-edge cells (one op between input and output, in the expand/project
               # block), the family in which the estimator's ranking agrees with stand-alone training
               'learned-1edge': attempt(_learn, S, work / 'evolve_1edge', args.device, ro, n_nodes=2),
+              # a diagnostic of the estimator's noise: paired-eval on every held-out image (the option is capped
+              # at the split's size) instead of a fresh draw of 256 each iteration; only its score reliability
+              # is reported
+              'learned-eval-all': attempt(_learn, S, work / 'evolve_eval-all', args.device, ro, eval_images=10 ** 6),
               'manual': manual_space(skeleton)}
 
     def search_retrain(space_name, strategy, seed, budget, tag, epochs=S['retrain_epochs'], erase=False, search=None):
