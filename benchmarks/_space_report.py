@@ -177,6 +177,30 @@ def edf_section(S, edf_dirs, png):
     return lines + edf_why_lines(edf_samples)
 
 
+#: each evolution of the protocol: (its cache folder, what it is)
+EVOLUTIONS = (('evolve_ref-default', '`learned`'), ('evolve_ref-none', '`learned-no-ref`'),
+              ('evolve_budget-small', '`learned-small`'), ('evolve_1edge', '`learned-1edge`'),
+              ('evolve_eval-all', 'paired-eval on every held-out image (diagnostic)'))
+
+
+def reliability_lines(work):
+    """How much of each evolution's score spread tells cells apart (:func:`benchmarks._anatomy.score_reliability`)."""
+    from benchmarks._anatomy import score_reliability, scores_needed
+    parts = []
+    for folder, what in EVOLUTIONS:
+        f = Path(work) / folder / 'history.jsonl'
+        if not f.exists():
+            continue
+        r = score_reliability([json.loads(l) for l in f.read_text().splitlines() if l.strip()])
+        if np.isfinite(r['icc']):
+            parts.append(f'{what}: ICC {r["icc"]:.2f} over {r["cells"]} cells scored {r["scores_per_cell"]:.1f} times '
+                         f'on average (sd of a score {r["sd_within"]:.3f}, of the cells\' true scores '
+                         f'{r["sd_between"]:.3f}; a mean reliable to 0.8 needs {scores_needed(r["icc"]):.0f} scores)')
+    return (['\nScore reliability within each evolution (one-way intraclass correlation of the scores of cells scored '
+             'at least twice: the share of a score\'s variance that tells cells apart): ' + '; '.join(parts) + '.']
+            if parts else [])
+
+
 def side_lines(S, work, rows, png=None):
     """The two side questions: the reference on vs off (how fast each evolution settles, its plot written to
     ``png``, and DARTS winners paired by seed) and budget specialisation (spaces learned at two budgets, each
@@ -330,6 +354,7 @@ def report(scale, S, work, spaces, rows, edf_dirs, p2_rungs, pending, out_dir, f
     lines += why_lines(spaces, {n: [r for r in rows if r['space'] == n and r['budget'] == B]
                                 for n in ('learned', 'manual')}, estimator_bias(fq_work))
     lines += spaces_lines(S, spaces)
+    lines += reliability_lines(work)
     if 'manual' in edf_dirs and len(edf_dirs) >= 2:
         lines += edf_section(S, edf_dirs, Path(out_dir) / f'space_quality_{scale}_edf.png')
     lines += side_lines(S, work, rows, Path(out_dir) / f'space_quality_{scale}_convergence.png')

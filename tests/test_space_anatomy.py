@@ -149,3 +149,27 @@ def test_cell_effects_finds_the_one_harmful_cell_and_corrects_for_many_tests():
     assert f'`{MULTI}` at b1 (10 networks): +{100 * t["delta"]:.2f} points' in text
     assert 'of 7 single choices tested' in text
     assert 'none with q < 0.1' in text and 'none (no spread in the share)' in text
+
+
+def _history(scores_by_iteration):
+    return [{'iteration': i, **{f'scores/{g}': sc for g, sc in groups.items()}}
+            for i, groups in enumerate(scores_by_iteration)]
+
+
+def test_score_reliability_known_answers():
+    from benchmarks._anatomy import score_reliability, scores_needed
+    # two cells always scored the same within themselves, far apart between: perfectly reliable
+    h = _history([{'g': {'a': 1.1, 'b': 0.9, 'ref': 1.0}}, {'g': {'a': 1.1, 'b': 0.9, 'ref': 1.0}}])
+    r = score_reliability(h)
+    assert r['cells'] == 2 and r['scores_per_cell'] == 2 and r['icc'] == pytest.approx(1.0)   # the reference left out
+    assert r['sd_within'] == 0 and r['sd_between'] == pytest.approx(np.std([1.1, 0.9], ddof=1))
+    # scores that swap between the cells: a cell's two scores agree less than two cells' do
+    r = score_reliability(_history([{'g': {'a': 1.1, 'b': 0.9}}, {'g': {'a': 0.9, 'b': 1.1}}]))
+    assert r['icc'] == pytest.approx(-1.0) and r['sd_between'] == 0
+    # one-way ANOVA by hand, unequal counts: a = (1, 2, 3), b = (4, 6); a cell scored once and group h are apart
+    h = _history([{'g': {'a': 1, 'b': 4, 'c': 9}, 'h': {'a': 5}}, {'g': {'a': 2, 'b': 6}}, {'g': {'a': 3}}])
+    r = score_reliability(h)
+    msb, msw, n0 = (3 * (2 - 3.2) ** 2 + 2 * (5 - 3.2) ** 2) / 1, (2 + 2) / 3, (5 - 13 / 5) / 1
+    assert r['cells'] == 2 and r['icc'] == pytest.approx((msb - msw) / (msb + (n0 - 1) * msw))
+    assert math.isnan(score_reliability(_history([{'g': {'a': 1.0}}]))['icc'])
+    assert scores_needed(0.5) == pytest.approx(4.0) and scores_needed(0.0) == math.inf   # Spearman-Brown
