@@ -36,8 +36,9 @@ the EDFs only, and reports every search and retrain from the cache.
    epochs, then, while its held-out accuracy (not the test split's, which picks nothing) is below the goal's
    0.955, from scratch for each next number of epochs in p2_epochs.
 
-Units run in the order 1, 2 (seed-major, so every finished seed is a complete pair), 3 (the EDFs grown together),
-6, then the side questions 4 and 5: the goals P1 and P2 are decided first. Once the pending seeds can no longer
+Units run in the order 1, 2 for `learned` (seed-major, so every finished seed is a complete pair), 3 (the EDFs
+grown together), 6, 2 for the redesign `learned-1edge` (after its EDF, the cheaper screen), then the side questions 4
+and 5: the goals P1 and P2 are decided first. Once the pending seeds can no longer
 bring any algorithm's Wilcoxon p below 0.1 (``best_case_p``) for a learned space, that space's remaining P1 units
 move to the end, after 3, 6, 4 and 5: they can only refine the gap's estimate, not the verdict (the manual space's
 units stay in the seed-major order while any learned space is undecided).
@@ -195,24 +196,31 @@ def main():
         return attempt(_cached, work / tag / 'result.json', make, ro_units)
 
     # 2. P1: seed-major, so that every finished seed is a complete pair. Once no pending seed can change any
-    #    algorithm's verdict (best_case_p >= 0.1), the remaining seeds wait until the EDFs and P2 have run: the
-    #    compute goes to the questions still open first
+    #    algorithm's verdict for a learned space (best_case_p >= 0.1), its remaining units wait until the EDFs, P2
+    #    and the side questions have run: the compute goes to the questions still open first. Each learned space of
+    #    P1_LEARNED is paired with the same manual-space units; the default one goes first, the redesign's after P2
+    #    (its EDF, the cheaper screen, runs first). Decided from the cache alone too, so pending units are listed in
+    #    run order.
+    p1_rows, later = {}, {}
+
     def p1_units(seed, names):
-        return [search_retrain(name, strategy, seed, B, f'p1_{strategy}_{name}_seed{seed}')
-                for strategy in S['strategies'] for name in names]
+        for strategy in S['strategies']:
+            for name in names:
+                tag = f'p1_{strategy}_{name}_seed{seed}'
+                if tag not in p1_rows:     # a manual unit pairs with every learned space: it runs (and counts) once
+                    p1_rows[tag] = search_retrain(name, strategy, seed, B, tag)
 
-    def p1_decided(done, learned):
-        done = [r for r in done if r is not None]
-        return all(best_case_p(d, len(S['seeds']) - len(d)) >= P1_ALPHA
-                   for d in p1_deltas(done, S, B, learned).values())
+    def p1_round(names):
+        for seed in S['seeds']:
+            done = [r for r in p1_rows.values() if r is not None]
+            undecided = [n for n in names
+                         if any(best_case_p(d, len(S['seeds']) - len(d)) < P1_ALPHA
+                                for d in p1_deltas(done, S, B, n).values())]
+            if undecided:
+                p1_units(seed, undecided + ['manual'])
+            later.setdefault(seed, []).extend(n for n in names if n not in undecided)
 
-    # each learned space of P1_LEARNED is paired with the same manual-space units; a space whose verdict is
-    # decided waits (also from the cache alone, so that pending units are listed in run order)
-    rows, later = [], []
-    for seed in S['seeds']:
-        undecided = [n for n in P1_LEARNED if not p1_decided(rows, n)]
-        rows += p1_units(seed, undecided + ['manual'] if undecided else [])
-        later.append((seed, [n for n in P1_LEARNED if n not in undecided] + ([] if undecided else ['manual'])))
+    p1_round(P1_LEARNED[:1])
     # 3. EDFs in [0.9 B, B], both grown together a few networks at a time (the samples are a fixed sequence, so
     #    a shorter run trains a prefix of the longer one), so that a run stopped part-way compares equal n
     edf_dirs = {}
@@ -245,11 +253,12 @@ def main():
         p2_rungs.append(rung)
         if rung['val_acc'] >= P2_GOAL:
             break
+    p1_round(P1_LEARNED[1:])
 
-    # the side questions, then P1's deferred seeds (they only narrow a gap whose verdict is known; the side
+    # the side questions, then P1's deferred units (they only narrow a gap whose verdict is known; the side
     # questions have no answer yet)
     # 4. reference off: its DARTS winners, paired by seed with the learned space's
-    side = S['seeds'][:S['side_seeds']]
+    side, rows = S['seeds'][:S['side_seeds']], []
     for seed in side:
         rows.append(search_retrain('learned-no-ref', 'darts', seed, B, f'p1_darts_learned-no-ref_seed{seed}'))
     # 5. budget specialisation: both spaces learned at a budget, each searched at both (DARTS, the side seeds)
@@ -259,9 +268,9 @@ def main():
                 if sname == 'learned' and bname == 'large':
                     continue   # that is P1's DARTS row
                 rows.append(search_retrain(sname, 'darts', seed, budget, f'spec_{sname}_at-{bname}_seed{seed}'))
-    for seed, names in later:
-        rows += p1_units(seed, names)
-    rows = [r for r in rows if r is not None]
+    for seed, names in later.items():
+        p1_units(seed, names + ['manual'])
+    rows = [r for r in [*p1_rows.values(), *rows] if r is not None]
 
     out_dir = work if args.no_write else ROOT / 'docs'
     fq_work = ROOT / ('runs' if args.scale == 'smoke' else 'docs/results') / f'fitness_quality_{args.scale}'
