@@ -15,9 +15,9 @@ P2_GOAL = 0.955      # goal P2's test accuracy
 P1_GAIN = 0.003      # goal P1's gain in mean test accuracy (a fraction: 0.3 points)
 P1_ALPHA = 0.1       # goal P1's paired p
 #: the spaces whose EDFs are drawn, in the order they grow; each learned one is compared with 'manual'
-EDF_SPACES = ('learned', 'manual', 'learned-1edge')
+EDF_SPACES = ('learned', 'manual', 'learned-1edge', 'learned-eval-all')
 #: the learned spaces that P1 pairs with the manual space's winners; summary.json's P1 is the first one's
-P1_LEARNED = ('learned', 'learned-1edge')
+P1_LEARNED = ('learned', 'learned-eval-all', 'learned-1edge')
 
 
 def p2_tag(S, epochs) -> str:
@@ -127,7 +127,8 @@ def spaces_lines(S, spaces):
         ((n, cost_range(sp)) for n, sp in spaces.items() if sp is not None)) + '.']
     for name, tag in (('learned', 'with the reference'), ('learned-no-ref', 'without the reference'),
                       ('learned-small', f'at {S["spec_budget"] / 1e6:.3g} M MAdds'),
-                      ('learned-1edge', 'single-edge cells only, with the reference')):
+                      ('learned-1edge', 'single-edge cells only, with the reference'),
+                      ('learned-eval-all', 'paired-eval on every held-out image, with the reference')):
         space = spaces.get(name)
         if space is None:
             continue
@@ -180,7 +181,7 @@ def edf_section(S, edf_dirs, png):
 #: each evolution of the protocol: (its cache folder, what it is)
 EVOLUTIONS = (('evolve_ref-default', '`learned`'), ('evolve_ref-none', '`learned-no-ref`'),
               ('evolve_budget-small', '`learned-small`'), ('evolve_1edge', '`learned-1edge`'),
-              ('evolve_eval-all', 'paired-eval on every held-out image (diagnostic)'))
+              ('evolve_eval-all', '`learned-eval-all`'))
 
 
 def reliability_lines(work):
@@ -254,7 +255,7 @@ def pareto_plot(rows, p2, budget, path):
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
     for name, marker in (('learned', 'o'), ('manual', 's'), ('learned-no-ref', '^'), ('learned-small', 'v'),
-                         ('learned-1edge', 'D')):
+                         ('learned-1edge', 'D'), ('learned-eval-all', 'P')):
         rs_ = [r for r in rows if r['space'] == name]
         if rs_:
             ax.scatter([r['madds'] / 1e6 for r in rs_], [r['test_acc'] for r in rs_], marker=marker, label=name,

@@ -12,21 +12,24 @@ without training anything (units not yet run are listed as pending); ``--edfs-on
 the EDFs only, and reports every search and retrain from the cache.
 
 1. **Evolve** a learned space at the budget B with the reference and one without (the ablation), and one at a
-   second budget (budget specialisation), with the package's default fitness estimator; and the redesign
-   `learned-1edge` (step 3).
+   second budget (budget specialisation), with the package's default fitness estimator; and two redesigns at B
+   (step 3). The report gives each evolution's score reliability (how much of its scores' spread tells cells
+   apart).
 2. **P1, paired seeds.** For each algorithm (DARTS, one-shot; NNI's RegularizedEvolution through the training
    service, multi-trial) and each seed, search the learned space and the manual space (ProxylessNAS's) with the
    same budget, data and seed. Every search fills its budget: the winner lands in [0.9 B, B]. Each winner is
    retrained from scratch on the full training split (the held-out split cut from it) and tested once on the
    official test split, which nothing else uses. The paired difference is tested with scipy's Wilcoxon
-   signed-rank test (and a paired t-test beside it). The redesign `learned-1edge` (step 3) is searched the same
-   way, and its winners are paired with the same manual-space winners.
+   signed-rank test (and a paired t-test beside it). The redesigns (step 3) are searched the same way, and their
+   winners are paired with the same manual-space winners.
 3. **EDFs.** n random networks per space with MAdds in [0.9 B, B], each trained a few epochs; their error EDFs
    with 90% bootstrap bands, and the bootstrap interval of the difference in mean error. Besides `learned` and
-   `manual`, the redesign `learned-1edge`: a space evolved exactly like `learned` but from single-edge cells only
-   (``n_nodes=2``: one op, with its expand ratio, activation and SE, between the block's expand and project
-   convolutions), the family within which the estimator's ranking agrees with training alone (the fitness-quality
-   benchmark's cells; the report gives Kendall's τ in each family).
+   `manual`, two redesigns, each evolved exactly like `learned` but for one option: `learned-1edge`, from
+   single-edge cells only (``n_nodes=2``: one op, with its expand ratio, activation and SE, between the block's
+   expand and project convolutions), the family within which the estimator's ranking agrees with training alone
+   (the fitness-quality benchmark's cells; the report gives Kendall's τ in each family); and `learned-eval-all`,
+   whose paired-eval scores every cell on the whole held-out split instead of a fresh draw of 256 images each
+   iteration (the draw is most of the default evolution's score noise).
 4. **Reference on vs off.** Convergence (first iteration from which every top-M set stays unchanged 3
    iterations) and final quality (DARTS winners of both spaces, paired by seed).
 5. **Budget specialisation.** Spaces learned at two budgets that both bind, each searched (DARTS) at both.
@@ -37,8 +40,8 @@ the EDFs only, and reports every search and retrain from the cache.
    0.955, from scratch for each next number of epochs in p2_epochs.
 
 Units run in the order 1, 2 for `learned` (seed-major, so every finished seed is a complete pair), 3 (the EDFs
-grown together), 6, 2 for the redesign `learned-1edge` (after its EDF, the cheaper screen), then the side questions 4
-and 5: the goals P1 and P2 are decided first. Once the pending seeds can no longer
+grown together), 6, 2 for the redesigns whose EDF is not worse than the manual space's (the EDF is the cheaper
+screen), then the side questions 4 and 5: the goals P1 and P2 are decided first. Once the pending seeds can no longer
 bring any algorithm's Wilcoxon p below 0.1 (``best_case_p``) for a learned space, that space's remaining P1 units
 move to the end, after 3, 6, 4 and 5: they can only refine the gap's estimate, not the verdict (the manual space's
 units stay in the seed-major order while any learned space is undecided).
@@ -57,7 +60,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks._paired import best_case_p, p1_deltas  # noqa: E402
 from benchmarks._space_report import (EDF_SPACES, P1_ALPHA, P1_LEARNED, P2_GOAL, P2_MADDS,  # noqa: E402
-                                      p2_tag, report)
+                                      mean_error_gap, p2_tag, report)
 
 SCALES = {
     'smoke': dict(dataset='digits', skeleton='tiny-8', budget=3.5e5, spec_budget=2.5e5, evolve_limit=400,
@@ -160,9 +163,9 @@ def main():
               # the redesign: only single-edge cells (one op between input and output, in the expand/project
               # block), the family in which the estimator's ranking agrees with stand-alone training
               'learned-1edge': attempt(_learn, S, work / 'evolve_1edge', args.device, ro, n_nodes=2),
-              # a diagnostic of the estimator's noise: paired-eval on every held-out image (the option is capped
-              # at the split's size) instead of a fresh draw of 256 each iteration; only its score reliability
-              # is reported
+              # the second redesign: paired-eval on every held-out image (the option is capped at the split's
+              # size) instead of a fresh draw of 256 each iteration, which the score reliability of the default
+              # evolution points to as the main source of its noise
               'learned-eval-all': attempt(_learn, S, work / 'evolve_eval-all', args.device, ro, eval_images=10 ** 6),
               'manual': manual_space(skeleton)}
 
@@ -240,6 +243,14 @@ def main():
             pending.append(f'{d} ({n_done}/{S["edf_n"]})')
         if n_done:
             edf_dirs[name] = d
+    def edf_worse(name):
+        from autospace_nni.design_space import load_samples
+        if name not in edf_dirs or 'manual' not in edf_dirs:
+            return False
+        err = {n: [r['error'] for r in load_samples(edf_dirs[n])] for n in (name, 'manual')}
+        k = min(len(err[name]), len(err['manual']))
+        return k >= S['edf_n'] and mean_error_gap(err[name][:k], err['manual'][:k], S['boot'])[1] > 0
+
     # 6. P2: the learned space searched again at the P2 budget (so its winner fills [0.9, 1] x 25 M rather than
     #    P1's 12 M), and that winner trained longer with translations and random erasing: for the first number of
     #    epochs of p2_epochs, then from scratch for the next while its held-out accuracy (never the test split's)
@@ -253,7 +264,12 @@ def main():
         p2_rungs.append(rung)
         if rung['val_acc'] >= P2_GOAL:
             break
-    p1_round(P1_LEARNED[1:])
+    # the redesigns' P1, screened by their EDFs: one whose complete EDF lies right of the manual one, outside the
+    # bands, waits with the decided units
+    screened = [n for n in P1_LEARNED[1:] if edf_worse(n)]
+    p1_round([n for n in P1_LEARNED[1:] if n not in screened])
+    for seed in S['seeds']:
+        later.setdefault(seed, []).extend(screened)
 
     # the side questions, then P1's deferred units (they only narrow a gap whose verdict is known; the side
     # questions have no answer yet)
