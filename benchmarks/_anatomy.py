@@ -141,6 +141,15 @@ def multi_edge_vs_error(samples) -> dict:
                 [s['error'] for s in samples])
 
 
+def other_vs_error(samples) -> dict:
+    """As :func:`multi_edge_vs_error`, for the share of a network's kept blocks whose cell is a single edge other
+    than a depthwise convolution (a pool, an identity, a 1x1 convolution: :func:`kind` 'other')."""
+    def share(sample):
+        kept = [c for c in sample.values() if c != ZERO]
+        return float(np.mean([kind(c) == 'other' for c in kept])) if kept else 0.0
+    return _rho([share(s['sample']) for s in samples], [s['error'] for s in samples])
+
+
 def skips_vs_error(samples) -> dict:
     """As :func:`multi_edge_vs_error`, for the number of blocks a network skips. ρ < 0: at matched MAdds, networks
     that skip more blocks (and so spend the budget on fewer, wider ones) do better."""
@@ -173,20 +182,23 @@ def cell_effects(samples, *, min_n: int = 3, q_max: float = Q_MAX) -> dict:
 
 def edf_why_lines(samples: dict) -> list:
     """The report's paragraph on what, within each space's EDF (``samples``: space name -> EDF samples), goes
-    with a network's error: its share of multi-edge blocks, the blocks it skips, and single choices
+    with a network's error: its share of multi-edge and of non-depthwise single-edge blocks, the blocks it skips,
+    and single choices
     (:func:`cell_effects`)."""
     parts = []
     for name, rows in samples.items():
         m, k, e = multi_edge_vs_error(rows), skips_vs_error(rows), cell_effects(rows)
+        o = other_vs_error(rows)
         found = '; '.join(f'{"zero (skipped)" if t["cell"] == ZERO else "`" + t["cell"] + "`"} at {t["block"]} '
                           f'({t["n"]} networks): {100 * t["delta"]:+.2f} points of error, p {t["p"]:.4f}, '
                           f'q {t["q"]:.3f}' for t in e['effects'])
         skips = np.mean([skipped(r['sample']) for r in rows])
         multi = (f'{m["rho"]:+.2f} (p {m["p"]:.3f})' if np.isfinite(m['rho']) else 'none (no spread in the share)')
         skips_rho = (f'{k["rho"]:+.2f} (p {k["p"]:.3f})' if np.isfinite(k['rho']) else 'none (no spread in it)')
+        other = (f'{o["rho"]:+.2f} (p {o["p"]:.3f})' if np.isfinite(o['rho']) else 'none (no spread in it)')
         parts.append(f'**{name}** ({m["n"]} networks, {skips:.1f} blocks skipped on average): Spearman ρ of error '
-                     f'with the share of multi-edge blocks {multi}, with the number of blocks skipped '
-                     f'{skips_rho}; of {e["tests"]} single choices tested '
+                     f'with the share of multi-edge blocks {multi}, with the share of non-depthwise single-edge '
+                     f'blocks {other}, with the number of blocks skipped {skips_rho}; of {e["tests"]} single choices tested '
                      '(Mann-Whitney U, Benjamini-Hochberg), '
                      + (f'{len(e["effects"])} with q < {Q_MAX}: {found}' if e['effects'] else f'none with q < {Q_MAX}'))
     return ['\nWhat goes with a network\'s error within each EDF (ρ > 0: more of it, more error): ' +

@@ -113,6 +113,14 @@ def test_skips_vs_error_known_answers():
     assert math.isnan(skips_vs_error([_net([MB], 0.1), _net([MB5], 0.2), _net([POOL], 0.3)])['rho'])
 
 
+def test_other_vs_error_counts_only_non_depthwise_single_edges():
+    from benchmarks._anatomy import other_vs_error
+    # shares of pools among kept blocks 0, 1/2, 1 (the skipped block and the multi-edge cell are not 'other')
+    nets = [_net([MB, MULTI, 'zero'], 0.10), _net([POOL, MB, 'zero'], 0.12), _net([POOL, 'zero', 'zero'], 0.15)]
+    assert other_vs_error(nets)['rho'] == pytest.approx(1.0)
+    assert math.isnan(other_vs_error([_net([MB], 0.1), _net([MULTI], 0.2), _net([MB5], 0.3)])['rho'])
+
+
 def test_cell_effects_finds_the_one_harmful_cell_and_corrects_for_many_tests():
     from scipy.stats import mannwhitneyu
 
