@@ -346,6 +346,7 @@ def main(argv=None) -> int:
         if isinstance(e, SystemExit) and not interrupts.requested():
             raise
         interrupts.reap_children()   # an NNI manager that Ctrl-C caught while it started (NNI 3.0)
+        interrupts.close_progress_bars()   # the message on a line of its own, even after a half-drawn bar
         print(f'autospace-nni: interrupted; {_resume_hint(args)}', file=sys.stderr)
         return 130
 

@@ -115,3 +115,15 @@ def reap_children(marker: str = 'nni_node', timeout: float = 10.0) -> list:
         with contextlib.suppress(psutil.Error):
             child.kill()
     return [c.pid for c in found]
+
+
+def close_progress_bars() -> int:
+    """Close every tqdm bar still open (each ends its line), so a message printed next starts a line of its own:
+    Ctrl-C can land between a bar's first draw and the code that would close it. Returns how many were closed."""
+    from tqdm import std
+    from tqdm.auto import tqdm as auto_tqdm
+    bars = {b for cls in {std.tqdm, auto_tqdm} for b in list(getattr(cls, '_instances', ()))}
+    for bar in bars:
+        with contextlib.suppress(Exception):
+            bar.close()
+    return len(bars)

@@ -128,3 +128,15 @@ def test_a_swallowed_ctrl_c_is_delivered_again_quietly():
     r = subprocess.run([sys.executable, '-c', _EATER], capture_output=True, text=True, timeout=60)
     assert r.stdout.strip() == 'DELIVERED True', (r.stdout, r.stderr)
     assert 'Exception ignored' not in r.stderr and 'Traceback' not in r.stderr, r.stderr
+
+
+def test_close_progress_bars_ends_a_bar_left_open_so_the_next_line_is_its_own(capsys):
+    from tqdm.auto import tqdm
+    from autospace_nni import interrupts
+    bar = tqdm(total=5, desc='search evolution', unit='trial')       # drawn, never closed (Ctrl-C in __enter__)
+    bar.update(1)
+    assert interrupts.close_progress_bars() >= 1 and bar.disable is True   # closed
+    print('autospace-nni: interrupted; x', file=sys.stderr)
+    err = capsys.readouterr().err
+    assert 'autospace-nni: interrupted; x' in err.replace('\r', '\n').splitlines()
+    assert interrupts.close_progress_bars() == 0                      # nothing left open
