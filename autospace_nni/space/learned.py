@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 from typing import Dict, List, Optional
 
@@ -52,6 +53,18 @@ class LearnedCell:
     def choice_name(self) -> str:
         """Its name in the NNI ``LayerChoice`` and in samples: the user's name, else the cell text."""
         return self.name if self.name is not None else str(self.cell)
+
+
+def _non_finite(value, path: str = '') -> Optional[str]:
+    """The path of the first NaN or infinity in a JSON document, or None."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return path or '/'
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for k, v in items:
+        found = _non_finite(v, f'{path}/{k}')
+        if found is not None:
+            return found
+    return None
 
 
 @dataclasses.dataclass
@@ -190,6 +203,9 @@ class LearnedSpace:
     def from_dict(cls, d, *, skeleton: Optional[Skeleton] = None) -> 'LearnedSpace':
         if not isinstance(d, dict):
             raise LearnedSpaceError('a learned space must be a JSON object')
+        bad = _non_finite(d)
+        if bad is not None:    # Python's json reads NaN and Infinity, which JSON itself has not
+            raise LearnedSpaceError(f'learned space holds a non-finite number at {bad}; JSON numbers are finite')
         if d.get('format') != FORMAT:
             raise LearnedSpaceError(f'not a learned space (format is {d.get("format")!r}, expected {FORMAT!r})')
         version = d.get('format_version')
