@@ -49,7 +49,7 @@ CASES = [
     ('search', ['--space', 'manual', '--strategy', 'darts', '--out', 'o'], '--space manual needs --skeleton'),
     ('search', ['--space', 'bad.json', '--strategy', 'darts', '--out', 'o'], 'bad.json is not valid JSON'),
     ('search', ['--space', 'huge_space.json', '--strategy', 'darts', '--out', 'o'], 'expand ratio 99999999 is over the limit'),
-    ('search', ['--space', 'nan_space.json', '--strategy', 'darts', '--out', 'o'], 'fitness must be a finite number, got nan'),
+    ('search', ['--space', 'nan_space.json', '--strategy', 'darts', '--out', 'o'], 'non-finite number at /groups/s1_first/cells/0/fitness'),
     ('search', ['--space', 'manual', '--skeleton', 'tiny-8', '--strategy', 'darts', '--out', 'o', '--epochs', '0'], "--epochs: must be an integer >= 1, got '0'"),
     ('search', ['--space', 'manual', '--skeleton', 'tiny-8', '--strategy', 'darts', '--out', 'o', '--budget-floor', '1.5'], "--budget-floor: must be a finite number in (0, 1], got '1.5'"),
     ('search', ['--space', 'manual', '--skeleton', 'tiny-8', '--strategy', 'nope', '--out', 'o'], "--strategy: invalid choice: 'nope'"),
