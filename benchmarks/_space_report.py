@@ -152,6 +152,13 @@ def mean_error_gap(err_a, err_b, boot: int, seed: int = 0) -> tuple:
     return float(a.mean() - b.mean()), float(lo), float(hi)
 
 
+def manual_gap(errors: dict, name: str, boot: int) -> tuple:
+    """(n, gap, lo, hi): space ``name``'s EDF against the manual one's at equal n (a space still growing is compared
+    with the same prefix of the manual EDF's fixed sequence), by :func:`mean_error_gap`."""
+    k = min(len(errors[name]), len(errors['manual']))
+    return (k, *mean_error_gap(errors[name][:k], errors['manual'][:k], boot))
+
+
 def edf_section(S, edf_dirs, png):
     """The EDF table, plot (written to ``png``) and, for each learned space with an EDF, the bootstrap interval
     of its difference in mean error from the manual space, with what within each EDF goes with error."""
@@ -167,9 +174,7 @@ def edf_section(S, edf_dirs, png):
     for n in names:
         if n == 'manual' or 'manual' not in errors:
             continue
-        # equal n: a space still growing is compared with the same prefix of the manual EDF's fixed sequence
-        k = min(len(errors[n]), len(errors['manual']))
-        gap, lo, hi = mean_error_gap(errors[n][:k], errors['manual'][:k], S['boot'])
+        k, gap, lo, hi = manual_gap(errors, n, S['boot'])
         lines.append(f'\nMean error {n} − manual ({k} networks each): {gap:+.4f}, 90% bootstrap interval '
                      f'[{lo:+.4f}, {hi:+.4f}]; the {n} EDF lies left of the manual one outside the bands: '
                      f'**{"yes" if hi < 0 else "no"}**.')

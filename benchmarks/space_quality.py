@@ -60,7 +60,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks._paired import best_case_p, p1_deltas  # noqa: E402
 from benchmarks._space_report import (EDF_SPACES, P1_ALPHA, P1_LEARNED, P2_GOAL, P2_MADDS,  # noqa: E402
-                                      mean_error_gap, p2_tag, report)
+                                      manual_gap, p2_tag, report)
 
 SCALES = {
     'smoke': dict(dataset='digits', skeleton='tiny-8', budget=3.5e5, spec_budget=2.5e5, evolve_limit=400,
@@ -247,9 +247,9 @@ def main():
         from autospace_nni.design_space import load_samples
         if name not in edf_dirs or 'manual' not in edf_dirs:
             return False
-        err = {n: [r['error'] for r in load_samples(edf_dirs[n])] for n in (name, 'manual')}
-        k = min(len(err[name]), len(err['manual']))
-        return k >= S['edf_n'] and mean_error_gap(err[name][:k], err['manual'][:k], S['boot'])[1] > 0
+        k, _, lo, _ = manual_gap({n: [r['error'] for r in load_samples(edf_dirs[n])] for n in (name, 'manual')},
+                                 name, S['boot'])
+        return k >= S['edf_n'] and lo > 0
 
     # 6. P2: the learned space searched again at the P2 budget (so its winner fills [0.9, 1] x 25 M rather than
     #    P1's 12 M), and that winner trained longer with translations and random erasing: for the first number of
@@ -284,8 +284,8 @@ def main():
                 if sname == 'learned' and bname == 'large':
                     continue   # that is P1's DARTS row
                 rows.append(search_retrain(sname, 'darts', seed, budget, f'spec_{sname}_at-{bname}_seed{seed}'))
-    for seed, names in later.items():
-        p1_units(seed, names + ['manual'])
+    for seed, deferred in later.items():
+        p1_units(seed, deferred + ['manual'])
     rows = [r for r in [*p1_rows.values(), *rows] if r is not None]
 
     out_dir = work if args.no_write else ROOT / 'docs'
