@@ -2,14 +2,15 @@
 training, EDFs with bands.
 
     .venv/bin/python benchmarks/space_quality.py --scale smoke|cpu|gpu [--work DIR] [--device cpu|cuda]
-                                                 [--report-only | --edfs-only]
+                                                 [--report-only | --only edfs|p1|p2|side]
 
 --work defaults to runs/space_quality_smoke for smoke and docs/results/space_quality_<scale> otherwise (the
 first protocol's cpu units, before matched MAdds and paired seeds, are kept in docs/results/space_quality_v1_cpu).
 Every unit (an evolution, one search + retrain, one EDF network) is cached there, so a killed run resumes and a
 run spread over several sessions keeps what it finished; ``--report-only`` writes the report from the cache
-without training anything (units not yet run are listed as pending); ``--edfs-only`` trains the evolutions and
-the EDFs only, and reports every search and retrain from the cache.
+without training anything (units not yet run are listed as pending); ``--only STEP`` trains the evolutions and
+that step's units only (the EDFs, P1, P2 or the side questions) and reports the rest from the cache, so that two
+steps can run at once, each in its own process (one thread each on a 2-core machine), on the same --work.
 
 1. **Evolve** a learned space at the budget B with the reference and one without (the ablation), and one at a
    second budget (budget specialisation), with the package's default fitness estimator; and two redesigns at B
@@ -61,6 +62,8 @@ sys.path.insert(0, str(ROOT))
 from benchmarks._paired import best_case_p, p1_deltas  # noqa: E402
 from benchmarks._space_report import (EDF_SPACES, P1_ALPHA, P1_LEARNED, P2_GOAL, P2_MADDS,  # noqa: E402
                                       manual_gap, p2_tag, report)
+
+STEPS = ('edfs', 'p1', 'p2', 'side')     # what --only may pick: the units of one step of the protocol
 
 SCALES = {
     'smoke': dict(dataset='digits', skeleton='tiny-8', budget=3.5e5, spec_budget=2.5e5, evolve_limit=400,
@@ -121,11 +124,17 @@ def main():
     ap.add_argument('--port', type=int, default=8761)
     ap.add_argument('--report-only', action='store_true', help='train nothing: report what the cache holds')
     ap.add_argument('--no-write', action='store_true', help='do not touch docs/benchmarks.md')
-    ap.add_argument('--edfs-only', action='store_true',
-                    help='train only the evolutions and the EDFs (the design-space check); report the rest from the cache')
+    ap.add_argument('--only', choices=STEPS, default=None,
+                    help="train only the evolutions and this step's units (the EDFs, P1's pairs, P2's rungs or the "
+                         'side questions); report the rest from the cache')
     args = ap.parse_args()
     S, ro = SCALES[args.scale], args.report_only
-    ro_units = ro or args.edfs_only    # searches and retrains: from the cache only
+    if ro and args.only:
+        ap.error('--report-only trains nothing: it takes no --only')
+
+    def trains(step):
+        """Whether this invocation trains ``step``'s units (the others come from the cache or are pending)."""
+        return not ro and args.only in (None, step)
     work = Path(args.work or (ROOT / 'runs' / 'space_quality_smoke' if args.scale == 'smoke' else
                               ROOT / 'docs' / 'results' / f'space_quality_{args.scale}'))
     work.mkdir(parents=True, exist_ok=True)
@@ -169,9 +178,10 @@ def main():
               'learned-eval-all': attempt(_learn, S, work / 'evolve_eval-all', args.device, ro, eval_images=10 ** 6),
               'manual': manual_space(skeleton)}
 
-    def search_retrain(space_name, strategy, seed, budget, tag, epochs=S['retrain_epochs'], erase=False, search=None):
-        """One unit: ``space_name`` searched with ``strategy`` (or ``search``'s winner taken from that unit's cache),
-        the winner retrained ``epochs`` epochs and tested once."""
+    def search_retrain(step, space_name, strategy, seed, budget, tag, epochs=S['retrain_epochs'], erase=False,
+                       search=None):
+        """One unit of ``step``: ``space_name`` searched with ``strategy`` (or ``search``'s winner taken from that
+        unit's cache), the winner retrained ``epochs`` epochs and tested once."""
         space = spaces[space_name]
         if space is None:
             pending.append(tag)
@@ -196,7 +206,7 @@ def main():
                     'val_acc': m['val_acc'], 'sample': rec['sample'], 'retrain_epochs': epochs, 'erase': erase,
                     'search_wall_time_s': rec['search_wall_time_s'], 'retrain_wall_time_s': m['wall_time_s'],
                     'val_history': [h['val_acc'] for h in m['history']]}
-        return attempt(_cached, work / tag / 'result.json', make, ro_units)
+        return attempt(_cached, work / tag / 'result.json', make, not trains(step))
 
     # 2. P1: seed-major, so that every finished seed is a complete pair. Once no pending seed can change any
     #    algorithm's verdict for a learned space (best_case_p >= 0.1), its remaining units wait until the EDFs, P2
@@ -211,7 +221,7 @@ def main():
             for name in names:
                 tag = f'p1_{strategy}_{name}_seed{seed}'
                 if tag not in p1_rows:     # a manual unit pairs with every learned space: it runs (and counts) once
-                    p1_rows[tag] = search_retrain(name, strategy, seed, B, tag)
+                    p1_rows[tag] = search_retrain('p1', name, strategy, seed, B, tag)
 
     def p1_round(names):
         for seed in S['seeds']:
@@ -229,7 +239,7 @@ def main():
     edf_dirs = {}
     names = [name for name in EDF_SPACES if spaces[name] is not None]
     step = max(1, S['edf_n'] // 8)
-    for k in ([] if ro else range(step, S['edf_n'] + step, step)):
+    for k in (range(step, S['edf_n'] + step, step) if trains('edfs') else []):
         for name in names:
             sample_space(spaces[name], edf_data, work / f'edf_{name}', n=min(k, S['edf_n']), epochs=S['edf_epochs'],
                          madds_range=(0.9 * B, B), name=name, progress=True, device=args.device)
@@ -257,8 +267,8 @@ def main():
     #    stays below the goal
     p2_rungs = []
     for epochs in S['p2_epochs']:
-        rung = search_retrain('learned', S['p2_strategy'], 0, P2_MADDS, p2_tag(S, epochs), epochs=epochs, erase=True,
-                              search=p2_tag(S, S['p2_epochs'][0]) if p2_rungs else None)
+        rung = search_retrain('p2', 'learned', S['p2_strategy'], 0, P2_MADDS, p2_tag(S, epochs), epochs=epochs,
+                              erase=True, search=p2_tag(S, S['p2_epochs'][0]) if p2_rungs else None)
         if rung is None:
             break
         p2_rungs.append(rung)
@@ -276,14 +286,14 @@ def main():
     # 4. reference off: its DARTS winners, paired by seed with the learned space's
     side, rows = S['seeds'][:S['side_seeds']], []
     for seed in side:
-        rows.append(search_retrain('learned-no-ref', 'darts', seed, B, f'p1_darts_learned-no-ref_seed{seed}'))
+        rows.append(search_retrain('side', 'learned-no-ref', 'darts', seed, B, f'p1_darts_learned-no-ref_seed{seed}'))
     # 5. budget specialisation: both spaces learned at a budget, each searched at both (DARTS, the side seeds)
     for sname in ('learned', 'learned-small'):
         for bname, budget in (('large', B), ('small', S['spec_budget'])):
             for seed in side:
                 if sname == 'learned' and bname == 'large':
                     continue   # that is P1's DARTS row
-                rows.append(search_retrain(sname, 'darts', seed, budget, f'spec_{sname}_at-{bname}_seed{seed}'))
+                rows.append(search_retrain('side', sname, 'darts', seed, budget, f'spec_{sname}_at-{bname}_seed{seed}'))
     for seed, deferred in later.items():
         p1_units(seed, deferred + ['manual'])
     rows = [r for r in [*p1_rows.values(), *rows] if r is not None]

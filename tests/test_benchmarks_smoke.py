@@ -30,6 +30,12 @@ def test_overhead_smoke():
 def test_space_quality_smoke(tmp_path):
     import json
     args = ('benchmarks/space_quality.py', '--scale', 'smoke', '--no-write', '--work', str(tmp_path), '--port', '8779')
+    # one step alone (as two processes share a cache): the EDFs are trained, no search or retrain is
+    first = _run(*args, '--only', 'edfs')
+    assert all(len((tmp_path / f'edf_{n}' / 'design_space.jsonl').read_text().splitlines()) == 3
+               for n in ('learned', 'manual', 'learned-1edge', 'learned-eval-all'))
+    assert not list(tmp_path.glob('p[12]_*/result.json')) and not list(tmp_path.glob('spec_*'))
+    assert 'Pending' in first and 'p1_darts_learned_seed0' in first
     out = _run(*args)
     for needle in ('| darts | ', '| random | ', 'Wilcoxon p', 'Goal P1', 'outside the bands', 'Reference on vs off',
                    'Budget specialisation', '| small | ', '| large | ', 'Goal P2'):
