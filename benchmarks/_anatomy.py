@@ -156,6 +156,22 @@ def skips_vs_error(samples) -> dict:
     return _rho([skipped(s['sample']) for s in samples], [s['error'] for s in samples])
 
 
+def cell_fitness(space) -> dict:
+    """A space's fitness of each choice at each block: block label -> {choice name: fitness} (for a learned space,
+    the evolution's score of the cell in that block's group, as its document stores it)."""
+    return {spec.label: {c.choice_name: c.fitness for c in space.groups[spec.group]} for spec in space.block_specs()}
+
+
+def fitness_vs_error(samples, space) -> dict:
+    """As :func:`multi_edge_vs_error`, for the mean fitness of a network's kept cells in ``space`` (the space its
+    samples were drawn from). ρ < 0: networks of cells the evolution scored higher train to a lower error, which
+    is what the fitness is for; ρ near 0: across networks of the space the scores do not tell better from worse.
+    NaN for the manual space (no spread: its cells carry no score)."""
+    fit = cell_fitness(space)
+    means = [float(np.mean([fit[b][c] for b, c in s['sample'].items() if c != ZERO])) for s in samples]
+    return _rho(means, [s['error'] for s in samples])
+
+
 def cell_effects(samples, *, min_n: int = 3, q_max: float = Q_MAX) -> dict:
     """Which single choices (a cell, or 'zero', at one block) go with a higher or lower error across networks of one
     space. Every choice held by at least ``min_n`` networks and missed by at least ``min_n`` is tested: a two-sided
@@ -180,13 +196,16 @@ def cell_effects(samples, *, min_n: int = 3, q_max: float = Q_MAX) -> dict:
     return {'tests': len(tests), 'effects': sorted((t for t in tests if t['q'] < q_max), key=lambda t: t['q'])}
 
 
-def edf_why_lines(samples: dict) -> list:
+def edf_why_lines(samples: dict, spaces: dict = None) -> list:
     """The report's paragraph on what, within each space's EDF (``samples``: space name -> EDF samples), goes
     with a network's error: its share of multi-edge and of non-depthwise single-edge blocks, the blocks it skips,
-    and single choices
-    (:func:`cell_effects`)."""
+    single choices (:func:`cell_effects`) and, for a space of ``spaces`` (name -> space) whose cells carry scores,
+    its cells' mean fitness (:func:`fitness_vs_error`)."""
     parts = []
     for name, rows in samples.items():
+        f = fitness_vs_error(rows, spaces[name]) if spaces and spaces.get(name) is not None else None
+        fit = (f', with its cells\' mean fitness (the evolution\'s scores) {f["rho"]:+.2f} (p {f["p"]:.3f})'
+               if f is not None and np.isfinite(f['rho']) else '')
         m, k, e = multi_edge_vs_error(rows), skips_vs_error(rows), cell_effects(rows)
         o = other_vs_error(rows)
         found = '; '.join(f'{"zero (skipped)" if t["cell"] == ZERO else "`" + t["cell"] + "`"} at {t["block"]} '
@@ -198,8 +217,8 @@ def edf_why_lines(samples: dict) -> list:
         other = (f'{o["rho"]:+.2f} (p {o["p"]:.3f})' if np.isfinite(o['rho']) else 'none (no spread in it)')
         parts.append(f'**{name}** ({m["n"]} networks, {skips:.1f} blocks skipped on average): Spearman ρ of error '
                      f'with the share of multi-edge blocks {multi}, with the share of non-depthwise single-edge '
-                     f'blocks {other}, with the number of blocks skipped {skips_rho}; of {e["tests"]} single choices tested '
-                     '(Mann-Whitney U, Benjamini-Hochberg), '
+                     f'blocks {other}, with the number of blocks skipped {skips_rho}{fit}; of {e["tests"]} single '
+                     'choices tested (Mann-Whitney U, Benjamini-Hochberg), '
                      + (f'{len(e["effects"])} with q < {Q_MAX}: {found}' if e['effects'] else f'none with q < {Q_MAX}'))
     return ['\nWhat goes with a network\'s error within each EDF (ρ > 0: more of it, more error): ' +
             '. '.join(parts) + '.'] if parts else []

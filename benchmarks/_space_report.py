@@ -159,9 +159,10 @@ def manual_gap(errors: dict, name: str, boot: int) -> tuple:
     return (k, *mean_error_gap(errors[name][:k], errors['manual'][:k], boot))
 
 
-def edf_section(S, edf_dirs, png):
+def edf_section(S, edf_dirs, png, spaces=None):
     """The EDF table, plot (written to ``png``) and, for each learned space with an EDF, the bootstrap interval
-    of its difference in mean error from the manual space, with what within each EDF goes with error."""
+    of its difference in mean error from the manual space, with what within each EDF goes with error (with the
+    cells' fitness for the spaces of ``spaces``, name -> space)."""
     from autospace_nni.design_space import load_samples, plot_edfs
     names = [n for n in EDF_SPACES if n in edf_dirs]
     edf_rows = plot_edfs([edf_dirs[n] for n in names], png, bands=True, boot=S['boot'] // 2)
@@ -180,7 +181,7 @@ def edf_section(S, edf_dirs, png):
                      f'**{"yes" if hi < 0 else "no"}**.')
     lines[-1] += f' ![error EDFs]({png.name})'
     from benchmarks._anatomy import edf_why_lines
-    return lines + edf_why_lines(edf_samples)
+    return lines + edf_why_lines(edf_samples, spaces)
 
 
 #: each evolution of the protocol: (its cache folder, what it is)
@@ -362,7 +363,7 @@ def report(scale, S, work, spaces, rows, edf_dirs, p2_rungs, pending, out_dir, f
     lines += spaces_lines(S, spaces)
     lines += reliability_lines(work)
     if 'manual' in edf_dirs and len(edf_dirs) >= 2:
-        lines += edf_section(S, edf_dirs, Path(out_dir) / f'space_quality_{scale}_edf.png')
+        lines += edf_section(S, edf_dirs, Path(out_dir) / f'space_quality_{scale}_edf.png', spaces)
     lines += side_lines(S, work, rows, Path(out_dir) / f'space_quality_{scale}_convergence.png')
     if rows:
         pareto = Path(out_dir) / f'space_quality_{scale}_pareto.png'

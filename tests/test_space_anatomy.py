@@ -181,3 +181,37 @@ def test_score_reliability_known_answers():
     assert r['cells'] == 2 and r['icc'] == pytest.approx((msb - msw) / (msb + (n0 - 1) * msw))
     assert math.isnan(score_reliability(_history([{'g': {'a': 1.0}}]))['icc'])
     assert scores_needed(0.5) == pytest.approx(4.0) and scores_needed(0.0) == math.inf   # Spearman-Brown
+
+
+def test_fitness_vs_error_reads_each_block_s_own_group_scores():
+    import dataclasses
+
+    from benchmarks._anatomy import cell_fitness, edf_why_lines, fitness_vs_error
+    manual = manual_space(Skeleton.preset('tiny-8'))
+    # a scored space: in every group the k-th MBConv cell scores 1 + k/10, except in the last group, which scores
+    # them the other way round (so a block must be read against its own group's scores)
+    groups = list(manual.groups)
+    scored = dataclasses.replace(manual, groups={
+        g: [dataclasses.replace(c, fitness=1 + (len(cs) - 1 - k if g == groups[-1] else k) / 10)
+            for k, c in enumerate(cs)] for g, cs in manual.groups.items()})
+    specs = scored.block_specs()
+    fit = cell_fitness(scored)
+    assert set(fit) == {s.label for s in specs}
+    last = next(s for s in specs if s.group == groups[-1])
+    names = [c.choice_name for c in scored.groups[groups[-1]]]
+    assert fit[last.label][names[0]] == pytest.approx(1 + (len(names) - 1) / 10)
+    # networks of k-th cells everywhere (zero where allowed in the third): mean fitness rises with k, but the error
+    # falls with it, ρ = −1 (the fitness does its job); the skipped blocks do not count in the mean
+    nets = []
+    for k, err in zip(range(len(names)), (0.20, 0.18, 0.15, 0.14, 0.12, 0.10)):
+        sample = {s.label: scored.groups[s.group][k].choice_name for s in specs}
+        nets.append({'sample': sample, 'error': err})
+    means = [np.mean([fit[b][c] for b, c in n['sample'].items()]) for n in nets]
+    assert np.all(np.diff(means) > 0)
+    assert fitness_vs_error(nets, scored)['rho'] == pytest.approx(-1.0)
+    zeroed = [dict(n, sample={**n['sample'], **{s.label: 'zero' for s in specs if s.zero_allowed}}) for n in nets]
+    assert fitness_vs_error(zeroed, scored)['rho'] == pytest.approx(-1.0)
+    # the manual space's cells carry no score: no spread, no ρ, and the report says nothing of fitness for it
+    assert math.isnan(fitness_vs_error(nets, manual)['rho'])
+    text = edf_why_lines({'scored': nets, 'manual': nets}, {'scored': scored, 'manual': manual})[0]
+    assert text.count("mean fitness (the evolution's scores) -1.00") == 1
