@@ -35,7 +35,7 @@ def test_space_quality_smoke(tmp_path):
     assert all(len((tmp_path / f'edf_{n}' / 'design_space.jsonl').read_text().splitlines()) == 3
                for n in ('learned', 'manual', 'learned-1edge', 'learned-eval-all'))
     assert not list(tmp_path.glob('p[12]_*/result.json')) and not list(tmp_path.glob('spec_*'))
-    assert 'Pending' in first and 'p1_darts_learned_seed0' in first
+    assert 'Pending' in first and 'p2_random_learned_1epochs' in first
     out = _run(*args)
     for needle in ('| darts | ', '| random | ', 'Wilcoxon p', 'Goal P1', 'outside the bands', 'Reference on vs off',
                    'Budget specialisation', '| small | ', '| large | ', 'Goal P2'):
