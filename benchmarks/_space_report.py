@@ -152,11 +152,11 @@ def mean_error_gap(err_a, err_b, boot: int, seed: int = 0) -> tuple:
     return float(a.mean() - b.mean()), float(lo), float(hi)
 
 
-def manual_gap(errors: dict, name: str, boot: int) -> tuple:
-    """(n, gap, lo, hi): space ``name``'s EDF against the manual one's at equal n (a space still growing is compared
-    with the same prefix of the manual EDF's fixed sequence), by :func:`mean_error_gap`."""
-    k = min(len(errors[name]), len(errors['manual']))
-    return (k, *mean_error_gap(errors[name][:k], errors['manual'][:k], boot))
+def manual_gap(errors: dict, name: str, boot: int, against: str = 'manual') -> tuple:
+    """(n, gap, lo, hi): space ``name``'s EDF against the manual one's (or ``against``'s) at equal n (a space still
+    growing is compared with the same prefix of the other EDF's fixed sequence), by :func:`mean_error_gap`."""
+    k = min(len(errors[name]), len(errors[against]))
+    return (k, *mean_error_gap(errors[name][:k], errors[against][:k], boot))
 
 
 def edf_section(S, edf_dirs, png, spaces=None):
@@ -179,6 +179,10 @@ def edf_section(S, edf_dirs, png, spaces=None):
         lines.append(f'\nMean error {n} − manual ({k} networks each): {gap:+.4f}, 90% bootstrap interval '
                      f'[{lo:+.4f}, {hi:+.4f}]; the {n} EDF lies left of the manual one outside the bands: '
                      f'**{"yes" if hi < 0 else "no"}**.')
+        if n != 'learned' and 'learned' in errors:    # a redesign against the default learned space too
+            k, gap, lo, hi = manual_gap(errors, n, S['boot'], against='learned')
+            lines[-1] += (f' Against the default `learned` space ({k} each): {gap:+.4f}, 90% interval '
+                          f'[{lo:+.4f}, {hi:+.4f}].')
     lines[-1] += f' ![error EDFs]({png.name})'
     from benchmarks._anatomy import edf_why_lines
     return lines + edf_why_lines(edf_samples, spaces)
