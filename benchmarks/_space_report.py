@@ -152,7 +152,7 @@ def mean_error_gap(err_a, err_b, boot: int, seed: int = 0) -> tuple:
     return float(a.mean() - b.mean()), float(lo), float(hi)
 
 
-def manual_gap(errors: dict, name: str, boot: int, against: str = 'manual') -> tuple:
+def edf_gap(errors: dict, name: str, boot: int, against: str = 'manual') -> tuple:
     """(n, gap, lo, hi): space ``name``'s EDF against the manual one's (or ``against``'s) at equal n (a space still
     growing is compared with the same prefix of the other EDF's fixed sequence), by :func:`mean_error_gap`."""
     k = min(len(errors[name]), len(errors[against]))
@@ -175,12 +175,12 @@ def edf_section(S, edf_dirs, png, spaces=None):
     for n in names:
         if n == 'manual' or 'manual' not in errors:
             continue
-        k, gap, lo, hi = manual_gap(errors, n, S['boot'])
+        k, gap, lo, hi = edf_gap(errors, n, S['boot'])
         lines.append(f'\nMean error {n} − manual ({k} networks each): {gap:+.4f}, 90% bootstrap interval '
                      f'[{lo:+.4f}, {hi:+.4f}]; the {n} EDF lies left of the manual one outside the bands: '
                      f'**{"yes" if hi < 0 else "no"}**.')
         if n != 'learned' and 'learned' in errors:    # a redesign against the default learned space too
-            k, gap, lo, hi = manual_gap(errors, n, S['boot'], against='learned')
+            k, gap, lo, hi = edf_gap(errors, n, S['boot'], against='learned')
             lines[-1] += (f' Against the default `learned` space ({k} each): {gap:+.4f}, 90% interval '
                           f'[{lo:+.4f}, {hi:+.4f}].')
     lines[-1] += f' ![error EDFs]({png.name})'

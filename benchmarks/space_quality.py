@@ -61,7 +61,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks._paired import best_case_p, p1_deltas  # noqa: E402
 from benchmarks._space_report import (EDF_SPACES, P1_ALPHA, P1_LEARNED, P2_GOAL, P2_MADDS,  # noqa: E402
-                                      manual_gap, p2_tag, report)
+                                      edf_gap, p2_tag, report)
 
 STEPS = ('edfs', 'p1', 'p2', 'side')     # what --only may pick: the units of one step of the protocol
 
@@ -238,8 +238,8 @@ def main():
     #    a shorter run trains a prefix of the longer one), so that a run stopped part-way compares equal n
     edf_dirs = {}
     names = [name for name in EDF_SPACES if spaces[name] is not None]
-    step = max(1, S['edf_n'] // 8)
-    for k in (range(step, S['edf_n'] + step, step) if trains('edfs') else []):
+    stride = max(1, S['edf_n'] // 8)
+    for k in (range(stride, S['edf_n'] + stride, stride) if trains('edfs') else []):
         for name in names:
             sample_space(spaces[name], edf_data, work / f'edf_{name}', n=min(k, S['edf_n']), epochs=S['edf_epochs'],
                          madds_range=(0.9 * B, B), name=name, progress=True, device=args.device)
@@ -257,8 +257,8 @@ def main():
         from autospace_nni.design_space import load_samples
         if name not in edf_dirs or 'manual' not in edf_dirs:
             return False
-        k, _, lo, _ = manual_gap({n: [r['error'] for r in load_samples(edf_dirs[n])] for n in (name, 'manual')},
-                                 name, S['boot'])
+        k, _, lo, _ = edf_gap({n: [r['error'] for r in load_samples(edf_dirs[n])] for n in (name, 'manual')},
+                              name, S['boot'])
         return k >= S['edf_n'] and lo > 0
 
     # 6. P2: the learned space searched again at the P2 budget (so its winner fills [0.9, 1] x 25 M rather than

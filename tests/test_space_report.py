@@ -184,9 +184,9 @@ def test_edf_section_compares_each_learned_space_with_manual_at_equal_n(tmp_path
     assert 'learned-1edge − manual (6 networks each)' in text
     assert 'the learned-1edge EDF lies left of the manual one outside the bands: **yes**' in text
     # a redesign is also set against the default learned space, at its own n: about 0.10 − 0.13
+    from autospace_nni.design_space import load_samples
     from benchmarks._space_report import mean_error_gap
-    errors = {n: [json.loads(line)['error'] for line in (d / 'design_space.jsonl').read_text().splitlines()]
-              for n, d in dirs.items()}
+    errors = {n: [r['error'] for r in load_samples(d)] for n, d in dirs.items()}
     gap, lo, hi = mean_error_gap(errors['learned-1edge'], errors['learned'][:6], 400)
     assert -0.04 < lo < gap < hi < -0.02
     assert f'Against the default `learned` space (6 each): {gap:+.4f}, 90% interval [{lo:+.4f}, {hi:+.4f}].' in text
