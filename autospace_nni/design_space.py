@@ -52,8 +52,12 @@ def load_samples(folder) -> List[dict]:
 
 def sample_space(space, data, out, *, n: int = 20, epochs: int = 2, seed: int = 0, batch_size: int = 64,
                  lr: float = 0.05, madds_range=None, name: Optional[str] = None, progress: bool = True,
-                 device: str = 'cpu') -> List[dict]:
-    """Train ``n`` sampled architectures briefly; resumable (finished samples in ``out`` are kept)."""
+                 device: str = 'cpu', train_seed: Optional[int] = None) -> List[dict]:
+    """Train ``n`` sampled architectures briefly; resumable (finished samples in ``out`` are kept).
+
+    ``seed`` draws the architectures (a fixed sequence: a smaller ``n`` gives a prefix of a larger one) and, unless
+    ``train_seed`` is given, also seeds their training (``seed + i`` for the i-th); ``train_seed`` trains the same
+    architectures with other seeds (``train_seed + i``), to see how much of an error is the training run's."""
     from .retrain import retrain
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -71,11 +75,11 @@ def sample_space(space, data, out, *, n: int = 20, epochs: int = 2, seed: int = 
                 records.append(done[key])
                 continue
             t0 = time.time()
-            m = retrain(space.architecture(sample), data, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed + i,
-                        device=device)
+            m = retrain(space.architecture(sample), data, epochs=epochs, batch_size=batch_size, lr=lr,
+                        seed=(seed if train_seed is None else train_seed) + i, device=device)
             rec = {'index': i, 'space': name, 'sample': sample, 'madds': m['madds'], 'params': m['params'],
                    'val_acc': m['val_acc'], 'test_acc': m['test_acc'], 'error': 1.0 - m['test_acc'], 'epochs': epochs,
-                   'seconds': round(time.time() - t0, 2)}
+                   'train_seed': (seed if train_seed is None else train_seed) + i, 'seconds': round(time.time() - t0, 2)}
             with open(out / RESULTS, 'a') as f:
                 f.write(json.dumps(rec) + '\n')
             records.append(rec)

@@ -237,8 +237,17 @@ def score_reliability(history) -> dict:
                 for cell, r in group_scores.items():
                     scores.setdefault((key, cell), []).append(float(r))
     groups = [np.asarray(v) for v in scores.values() if len(v) >= 2 and not np.all(np.asarray(v) == 1.0)]
-    out = {'cells': len(groups), 'scores_per_cell': float(np.mean([len(g) for g in groups])) if groups else 0.0,
-           'icc': float('nan'), 'sd_within': float('nan'), 'sd_between': float('nan')}
+    out = {'cells': len(groups), 'scores_per_cell': float(np.mean([len(g) for g in groups])) if groups else 0.0}
+    return {**out, **icc1(groups)}
+
+
+def icc1(groups) -> dict:
+    """The one-way random-effects intraclass correlation ICC(1) by its ANOVA estimator, over ``groups`` (each the
+    repeated measurements of one subject, at least two each, as many as there are): the share of one measurement's
+    variance that tells subjects apart. With it the sd of a measurement around its subject's mean (``sd_within``)
+    and of the subjects' own means (``sd_between``); all NaN for fewer than two groups."""
+    groups = [np.asarray(g, dtype=float) for g in groups]
+    out = {'icc': float('nan'), 'sd_within': float('nan'), 'sd_between': float('nan')}
     if len(groups) < 2:
         return out
     n = np.array([len(g) for g in groups], dtype=float)
@@ -251,6 +260,51 @@ def score_reliability(history) -> dict:
     out['sd_within'] = float(np.sqrt(msw))
     out['sd_between'] = float(np.sqrt(max(0.0, (msb - msw) / n0)))
     return out
+
+
+def training_retest(first, second, space=None) -> dict:
+    """How much of an EDF network's error is its architecture rather than its training run. ``first`` and
+    ``second`` are EDF samples (dicts with a ``sample`` and an ``error``) of the same architectures trained with
+    different seeds; they are paired by architecture. Returns the pairs' number ``n``, :func:`icc1` of the two
+    errors (the retest reliability of one run's error, with the sd of the training noise and of the networks' own
+    errors), Spearman's ρ between the runs (``runs``), ``ceiling`` = √ICC (how far any score, however exact, can
+    correlate with one run's error) and, for a ``space`` whose cells carry scores, :func:`fitness_vs_error` against
+    the mean of the two runs (``fitness``, a less noisy error than either run's)."""
+    key = lambda s: json.dumps(s['sample'], sort_keys=True)   # noqa: E731
+    again = {key(s): s['error'] for s in second}
+    pairs = [(s, again[key(s)]) for s in first if key(s) in again]
+    out = {'n': len(pairs), **icc1([[s['error'], e] for s, e in pairs]),
+           'runs': _rho([s['error'] for s, _ in pairs], [e for _, e in pairs])}
+    out['ceiling'] = float(np.sqrt(out['icc'])) if out['icc'] > 0 else 0.0 if np.isfinite(out['icc']) else float('nan')
+    if space is not None and pairs:
+        out['fitness'] = fitness_vs_error([{**s, 'error': (s['error'] + e) / 2} for s, e in pairs], space)
+    return out
+
+
+def retest_lines(S, work, spaces=None):
+    """How much of an EDF network's error is its architecture: the networks of ``edf_<name>_retest`` (the first ones
+    of that EDF, trained again with other seeds) against their first run
+    (:func:`training_retest`)."""
+    from autospace_nni.design_space import load_samples
+    parts = []
+    for name in S.get('retest_spaces', ()):
+        d, again = Path(work) / f'edf_{name}', Path(work) / f'edf_{name}_retest'
+        if not (again / 'design_space.jsonl').exists() or not (d / 'design_space.jsonl').exists():
+            continue
+        r = training_retest(load_samples(d), load_samples(again), (spaces or {}).get(name))
+        if not np.isfinite(r['icc']):
+            continue
+        f, runs = r.get('fitness'), r['runs']
+        runs = f'{runs["rho"]:+.2f}, p {runs["p"]:.3f}' if np.isfinite(runs['rho']) else 'none (too few networks)'
+        parts.append(f'`{name}`, its first {r["n"]} networks: ICC {r["icc"]:.2f} (sd of a run\'s training noise '
+                     f'{r["sd_within"]:.4f}, of the networks\' own errors {r["sd_between"]:.4f}; Spearman ρ between '
+                     f'the runs {runs}), so no score can correlate with one '
+                     f'run\'s error beyond √ICC = {r["ceiling"]:.2f}'
+                     + (f'; the cells\' mean fitness against the two runs\' mean error: ρ {f["rho"]:+.2f} '
+                        f'(p {f["p"]:.3f})' if f is not None and np.isfinite(f['rho']) else ''))
+    return (['\nTraining noise in the EDFs (networks trained again, same architectures and recipe, other seeds; ICC: '
+             'the share of one run\'s error variance that is the architecture\'s): ' + '; '.join(parts) + '.']
+            if parts else [])
 
 
 def scores_needed(icc: float, target: float = 0.8) -> float:

@@ -368,6 +368,8 @@ def report(scale, S, work, spaces, rows, edf_dirs, p2_rungs, pending, out_dir, f
     lines += reliability_lines(work)
     if 'manual' in edf_dirs and len(edf_dirs) >= 2:
         lines += edf_section(S, edf_dirs, Path(out_dir) / f'space_quality_{scale}_edf.png', spaces)
+        from benchmarks._anatomy import retest_lines
+        lines += retest_lines(S, work, spaces)
     lines += side_lines(S, work, rows, Path(out_dir) / f'space_quality_{scale}_convergence.png')
     if rows:
         pareto = Path(out_dir) / f'space_quality_{scale}_pareto.png'

@@ -30,7 +30,10 @@ steps can run at once, each in its own process (one thread each on a 2-core mach
    expand and project convolutions), the family within which the estimator's ranking agrees with training alone
    (the fitness-quality benchmark's cells; the report gives Kendall's τ in each family); and `learned-eval-all`,
    whose paired-eval scores every cell on the whole held-out split instead of a fresh draw of 256 images each
-   iteration (the draw is most of the default evolution's score noise).
+   iteration (the draw is most of the default evolution's score noise). Then the *retest*: the first retest_n
+   networks of the retest_spaces' EDFs trained once more, same architectures and recipe, other seeds
+   (RETEST_SEED), so the report can say how much of a network's error is its architecture's and how much its
+   training run's, and so how far any score could follow it.
 4. **Reference on vs off.** Convergence (first iteration from which every top-M set stays unchanged 3
    iterations) and final quality (DARTS winners of both spaces, paired by seed).
 5. **Budget specialisation.** Spaces learned at two budgets that both bind, each searched (DARTS) at both.
@@ -64,13 +67,14 @@ from benchmarks._space_report import (EDF_SPACES, P1_ALPHA, P1_LEARNED, P2_GOAL,
                                       edf_gap, p2_tag, report)
 
 STEPS = ('edfs', 'p1', 'p2', 'side')     # what --only may pick: the units of one step of the protocol
+RETEST_SEED = 1000    # the EDF retest trains its i-th network with seed RETEST_SEED + i (the EDF itself with i)
 
 SCALES = {
     'smoke': dict(dataset='digits', skeleton='tiny-8', budget=3.5e5, spec_budget=2.5e5, evolve_limit=400,
                   iterations=4, population=8, sample_k=2, search_limit=400, search_epochs=1, trials=2, trial_epochs=1,
                   seeds=[0, 1], retrain_epochs=1, retrain_batch=64, retrain_lr=0.05, edf_n=3, edf_epochs=1,
                   edf_limit=400, strategies=['darts', 'random'], p2_strategy='random', p2_epochs=(1, 2), boot=200,
-                  side_seeds=1),
+                  side_seeds=1, retest_n=2, retest_spaces=('learned',)),
     # sized on 2 cores: each unit records its own search time (search.json's search_wall_time_s: DARTS on
     # the learned space is the longest, its multi-edge cells make the biggest supernet); a full-data retrain of
     # a ~12 M MAdds network (10 epochs on 50k images) saves every epoch; well over a day in all, so it runs
@@ -79,12 +83,13 @@ SCALES = {
                 iterations=12, population=24, sample_k=4, search_limit=6000, search_epochs=2, trials=10,
                 trial_epochs=1, seeds=[0, 1, 2, 3, 4], retrain_epochs=10, retrain_batch=128, retrain_lr=0.1,
                 edf_n=40, edf_epochs=3, edf_limit=10000, strategies=['darts', 'evolution'], p2_strategy='evolution',
-                p2_epochs=(40, 100), boot=2000, side_seeds=3),
+                p2_epochs=(40, 100), boot=2000, side_seeds=3, retest_n=20, retest_spaces=('learned-eval-all',)),
     'gpu': dict(dataset='fashion-mnist', skeleton='mobile-28', budget=12e6, spec_budget=7e6, evolve_limit=None,
                 iterations=30, population=64, sample_k=4, search_limit=None, search_epochs=10, trials=30,
                 trial_epochs=3, seeds=[0, 1, 2, 3, 4, 5, 6, 7], retrain_epochs=30, retrain_batch=128, retrain_lr=0.1,
                 edf_n=60, edf_epochs=5, edf_limit=None, strategies=['darts', 'evolution'], p2_strategy='evolution',
-                p2_epochs=(200, 400), boot=2000, side_seeds=5),
+                p2_epochs=(200, 400), boot=2000, side_seeds=5, retest_n=20,
+                retest_spaces=('learned-eval-all', 'learned')),
 }
 
 class Pending(Exception):
@@ -243,16 +248,27 @@ def main():
         for name in names:
             sample_space(spaces[name], edf_data, work / f'edf_{name}', n=min(k, S['edf_n']), epochs=S['edf_epochs'],
                          madds_range=(0.9 * B, B), name=name, progress=True, device=args.device)
+    def n_done(d):
+        return len((d / 'design_space.jsonl').read_text().splitlines()) if (d / 'design_space.jsonl').exists() else 0
     for name in EDF_SPACES:
         d = work / f'edf_{name}'
         if spaces[name] is None:
             pending.append(f'{d} (0/{S["edf_n"]})')
             continue
-        n_done = len((d / 'design_space.jsonl').read_text().splitlines()) if (d / 'design_space.jsonl').exists() else 0
-        if n_done < S['edf_n']:
-            pending.append(f'{d} ({n_done}/{S["edf_n"]})')
-        if n_done:
+        if n_done(d) < S['edf_n']:
+            pending.append(f'{d} ({n_done(d)}/{S["edf_n"]})')
+        if n_done(d):
             edf_dirs[name] = d
+    # the EDF's training noise: the first retest_n networks of some EDFs (the same architectures: the sample sequence
+    # is fixed) trained again with other seeds, so the report can say how much of a network's error is its own
+    for name in S['retest_spaces']:
+        d = work / f'edf_{name}_retest'
+        if trains('edfs') and spaces[name] is not None:
+            sample_space(spaces[name], edf_data, d, n=S['retest_n'], epochs=S['edf_epochs'], madds_range=(0.9 * B, B),
+                         name=name, progress=True, device=args.device, train_seed=RETEST_SEED)
+        if n_done(d) < S['retest_n']:
+            pending.append(f'{d} ({n_done(d)}/{S["retest_n"]})')
+
     def edf_worse(name):
         from autospace_nni.design_space import load_samples
         if name not in edf_dirs or 'manual' not in edf_dirs:

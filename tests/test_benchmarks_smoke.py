@@ -35,6 +35,11 @@ def test_space_quality_smoke(tmp_path):
     assert all(len((tmp_path / f'edf_{n}' / 'design_space.jsonl').read_text().splitlines()) == 3
                for n in ('learned', 'manual', 'learned-1edge', 'learned-eval-all'))
     assert not list(tmp_path.glob('p[12]_*/result.json')) and not list(tmp_path.glob('spec_*'))
+    # the retest: the EDF's first networks again, the same architectures with other training seeds
+    edf, retest = ([json.loads(l) for l in (tmp_path / f).read_text().splitlines()]
+                   for f in ('edf_learned/design_space.jsonl', 'edf_learned_retest/design_space.jsonl'))
+    assert [r['sample'] for r in retest] == [r['sample'] for r in edf[:2]]
+    assert [r['train_seed'] for r in retest] == [1000, 1001] and 'Training noise in the EDFs' in first
     assert 'Pending' in first and 'p2_random_learned_1epochs' in first
     out = _run(*args)
     for needle in ('| darts | ', '| random | ', 'Wilcoxon p', 'Goal P1', 'outside the bands', 'Reference on vs off',

@@ -56,3 +56,18 @@ def test_sample_space_resumes_and_compare_draws_edfs(tmp_path):
                                                       (m / 'design_space.jsonl').read_text().splitlines()]))
     r = _cli('compare', str(tmp_path / 'nothing'))
     assert r.returncode == 2 and 'sample-space' in r.stderr
+
+
+def test_train_seed_retrains_the_same_architectures_with_other_seeds(tmp_path):
+    from autospace_nni.data import load_dataset
+    from autospace_nni.design_space import load_samples, sample_space
+    space, data = manual_space(Skeleton.preset('tiny-8')), load_dataset('digits', seed=0, limit=400)
+    kw = dict(n=2, epochs=1, madds_range=(2e5, 4e5), progress=False)
+    first = sample_space(space, data, tmp_path / 'a', **kw)
+    same = sample_space(space, data, tmp_path / 'b', train_seed=0, **kw)     # the default's own training seeds
+    other = sample_space(space, data, tmp_path / 'c', train_seed=7, **kw)
+    assert [r['sample'] for r in other] == [r['sample'] for r in first]      # the same architectures
+    assert [r['train_seed'] for r in first] == [0, 1] and [r['train_seed'] for r in other] == [7, 8]
+    assert [r['error'] for r in same] == [r['error'] for r in first]         # training is a function of its seed
+    assert [r['error'] for r in other] != [r['error'] for r in first]        # deterministic, so no flake
+    assert load_samples(tmp_path / 'c') == other

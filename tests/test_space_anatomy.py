@@ -215,3 +215,40 @@ def test_fitness_vs_error_reads_each_block_s_own_group_scores():
     assert math.isnan(fitness_vs_error(nets, manual)['rho'])
     text = edf_why_lines({'scored': nets, 'manual': nets}, {'scored': scored, 'manual': manual})[0]
     assert text.count("mean fitness (the evolution's scores) -1.00") == 1
+
+
+def test_training_retest_pairs_by_architecture_and_knows_pure_noise():
+    from benchmarks._anatomy import icc1, training_retest
+    nets = [{'sample': {'b0': f'c{k}', 'b1': 'zero'}, 'error': err} for k, err in enumerate((0.10, 0.12, 0.15, 0.20))]
+    # the same errors again, listed in another order and with one network the first run lacks: a perfect retest
+    again = [dict(n) for n in reversed(nets)] + [{'sample': {'b0': 'other', 'b1': 'zero'}, 'error': 0.5}]
+    r = training_retest(nets, again)
+    assert r['n'] == 4 and r['icc'] == pytest.approx(1.0) and r['sd_within'] == 0
+    assert r['ceiling'] == pytest.approx(1.0) and r['runs']['rho'] == pytest.approx(1.0) and 'fitness' not in r
+    # each network's second run is another network's first: between-run agreement is what two networks share,
+    # the one-way ICC is negative and no score can follow one run's error (ceiling 0)
+    swapped = [dict(n, error=nets[(k + 2) % 4]['error']) for k, n in enumerate(nets)]
+    r = training_retest(nets, swapped)
+    assert r['icc'] < 0 and r['ceiling'] == 0
+    # known ANOVA: true errors t plus ±d in the two runs: sd_within = d·√2, sd_between² = var(t) − d²
+    t, d = np.array([0.10, 0.12, 0.15, 0.20]), 0.01
+    r = icc1([[x + d, x - d] for x in t])
+    assert r['sd_within'] == pytest.approx(d * np.sqrt(2))
+    assert r['sd_between'] == pytest.approx(np.sqrt(np.var(t, ddof=1) - d ** 2))
+    assert r['icc'] == pytest.approx((np.var(t, ddof=1) - d ** 2) / (np.var(t, ddof=1) + d ** 2))
+    assert math.isnan(icc1([[0.1, 0.2]])['icc'])
+
+
+def test_retest_lines_read_the_retest_folder_beside_its_edf(tmp_path):
+    import json
+
+    from benchmarks._anatomy import retest_lines
+    nets = [{'sample': {'b0': f'c{k}'}, 'error': err} for k, err in enumerate((0.10, 0.12, 0.15, 0.20))]
+    for folder, noise in (('edf_x', 0.0), ('edf_x_retest', 0.01)):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / 'design_space.jsonl').write_text(
+            ''.join(json.dumps(dict(n, error=n['error'] + noise)) + '\n' for n in nets))
+    assert retest_lines({'retest_spaces': ('y',)}, tmp_path) == []        # no such retest: nothing said
+    text = retest_lines({'retest_spaces': ('x',)}, tmp_path)[0]
+    v = np.var([0.10, 0.12, 0.15, 0.20], ddof=1)      # runs 0.01 apart: ±0.005 around each network's own error
+    assert f'`x`, its first 4 networks: ICC {(v - 0.005 ** 2) / (v + 0.005 ** 2):.2f}' in text and 'ρ between the runs +1.00' in text
