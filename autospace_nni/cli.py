@@ -208,7 +208,7 @@ def _cmd_sample_space(args) -> int:
     name = args.name or ('manual' if args.space == 'manual' else 'learned')
     recs = sample_space(space, data, args.out, n=args.n, epochs=args.epochs, seed=args.seed,
                         batch_size=args.batch_size, lr=args.lr, madds_range=args.madds_range, name=name,
-                        progress=not args.no_progress, device=args.device)
+                        progress=not args.no_progress, device=args.device, train_seed=args.train_seed)
     errs = [r['error'] for r in recs]
     print(f'{name}: {len(recs)} architectures, test error mean {sum(errs) / len(errs):.4f}, best {min(errs):.4f} '
           f'-> {args.out}/design_space.jsonl')

@@ -188,7 +188,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--name', default=None, help='the space\'s name in plots (default: learned/manual)')
     p.add_argument('--batch-size', type=COUNT, default=64)
     p.add_argument('--lr', type=POSITIVE, default=0.05)
-    p.add_argument('--seed', type=SEED, default=0)
+    p.add_argument('--seed', type=SEED, default=0, help='draws the architectures and (without --train-seed) '
+                   'seeds their training')
+    p.add_argument('--train-seed', type=SEED, default=None,
+                   help='train the same architectures with seeds from this one: a second --out with another '
+                        '--train-seed shows how much of an error is the training run\'s')
     p.add_argument('--limit', type=COUNT, default=None)
     p.add_argument('--device', default='cpu', choices=['cpu', 'cuda'])
     p.add_argument('--out', required=True, help='folder for design_space.jsonl (an unfinished one is resumed)')

@@ -67,6 +67,7 @@ CASES = [
     ('sample-space', ['manual', '--skeleton', 'tiny-8', '--out', 'o', '--n', '0'], "--n: must be an integer >= 1, got '0'"),
     ('sample-space', ['manual', '--skeleton', 'tiny-8', '--out', 'o', '--madds-range', '5', '1'], '--madds-range LO HI needs LO <= HI'),
     ('sample-space', ['huge_space.json', '--out', 'o'], 'expand ratio 99999999 is over the limit'),
+    ('sample-space', ['manual', '--skeleton', 'tiny-8', '--out', 'o', '--train-seed', '-2'], "--train-seed: must be an integer >= 0, got '-2'"),
     ('compare', ['nowhere'], 'nowhere holds no design_space.jsonl'),
     ('report', ['nowhere'], 'nowhere is not a folder'),
     ('adopt', ['exits.py:S', '--input-shape', '1', '8', '8'], 'importing exits.py: it called sys.exit(3)'),

@@ -45,6 +45,14 @@ def test_sample_space_resumes_and_compare_draws_edfs(tmp_path):
     assert after[:2] == first and len(after) == 3               # the two finished ones were not retrained
     r = _cli('sample-space', 'manual', '--skeleton', 'tiny-8', '--n', '2', '--out', str(m), *common)
     assert r.returncode == 0, r.stderr[-2000:]
+    # the same architectures trained with other seeds (the retest of the EDF's training noise)
+    r = _cli('sample-space', 'manual', '--skeleton', 'tiny-8', '--n', '2', '--out', str(tmp_path / 'again'),
+             '--train-seed', '5', *common)
+    assert r.returncode == 0, r.stderr[-2000:]
+    once, again = ([json.loads(l) for l in (f / 'design_space.jsonl').read_text().splitlines()]
+                   for f in (m, tmp_path / 'again'))
+    assert [x['sample'] for x in again] == [x['sample'] for x in once]
+    assert [x['train_seed'] for x in again] == [5, 6] and [x['train_seed'] for x in once] == [0, 1]
     png = tmp_path / 'edf.png'
     r = _cli('compare', str(a), str(m), '--out', str(png))
     assert r.returncode == 0, r.stderr[-2000:]
