@@ -46,9 +46,9 @@ steps can run at once, each in its own process (one thread each on a 2-core mach
 Units run in the order 1, 2 for `learned` (seed-major, so every finished seed is a complete pair), 3 (the EDFs
 grown together), 6, 2 for the redesigns whose EDF is not worse than the manual space's (the EDF is the cheaper
 screen), then the side questions 4 and 5: the goals P1 and P2 are decided first. Once the pending seeds can no longer
-bring any algorithm's Wilcoxon p below 0.1 (``best_case_p``) for a learned space, that space's remaining P1 units
-move to the end, after 3, 6, 4 and 5: they can only refine the gap's estimate, not the verdict (the manual space's
-units stay in the seed-major order while any learned space is undecided).
+bring some algorithm's Wilcoxon p below 0.1 (``best_case_p``) for a learned space (P1 needs both algorithms), that
+space's remaining P1 units move to the end, after 3, 6, 4 and 5: they can only refine the gap's estimate, not the
+verdict (the manual space's units stay in the seed-major order while any learned space is undecided).
 
 A Pareto plot (test accuracy against MAdds of every retrained winner, both spaces) and the EDF plot go next to
 docs/benchmarks.md ("Space quality (<scale>)"); <work>/summary.json holds the P1/P2 figures.
@@ -214,7 +214,8 @@ def main():
         return attempt(_cached, work / tag / 'result.json', make, not trains(step))
 
     # 2. P1: seed-major, so that every finished seed is a complete pair. Once no pending seed can change any
-    #    algorithm's verdict for a learned space (best_case_p >= 0.1), its remaining units wait until the EDFs, P2
+    #    algorithm's p-value below 0.1 for a learned space (best_case_p >= 0.1 for one algorithm decides P1, which
+    #    needs both), its remaining units wait until the EDFs, P2
     #    and the side questions have run: the compute goes to the questions still open first. Each learned space of
     #    P1_LEARNED is paired with the same manual-space units; the default one goes first, the redesign's after P2
     #    (its EDF, the cheaper screen, runs first). Decided from the cache alone too, so pending units are listed in
@@ -231,8 +232,8 @@ def main():
     def p1_round(names):
         for seed in S['seeds']:
             done = [r for r in p1_rows.values() if r is not None]
-            undecided = [n for n in names
-                         if any(best_case_p(d, len(S['seeds']) - len(d)) < P1_ALPHA
+            undecided = [n for n in names     # P1 needs every algorithm: one that cannot reach p < 0.1 decides it
+                         if all(best_case_p(d, len(S['seeds']) - len(d)) < P1_ALPHA
                                 for d in p1_deltas(done, S, B, n).values())]
             if undecided:
                 p1_units(seed, undecided + ['manual'])
