@@ -294,17 +294,33 @@ def retest_lines(S, work, spaces=None):
         r = training_retest(load_samples(d), load_samples(again), (spaces or {}).get(name))
         if not np.isfinite(r['icc']):
             continue
-        f, runs = r.get('fitness'), r['runs']
+        f, runs, space = r.get('fitness'), r['runs'], (spaces or {}).get(name)
         runs = f'{runs["rho"]:+.2f}, p {runs["p"]:.3f}' if np.isfinite(runs['rho']) else 'none (too few networks)'
         parts.append(f'`{name}`, its first {r["n"]} networks: ICC {r["icc"]:.2f} (sd of a run\'s training noise '
                      f'{r["sd_within"]:.4f}, of the networks\' own errors {r["sd_between"]:.4f}; Spearman ρ between '
-                     f'the runs {runs}), so no score can correlate with one '
-                     f'run\'s error beyond √ICC = {r["ceiling"]:.2f}'
+                     f'the runs {runs}), so no score can correlate with one run\'s error beyond √ICC = '
+                     f'{r["ceiling"]:.2f}'
                      + (f'; the cells\' mean fitness against the two runs\' mean error: ρ {f["rho"]:+.2f} '
                         f'(p {f["p"]:.3f})' if f is not None and np.isfinite(f['rho']) else ''))
+        whole = fitness_vs_error(load_samples(d), space) if space is not None else None
+        if whole is not None and np.isfinite(whole['rho']) and whole['n'] > 3 and r['ceiling'] > 0:
+            lo, hi = spearman_ci(whole['rho'], whole['n'])
+            parts[-1] += (f'; over the whole EDF ({whole["n"]} networks, one run each) that ρ is {whole["rho"]:+.2f}, '
+                          f'90% CI [{lo:+.2f}, {hi:+.2f}], which, divided by the ceiling, leaves the fitness\'s '
+                          f'correlation with a network\'s own error (its error without the training noise) within '
+                          f'[{max(-1.0, lo / r["ceiling"]):+.2f}, {min(1.0, hi / r["ceiling"]):+.2f}]')
     return (['\nTraining noise in the EDFs (networks trained again, same architectures and recipe, other seeds; ICC: '
              'the share of one run\'s error variance that is the architecture\'s): ' + '; '.join(parts) + '.']
             if parts else [])
+
+
+def spearman_ci(rho: float, n: int, level: float = 0.90) -> tuple:
+    """Confidence interval of a Spearman ρ over ``n`` pairs: Fisher's z with Bonett and Wright's standard error
+    √(1.06 / (n − 3))."""
+    from scipy.stats import norm
+    z, se = np.arctanh(np.clip(rho, -0.999999, 0.999999)), np.sqrt(1.06 / (n - 3))
+    q = norm.ppf(0.5 + level / 2)
+    return float(np.tanh(z - q * se)), float(np.tanh(z + q * se))
 
 
 def scores_needed(icc: float, target: float = 0.8) -> float:

@@ -183,7 +183,7 @@ def test_score_reliability_known_answers():
     assert scores_needed(0.5) == pytest.approx(4.0) and scores_needed(0.0) == math.inf   # Spearman-Brown
 
 
-def test_fitness_vs_error_reads_each_block_s_own_group_scores():
+def test_fitness_vs_error_reads_each_block_s_own_group_scores(tmp_path):
     import dataclasses
 
     from benchmarks._anatomy import cell_fitness, edf_why_lines, fitness_vs_error
@@ -215,6 +215,16 @@ def test_fitness_vs_error_reads_each_block_s_own_group_scores():
     assert math.isnan(fitness_vs_error(nets, manual)['rho'])
     text = edf_why_lines({'scored': nets, 'manual': nets}, {'scored': scored, 'manual': manual})[0]
     assert text.count("mean fitness (the evolution's scores) -1.00") == 1
+    # the retest reads the fitness against the two runs' mean error, and bounds it over the whole EDF
+    from benchmarks._anatomy import retest_lines, spearman_ci
+    for folder, shift in (('edf_scored', 0.0), ('edf_scored_retest', 0.01)):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / 'design_space.jsonl').write_text(
+            ''.join(json.dumps(dict(n, error=n['error'] + shift)) + '\n' for n in nets[:5 if shift else 6]))
+    text = retest_lines({'retest_spaces': ('scored',)}, tmp_path, {'scored': scored})[0]
+    lo, hi = spearman_ci(-1.0, 6)
+    assert "its first 5 networks" in text and "against the two runs' mean error: ρ -1.00" in text
+    assert f'over the whole EDF (6 networks, one run each) that ρ is -1.00, 90% CI [{lo:+.2f}, {hi:+.2f}]' in text
 
 
 def test_training_retest_pairs_by_architecture_and_knows_pure_noise():
@@ -252,3 +262,15 @@ def test_retest_lines_read_the_retest_folder_beside_its_edf(tmp_path):
     text = retest_lines({'retest_spaces': ('x',)}, tmp_path)[0]
     v = np.var([0.10, 0.12, 0.15, 0.20], ddof=1)      # runs 0.01 apart: ±0.005 around each network's own error
     assert f'`x`, its first 4 networks: ICC {(v - 0.005 ** 2) / (v + 0.005 ** 2):.2f}' in text and 'ρ between the runs +1.00' in text
+
+
+def test_spearman_ci_known_answers():
+    from scipy.stats import norm
+
+    from benchmarks._anatomy import spearman_ci
+    lo, hi = spearman_ci(0.0, 40)
+    half = np.tanh(norm.ppf(0.95) * np.sqrt(1.06 / 37))
+    assert lo == pytest.approx(-half) and hi == pytest.approx(half)       # symmetric around 0
+    lo, hi = spearman_ci(0.6, 20)
+    assert lo < 0.6 < hi and hi - 0.6 < 0.6 - lo                           # skewed towards 0, inside (-1, 1)
+    assert spearman_ci(0.6, 200)[1] - spearman_ci(0.6, 200)[0] < hi - lo    # narrower with more pairs
