@@ -48,7 +48,8 @@ grown together), 6, 2 for the redesigns whose EDF is not worse than the manual s
 screen), then the side questions 4 and 5: the goals P1 and P2 are decided first. Once the pending seeds can no longer
 bring some algorithm's Wilcoxon p below 0.1 (``best_case_p``) for a learned space (P1 needs both algorithms), that
 space's remaining P1 units move to the end, after 3, 6, 4 and 5: they can only refine the gap's estimate, not the
-verdict (the manual space's units stay in the seed-major order while any learned space is undecided).
+verdict (the manual space's units stay in the seed-major order while any learned space is undecided). There they
+run space by space in P1_LEARNED's order, so the default space's table (summary.json's P1) fills its seeds first.
 
 A Pareto plot (test accuracy against MAdds of every retrained winner, both spaces) and the EDF plot go next to
 docs/benchmarks.md ("Space quality (<scale>)"); <work>/summary.json holds the P1/P2 figures.
@@ -311,8 +312,10 @@ def main():
                 if sname == 'learned' and bname == 'large':
                     continue   # that is P1's DARTS row
                 rows.append(search_retrain('side', sname, 'darts', seed, budget, f'spec_{sname}_at-{bname}_seed{seed}'))
-    for seed, deferred in later.items():
-        p1_units(seed, deferred + ['manual'])
+    for name in P1_LEARNED:    # the deferred pairs: the default space's first (summary.json's P1), each seed-major
+        for seed, deferred in later.items():
+            if name in deferred:
+                p1_units(seed, [name, 'manual'])
     rows = [r for r in [*p1_rows.values(), *rows] if r is not None]
 
     out_dir = work if args.no_write else ROOT / 'docs'
