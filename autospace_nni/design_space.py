@@ -74,12 +74,12 @@ def sample_space(space, data, out, *, n: int = 20, epochs: int = 2, seed: int = 
             if key in done:
                 records.append(done[key])
                 continue
-            t0 = time.time()
-            m = retrain(space.architecture(sample), data, epochs=epochs, batch_size=batch_size, lr=lr,
-                        seed=(seed if train_seed is None else train_seed) + i, device=device)
+            t0, run_seed = time.time(), (seed if train_seed is None else train_seed) + i
+            m = retrain(space.architecture(sample), data, epochs=epochs, batch_size=batch_size, lr=lr, seed=run_seed,
+                        device=device)
             rec = {'index': i, 'space': name, 'sample': sample, 'madds': m['madds'], 'params': m['params'],
                    'val_acc': m['val_acc'], 'test_acc': m['test_acc'], 'error': 1.0 - m['test_acc'], 'epochs': epochs,
-                   'train_seed': (seed if train_seed is None else train_seed) + i, 'seconds': round(time.time() - t0, 2)}
+                   'train_seed': run_seed, 'seconds': round(time.time() - t0, 2)}
             with open(out / RESULTS, 'a') as f:
                 f.write(json.dumps(rec) + '\n')
             records.append(rec)

@@ -291,10 +291,11 @@ def retest_lines(S, work, spaces=None):
         d, again = Path(work) / f'edf_{name}', Path(work) / f'edf_{name}_retest'
         if not (again / 'design_space.jsonl').exists() or not (d / 'design_space.jsonl').exists():
             continue
-        r = training_retest(load_samples(d), load_samples(again), (spaces or {}).get(name))
+        space = (spaces or {}).get(name)
+        r = training_retest(load_samples(d), load_samples(again), space)
         if not np.isfinite(r['icc']):
             continue
-        f, runs, space = r.get('fitness'), r['runs'], (spaces or {}).get(name)
+        f, runs = r.get('fitness'), r['runs']
         runs = f'{runs["rho"]:+.2f}, p {runs["p"]:.3f}' if np.isfinite(runs['rho']) else 'none (too few networks)'
         parts.append(f'`{name}`, its first {r["n"]} networks: ICC {r["icc"]:.2f} (sd of a run\'s training noise '
                      f'{r["sd_within"]:.4f}, of the networks\' own errors {r["sd_between"]:.4f}; Spearman ρ between '

@@ -214,13 +214,12 @@ def main():
                     'val_history': [h['val_acc'] for h in m['history']]}
         return attempt(_cached, work / tag / 'result.json', make, not trains(step))
 
-    # 2. P1: seed-major, so that every finished seed is a complete pair. Once no pending seed can change any
-    #    algorithm's p-value below 0.1 for a learned space (best_case_p >= 0.1 for one algorithm decides P1, which
-    #    needs both), its remaining units wait until the EDFs, P2
-    #    and the side questions have run: the compute goes to the questions still open first. Each learned space of
-    #    P1_LEARNED is paired with the same manual-space units; the default one goes first, the redesign's after P2
-    #    (its EDF, the cheaper screen, runs first). Decided from the cache alone too, so pending units are listed in
-    #    run order.
+    # 2. P1: seed-major, so that every finished seed is a complete pair. Once the pending seeds cannot bring some
+    #    algorithm's p below 0.1 for a learned space (best_case_p >= 0.1: P1 needs both algorithms, so that decides
+    #    it), its remaining units wait until the EDFs, P2 and the side questions have run: the compute goes to the
+    #    questions still open first. Each learned space of P1_LEARNED is paired with the same manual-space units; the
+    #    default one goes first, the redesign's after P2 (its EDF, the cheaper screen, runs first). Decided from the
+    #    cache alone too, so pending units are listed in run order.
     p1_rows, later = {}, {}
 
     def p1_units(seed, names):
@@ -250,6 +249,7 @@ def main():
         for name in names:
             sample_space(spaces[name], edf_data, work / f'edf_{name}', n=min(k, S['edf_n']), epochs=S['edf_epochs'],
                          madds_range=(0.9 * B, B), name=name, progress=True, device=args.device)
+
     def n_done(d):
         return len((d / 'design_space.jsonl').read_text().splitlines()) if (d / 'design_space.jsonl').exists() else 0
     for name in EDF_SPACES:
