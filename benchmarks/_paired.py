@@ -35,3 +35,9 @@ def best_case_p(deltas, pending: int) -> float:
     big = max([abs(x) for x in d], default=1.0)
     d += [big * (2 + i) for i in range(pending)]
     return float(wilcoxon(d).pvalue) if len(d) >= 1 else 1.0
+
+
+def p1_open(rows, S, B, learned: str = 'learned', alpha: float = 0.1) -> bool:
+    """Whether the seeds still pending could meet goal P1 for the space ``learned``: P1 needs every algorithm's
+    Wilcoxon p below ``alpha``, so one algorithm whose :func:`best_case_p` is at or above it decides the goal."""
+    return all(best_case_p(d, len(S['seeds']) - len(d)) < alpha for d in p1_deltas(rows, S, B, learned).values())

@@ -63,7 +63,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks._paired import best_case_p, p1_deltas  # noqa: E402
+from benchmarks._paired import p1_open  # noqa: E402
 from benchmarks._space_report import (EDF_SPACES, P1_ALPHA, P1_LEARNED, P2_GOAL, P2_MADDS,  # noqa: E402
                                       edf_gap, p2_tag, report)
 
@@ -232,9 +232,7 @@ def main():
     def p1_round(names):
         for seed in S['seeds']:
             done = [r for r in p1_rows.values() if r is not None]
-            undecided = [n for n in names     # P1 needs every algorithm: one that cannot reach p < 0.1 decides it
-                         if all(best_case_p(d, len(S['seeds']) - len(d)) < P1_ALPHA
-                                for d in p1_deltas(done, S, B, n).values())]
+            undecided = [n for n in names if p1_open(done, S, B, n, P1_ALPHA)]
             if undecided:
                 p1_units(seed, undecided + ['manual'])
             later.setdefault(seed, []).extend(n for n in names if n not in undecided)

@@ -38,3 +38,14 @@ def test_p1_deltas_of_another_learned_space_use_the_same_manual_rows():
             _row('evolution', 'learned-1edge', 1, 0.95)]                              # no manual pair yet
     assert p1_deltas(rows, S, 12e6, 'learned-1edge') == {'darts': [pytest.approx(0.01)], 'evolution': []}
     assert p1_deltas(rows, S, 12e6)['darts'] == [pytest.approx(-0.02)]
+
+
+def test_p1_open_needs_every_algorithm_to_still_reach_the_goal():
+    from benchmarks._paired import p1_open
+    assert p1_open([], S, 12e6)                                                    # nothing run: open
+    lost = [_row('darts', 'learned', 0, 0.928), _row('darts', 'manual', 0, 0.931)]
+    won = [_row('evolution', 'learned', 0, 0.931), _row('evolution', 'manual', 0, 0.930)]
+    assert p1_open(won, S, 12e6)                          # one pair won, four pending: still open
+    assert not p1_open(lost + won, S, 12e6)               # one DARTS pair of five lost (best p 0.125) decides it
+    assert p1_open(lost + won, S, 12e6, alpha=0.2)        # unless the goal's p were looser
+    assert p1_open(lost + won, S, 12e6, 'learned-1edge')  # another learned space has no pairs yet
