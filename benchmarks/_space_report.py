@@ -159,6 +159,18 @@ def edf_gap(errors: dict, name: str, boot: int, against: str = 'manual') -> tupl
     return (k, *mean_error_gap(errors[name][:k], errors[against][:k], boot))
 
 
+def edf_screened_out(S, edf_dirs, name) -> bool:
+    """Whether the learned space ``name``'s EDF, complete (edf_n networks), lies right of the manual one outside the
+    bands (the lower end of its mean-error gap's interval above 0): the screen that keeps a redesign out of P1 until
+    the open questions have run."""
+    from autospace_nni.design_space import load_samples
+    if name not in edf_dirs or 'manual' not in edf_dirs:
+        return False
+    k, _, lo, _ = edf_gap({n: [r['error'] for r in load_samples(edf_dirs[n])] for n in (name, 'manual')}, name,
+                          S['boot'])
+    return k >= S['edf_n'] and lo > 0
+
+
 def edf_section(S, edf_dirs, png, spaces=None):
     """The EDF table, plot (written to ``png``) and, for each learned space with an EDF, the bootstrap interval
     of its difference in mean error from the manual space, with what within each EDF goes with error (with the
@@ -359,6 +371,9 @@ def report(scale, S, work, spaces, rows, edf_dirs, p2_rungs, pending, out_dir, f
     for name in P1_LEARNED[1:]:    # the redesign's own P1 (summary.json keeps 'learned')
         lines += ['', f'The redesign `{name}` against the same manual-space winners (same seeds):', '']
         lines += p1_section(S, rows, learned=name)[0]
+        if edf_screened_out(S, edf_dirs, name) and not any(r['space'] == name for r in rows):
+            lines.append(f'\nIts EDF lies right of the manual one, outside the bands (below), so its P1 pairs wait '
+                         'until every other unit has run: the cheaper screen already says it is no better.')
     # what the winners are made of (a space of pricier cells fills the budget with fewer blocks), and whether the
     # estimator rates the learned space's multi-edge cells as it should (the fitness-quality benchmark's cache)
     from benchmarks._anatomy import estimator_bias, why_lines

@@ -65,7 +65,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks._paired import p1_open  # noqa: E402
 from benchmarks._space_report import (EDF_SPACES, P1_ALPHA, P1_LEARNED, P2_GOAL, P2_MADDS,  # noqa: E402
-                                      edf_gap, p2_tag, report)
+                                      edf_screened_out, p2_tag, report)
 
 STEPS = ('edfs', 'p1', 'p2', 'side')     # what --only may pick: the units of one step of the protocol
 RETEST_SEED = 1000    # the EDF retest trains its i-th network with seed RETEST_SEED + i (the EDF itself with i)
@@ -269,14 +269,6 @@ def main():
         if n_done(d) < S['retest_n']:
             pending.append(f'{d} ({n_done(d)}/{S["retest_n"]})')
 
-    def edf_worse(name):
-        from autospace_nni.design_space import load_samples
-        if name not in edf_dirs or 'manual' not in edf_dirs:
-            return False
-        k, _, lo, _ = edf_gap({n: [r['error'] for r in load_samples(edf_dirs[n])] for n in (name, 'manual')},
-                              name, S['boot'])
-        return k >= S['edf_n'] and lo > 0
-
     # 6. P2: the learned space searched again at the P2 budget (so its winner fills [0.9, 1] x 25 M rather than
     #    P1's 12 M), and that winner trained longer with translations and random erasing: for the first number of
     #    epochs of p2_epochs, then from scratch for the next while its held-out accuracy (never the test split's)
@@ -292,7 +284,7 @@ def main():
             break
     # the redesigns' P1, screened by their EDFs: one whose complete EDF lies right of the manual one, outside the
     # bands, waits with the decided units
-    screened = [n for n in P1_LEARNED[1:] if edf_worse(n)]
+    screened = [n for n in P1_LEARNED[1:] if edf_screened_out(S, edf_dirs, n)]
     p1_round([n for n in P1_LEARNED[1:] if n not in screened])
     for seed in S['seeds']:
         later.setdefault(seed, []).extend(screened)

@@ -204,3 +204,16 @@ def test_p1_section_of_the_redesign_pairs_with_the_same_manual_winners():
     assert v['delta'] == pytest.approx(0.005) and v['seeds'] == 2 and v['manual_mean'] == pytest.approx(0.9005)
     assert 'undecided' in text                               # 2 won of 5: the 3 pending may still make p < 0.1
     assert '**NOT met**' in '\n'.join(p1_section(S, rows)[0])   # and the default space's verdict is its own
+
+
+def test_edf_screen_needs_a_complete_edf_right_of_the_manual_one_outside_the_bands(tmp_path):
+    from benchmarks._space_report import edf_screened_out
+    rs = np.random.RandomState(1)
+    dirs = {'manual': _edf(tmp_path / 'm', 'manual', 0.12 + 0.002 * rs.randn(12)),
+            'worse': _edf(tmp_path / 'w', 'worse', 0.13 + 0.002 * rs.randn(12)),        # clearly right of manual
+            'close': _edf(tmp_path / 'c', 'close', 0.12 + 0.002 * rs.randn(12)),        # within the bands
+            'short': _edf(tmp_path / 's', 'short', 0.13 + 0.002 * rs.randn(6))}         # worse, not complete
+    S12 = {'boot': 400, 'edf_n': 12}
+    assert edf_screened_out(S12, dirs, 'worse') and not edf_screened_out(S12, dirs, 'close')
+    assert not edf_screened_out(S12, dirs, 'short') and not edf_screened_out(S12, dirs, 'absent')
+    assert not edf_screened_out(S12, {'worse': dirs['worse']}, 'worse')              # no manual EDF: no screen
