@@ -292,7 +292,8 @@ def retest_lines(S, work, spaces=None):
         if not (again / 'design_space.jsonl').exists() or not (d / 'design_space.jsonl').exists():
             continue
         space = (spaces or {}).get(name)
-        r = training_retest(load_samples(d), load_samples(again), space)
+        first = load_samples(d)
+        r = training_retest(first, load_samples(again), space)
         if not np.isfinite(r['icc']):
             continue
         f, runs = r.get('fitness'), r['runs']
@@ -303,7 +304,7 @@ def retest_lines(S, work, spaces=None):
                      f'{r["ceiling"]:.2f}'
                      + (f'; the cells\' mean fitness against the two runs\' mean error: ρ {f["rho"]:+.2f} '
                         f'(p {f["p"]:.3f})' if f is not None and np.isfinite(f['rho']) else ''))
-        whole = fitness_vs_error(load_samples(d), space) if space is not None else None
+        whole = fitness_vs_error(first, space) if space is not None else None
         if whole is not None and np.isfinite(whole['rho']) and whole['n'] > 3 and r['ceiling'] > 0:
             lo, hi = spearman_ci(whole['rho'], whole['n'])
             parts[-1] += (f'; over the whole EDF ({whole["n"]} networks, one run each) that ρ is {whole["rho"]:+.2f}, '

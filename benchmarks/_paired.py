@@ -37,7 +37,13 @@ def best_case_p(deltas, pending: int) -> float:
     return float(wilcoxon(d).pvalue) if len(d) >= 1 else 1.0
 
 
+def best_case_ps(rows, S, B, learned: str = 'learned') -> dict:
+    """For each algorithm, the :func:`best_case_p` of its finished P1 pairs on the space ``learned`` with the rest of
+    S's seeds pending."""
+    return {a: best_case_p(d, len(S['seeds']) - len(d)) for a, d in p1_deltas(rows, S, B, learned).items()}
+
+
 def p1_open(rows, S, B, learned: str = 'learned', alpha: float = 0.1) -> bool:
     """Whether the seeds still pending could meet goal P1 for the space ``learned``: P1 needs every algorithm's
     Wilcoxon p below ``alpha``, so one algorithm whose :func:`best_case_p` is at or above it decides the goal."""
-    return all(best_case_p(d, len(S['seeds']) - len(d)) < alpha for d in p1_deltas(rows, S, B, learned).values())
+    return all(p < alpha for p in best_case_ps(rows, S, B, learned).values())

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks._paired import best_case_p, p1_deltas, paired_test
+from benchmarks._paired import best_case_ps, paired_test
 
 P2_MADDS = 25e6      # goal P2's budget
 P2_GOAL = 0.955      # goal P2's test accuracy
@@ -103,7 +103,7 @@ def p1_section(S, rows, learned: str = 'learned'):
     ok = [a for a, v in algos.items() if v['delta'] >= P1_GAIN and v['p_value'] is not None and v['p_value'] < P1_ALPHA]
     complete = all(algos.get(a, {}).get('seeds') == len(S['seeds']) for a in S['strategies'])
     # the best Wilcoxon p each algorithm can still reach: at or above 0.1 its pending seeds cannot meet the goal
-    best = {a: best_case_p(d, len(S['seeds']) - len(d)) for a, d in p1_deltas(rows, S, B, learned).items()}
+    best = best_case_ps(rows, S, B, learned)
     hopeless = [a for a, p in best.items() if p >= P1_ALPHA]
     verdict = ('met' if len(ok) == len(S['strategies']) else 'NOT met' if complete or hopeless else
                'undecided: pairs still pending')

@@ -255,9 +255,10 @@ def main():
         if spaces[name] is None:
             pending.append(f'{d} (0/{S["edf_n"]})')
             continue
-        if n_done(d) < S['edf_n']:
-            pending.append(f'{d} ({n_done(d)}/{S["edf_n"]})')
-        if n_done(d):
+        k = n_done(d)
+        if k < S['edf_n']:
+            pending.append(f'{d} ({k}/{S["edf_n"]})')
+        if k:
             edf_dirs[name] = d
     # the EDF's training noise: the first retest_n networks of some EDFs (the same architectures: the sample sequence
     # is fixed) trained again with other seeds, so the report can say how much of a network's error is its own
@@ -266,8 +267,8 @@ def main():
         if trains('edfs') and spaces[name] is not None:
             sample_space(spaces[name], edf_data, d, n=S['retest_n'], epochs=S['edf_epochs'], madds_range=(0.9 * B, B),
                          name=name, progress=True, device=args.device, train_seed=RETEST_SEED)
-        if n_done(d) < S['retest_n']:
-            pending.append(f'{d} ({n_done(d)}/{S["retest_n"]})')
+        if (k := n_done(d)) < S['retest_n']:
+            pending.append(f'{d} ({k}/{S["retest_n"]})')
 
     # 6. P2: the learned space searched again at the P2 budget (so its winner fills [0.9, 1] x 25 M rather than
     #    P1's 12 M), and that winner trained longer with translations and random erasing: for the first number of
