@@ -185,9 +185,10 @@ def main():
               'manual': manual_space(skeleton)}
 
     def search_retrain(step, space_name, strategy, seed, budget, tag, epochs=S['retrain_epochs'], erase=False,
-                       search=None):
+                       search=None, export=False):
         """One unit of ``step``: ``space_name`` searched with ``strategy`` (or ``search``'s winner taken from that
-        unit's cache), the winner retrained ``epochs`` epochs and tested once."""
+        unit's cache), the winner retrained ``epochs`` epochs and tested once; with ``export`` the trained network
+        is also written to ``<tag>/model`` (``autospace-nni train``'s export: state dict, TorchScript, ONNX)."""
         space = spaces[space_name]
         if space is None:
             pending.append(tag)
@@ -206,7 +207,8 @@ def main():
             # and the retrain saves every epoch, so a run killed part-way through it loses one epoch at most
             m = retrain(Architecture(skeleton, rec['sample']), full, epochs=epochs, seed=seed,
                         batch_size=S['retrain_batch'], lr=S['retrain_lr'], augment=True, erase=erase,
-                        device=args.device, checkpoint=work / tag / 'retrain.ckpt')
+                        device=args.device, checkpoint=work / tag / 'retrain.ckpt',
+                        out_dir=work / tag / 'model' if export else None)
             return {'strategy': strategy, 'space': space_name, 'seed': seed, 'budget': budget, 'madds': rec['madds'],
                     'params': rec['params'], 'budget_window': rec['budget_window'], 'test_acc': m['test_acc'],
                     'val_acc': m['val_acc'], 'sample': rec['sample'], 'retrain_epochs': epochs, 'erase': erase,
@@ -277,7 +279,7 @@ def main():
     p2_rungs = []
     for epochs in S['p2_epochs']:
         rung = search_retrain('p2', 'learned', S['p2_strategy'], 0, P2_MADDS, p2_tag(S, epochs), epochs=epochs,
-                              erase=True, search=p2_tag(S, S['p2_epochs'][0]) if p2_rungs else None)
+                              erase=True, search=p2_tag(S, S['p2_epochs'][0]) if p2_rungs else None, export=True)
         if rung is None:
             break
         p2_rungs.append(rung)
