@@ -343,8 +343,13 @@ def p2_section(S, work, rungs):
     line = (head + f'the learned space searched with {p2["strategy"]} at {P2_MADDS / 1e6:.3g} M MAdds (seed '
                    f'{p2["seed"]}), its winner ({p2["madds"] / 1e6:.2f} M MAdds, {p2["params"] / 1e6:.2f} M params) '
                    f'retrained with translations and random erasing for {tried} → {verdict}')
-    return [line], {'best_test_acc': p2['test_acc'], 'madds': p2['madds'], 'params': p2['params'],
-                    'arch': json.dumps(p2['sample'], sort_keys=True)}
+    lines = [line]
+    why = Path(work) / p2_tag(S, p2['retrain_epochs']) / 'diagnosis.json'    # the last rung's network, examined
+    if why.exists():
+        from benchmarks._diagnosis import diagnosis_lines
+        lines += ['', *diagnosis_lines(json.loads(why.read_text()), P2_GOAL)]
+    return lines, {'best_test_acc': p2['test_acc'], 'madds': p2['madds'], 'params': p2['params'],
+                   'arch': json.dumps(p2['sample'], sort_keys=True)}
 
 
 def pending_line(pending):

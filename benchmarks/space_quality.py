@@ -104,6 +104,16 @@ def _cached(path: Path, make, report_only: bool):
     return cached(path, make)
 
 
+def _diagnose(model: Path, data, device: str) -> dict:
+    """:func:`benchmarks._diagnosis.diagnose` of the network exported to ``model`` (arch.json, model_state.pt)."""
+    import torch
+    from autospace_nni.space.network import Architecture
+    from benchmarks._diagnosis import diagnose
+    net = Architecture.from_dict(json.loads((model / 'arch.json').read_text())).build()
+    net.load_state_dict(torch.load(model / 'model_state.pt', map_location='cpu', weights_only=True))
+    return diagnose(net, data, device=device)
+
+
 def _learn(S, out: Path, device: str, report_only: bool, **changes):
     """The space learned into ``out`` (evolving it first unless it is there; a killed evolution continues from
     its checkpoint)."""
@@ -285,6 +295,11 @@ def main():
         p2_rungs.append(rung)
         if rung['val_acc'] >= P2_GOAL:
             break
+    # the last rung's network examined (its fit of the un-augmented training split, its test errors by class), so
+    # that the report can say why P2 lands where it does; a rung trained before networks were exported has none
+    model = work / p2_tag(S, p2_rungs[-1]['retrain_epochs']) / 'model' if p2_rungs else None
+    if model is not None and (model / 'model_state.pt').exists():
+        attempt(_cached, model.parent / 'diagnosis.json', lambda: _diagnose(model, full, args.device), not trains('p2'))
     # the redesigns' P1, screened by their EDFs: one whose complete EDF lies right of the manual one, outside the
     # bands, waits with the decided units
     screened = [n for n in P1_LEARNED[1:] if edf_screened_out(S, edf_dirs, n)]

@@ -68,6 +68,13 @@ def test_space_quality_smoke(tmp_path):
     assert all(r['sample'] == p2['sample'] and r['madds'] == p2['madds'] for r in rungs)
     assert p2['budget'] == 25e6 and p2['erase'] and p2['budget_window'][0] <= p2['madds'] <= p2['budget_window'][1]
     assert summary['p2']['madds'] == p2['madds'] and summary['p2']['best_test_acc'] == p2['test_acc']
+    # the last rung's network is exported and examined: the same network, so the same test accuracy (up to a
+    # near-tie flipped by the export's memory layout), and the report reads it
+    unit = tmp_path / f'p2_random_learned_{p2["retrain_epochs"]}epochs'
+    assert (unit / 'model' / 'model_state.pt').exists() and (unit / 'model' / 'arch.json').exists()
+    why = json.loads((unit / 'diagnosis.json').read_text())
+    assert abs(why['test_acc'] - p2['test_acc']) <= 2 / why['test_n'] and 0 < why['train_acc'] <= 1
+    assert "Why P2's network falls where it does" in out and 'The goal allows' in out
     # the two budget-specialised spaces really were learned under their budgets
     small, large = (json.loads((tmp_path / f'evolve_{b}' / 'learned_space.json').read_text())
                     for b in ('budget-small', 'ref-default'))
