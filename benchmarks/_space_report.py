@@ -236,8 +236,10 @@ def side_lines(S, work, rows, png=None):
     if all(hist.values()):
         pairs = _pairs(rows, 'darts', B, 'learned', 'learned-no-ref')
         t = paired_test([l['test_acc'] for l, _ in pairs], [m['test_acc'] for _, m in pairs])
-        winners = (f'{100 * t["delta"]:+.2f} points (Wilcoxon p {t["p_wilcoxon"]:.3f}, {t["n"]} pairs)' if pairs else
-                   'pending')
+        each = ', '.join(f'seed {a["seed"]} {a["test_acc"]:.4f} vs {b["test_acc"]:.4f}' for a, b in pairs)
+        test = f'Wilcoxon p {t["p_wilcoxon"]:.3f}' if t['n'] >= 2 else 'a paired test needs two'
+        winners = (f'{100 * t["delta"]:+.2f} points ({t["n"]} pair{"s" * (t["n"] != 1)}: {each}; {test})' if pairs
+                   else 'pending')
 
         def when(it, h):
             return f'never in {len(h)} iterations' if it is None else f'from iteration {it}'
@@ -266,7 +268,8 @@ def side_lines(S, work, rows, png=None):
             cells = [spec.get((sname, b)) for b in ('large', 'small')]
             lines.append(f'| {"large" if sname == "learned" else "small"} | ' + ' | '.join(
                 'pending' if not c else f'{np.mean([r["test_acc"] for r in c]):.4f} '
-                                        f'({np.mean([r["madds"] for r in c]) / 1e6:.2f} M)' for c in cells) + ' |')
+                                        f'({np.mean([r["madds"] for r in c]) / 1e6:.2f} M, {len(c)} of {len(side)} '
+                                        'seeds)' for c in cells) + ' |')
     return lines
 
 

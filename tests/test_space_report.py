@@ -129,8 +129,14 @@ def test_side_questions_pair_by_seed_and_budget(tmp_path):
     assert ('stays at or below 25% from iteration 2 with the reference and never in 4 iterations without it, mean over '
             'the main phase 22% vs 0%') in text
     assert png.stat().st_size > 0
-    assert 'with − without: +2.00 points' in text and '2 pairs' in text
-    assert '| large | 0.9250 (11.00 M) | pending |' in text and '| small | pending | 0.8800 (6.50 M) |' in text
+    assert ('with − without: +2.00 points (2 pairs: seed 0 0.9200 vs 0.9100, seed 1 0.9300 vs 0.9000; Wilcoxon p '
+            '0.500)') in text
+    assert ('| large | 0.9250 (11.00 M, 2 of 2 seeds) | pending |' in text and
+            '| small | pending | 0.8800 (6.50 M, 1 of 2 seeds) |' in text)
+    # one pair: its figures, and no p-value (a paired test needs two)
+    text = '\n'.join(side_lines(S, tmp_path, rows[:2]))
+    assert 'with − without: +1.00 points (1 pair: seed 0 0.9200 vs 0.9100; a paired test needs two)' in text
+    assert 'nan' not in text
 
 
 def test_p2_progress_of_the_longer_retrain_read_from_its_checkpoint(tmp_path):
