@@ -41,7 +41,9 @@ steps can run at once, each in its own process (one thread each on a 2-core mach
    report gives each space's priciest network, so it shows whether a space can reach that budget at all), and
    that winner trained for longer with translations and random erasing, tested once: first for p2_epochs[0]
    epochs, then, while its held-out accuracy (not the test split's, which picks nothing) is below the goal's
-   0.955, from scratch for each next number of epochs in p2_epochs.
+   0.955, from scratch for each next number of epochs in p2_epochs. The last rung's network is exported to
+   <unit>/model and examined (<unit>/diagnosis.json, benchmarks/_diagnosis.py: its accuracy on the un-augmented
+   training split, its test errors by class), so the report can say why P2 lands where it does.
 
 Units run in the order 1, 2 for `learned` (seed-major, so every finished seed is a complete pair), 3 (the EDFs
 grown together), 6, 2 for the redesigns whose EDF is not worse than the manual space's (the EDF is the cheaper
