@@ -65,13 +65,17 @@ def load_search_space(space: str, skeleton: Optional[str] = None) -> LearnedSpac
 
 
 @torch.no_grad()
-def evaluate_accuracy(model: nn.Module, dataset, batch_size: int = 256, device='cpu') -> float:
+def predict(model: nn.Module, dataset, batch_size: int = 256, device='cpu') -> torch.Tensor:
+    """The model's predicted class (on the CPU) for every image of ``dataset`` (a TensorDataset), in order."""
     model.eval()
-    x, y = dataset.tensors
-    correct = 0
-    for i in range(0, len(x), batch_size):
-        correct += int((model(x[i:i + batch_size].to(device)).argmax(-1).cpu() == y[i:i + batch_size]).sum())
-    return correct / max(1, len(x))
+    x = dataset.tensors[0]
+    return torch.cat([model(x[i:i + batch_size].to(device)).argmax(-1).cpu() for i in range(0, len(x), batch_size)]
+                     or [torch.empty(0, dtype=torch.long)])
+
+
+def evaluate_accuracy(model: nn.Module, dataset, batch_size: int = 256, device='cpu') -> float:
+    y = dataset.tensors[1]
+    return int((predict(model, dataset, batch_size, device) == y).sum()) / max(1, len(y))
 
 
 def _train(model: nn.Module, data: DataSplits, *, epochs: int, batch_size: int, lr: float, seed: int,

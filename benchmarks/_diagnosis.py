@@ -7,18 +7,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from autospace_nni.search import predict
+
 # the label order of the Fashion-MNIST IDX files
 CLASS_NAMES = {'fashion-mnist': ('T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt',
                                  'Sneaker', 'Bag', 'Ankle boot')}
-
-
-@torch.no_grad()
-def predict(model: torch.nn.Module, dataset, batch_size: int = 500, device='cpu') -> np.ndarray:
-    """The model's predicted class for every image of ``dataset`` (a TensorDataset), in order."""
-    model.eval().to(device)
-    x = dataset.tensors[0]
-    return torch.cat([model(x[i:i + batch_size].to(device)).argmax(-1).cpu()
-                      for i in range(0, len(x), batch_size)]).numpy()
 
 
 def confusion(y: np.ndarray, pred: np.ndarray, k: int) -> np.ndarray:
@@ -33,7 +26,7 @@ def diagnose(model: torch.nn.Module, data, device='cpu') -> dict:
            'classes': list(CLASS_NAMES.get(data.name, [str(c) for c in range(data.num_classes)]))}
     for split in ('train', 'val', 'test'):
         ds = getattr(data, split)
-        pred = predict(model, ds, device=device)
+        pred = predict(model.to(device), ds, device=device).numpy()
         y = ds.tensors[1].numpy()
         out[f'{split}_acc'] = float((pred == y).mean())
         out[f'{split}_n'] = int(len(y))

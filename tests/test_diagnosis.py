@@ -8,7 +8,8 @@ import torch
 from torch.utils.data import TensorDataset
 
 from autospace_nni.data import DataSplits
-from benchmarks._diagnosis import CLASS_NAMES, confusion, diagnose, diagnosis_lines, predict
+from autospace_nni.search import evaluate_accuracy, predict
+from benchmarks._diagnosis import CLASS_NAMES, confusion, diagnose, diagnosis_lines
 from benchmarks._space_report import p2_section, p2_tag
 
 
@@ -33,6 +34,9 @@ def test_diagnose_on_a_model_with_known_predictions():
     data = DataSplits('fashion-mnist', train=_split([0, 1, 2, 3], [0, 1, 2, 3]), val=_split([4, 5], [4, 4]),
                       test=_split([6, 6, 6, 0, 1], [0, 0, 6, 0, 1]), num_classes=10, input_shape=(1, 1, 10))
     assert predict(_Argmax(), data.test, batch_size=2).tolist() == [0, 0, 6, 0, 1]   # batches joined in order
+    assert evaluate_accuracy(_Argmax(), data.test, batch_size=2) == 0.6          # the same predictions, counted
+    empty = TensorDataset(torch.zeros(0, 1, 1, 10), torch.zeros(0, dtype=torch.long))
+    assert predict(_Argmax(), empty).shape == (0,) and evaluate_accuracy(_Argmax(), empty) == 0.0
     d = diagnose(_Argmax(), data)
     assert (d['train_acc'], d['val_acc'], d['test_acc']) == (1.0, 0.5, 0.6)
     assert (d['train_n'], d['val_n'], d['test_n']) == (4, 2, 5)
