@@ -10,7 +10,9 @@ Every unit (an evolution, one search + retrain, one EDF network) is cached there
 run spread over several sessions keeps what it finished; ``--report-only`` writes the report from the cache
 without training anything (units not yet run are listed as pending); ``--only STEP`` trains the evolutions and
 that step's units only (the EDFs, P1, P2 or the side questions) and reports the rest from the cache, so that two
-steps can run at once, each in its own process (one thread each on a 2-core machine), on the same --work.
+steps can run at once, each in its own process (one thread each on a 2-core machine), on the same --work. Two
+processes may also run the same step: each search + retrain unit is held by one process at a time (an OS file lock
+on its folder), and the other process lists it as pending and goes on to the next.
 
 1. **Evolve** a learned space at the budget B with the reference and one without (the ablation), and one at a
    second budget (budget specialisation), with the package's default fitness estimator; and two redesigns at B
@@ -47,11 +49,12 @@ steps can run at once, each in its own process (one thread each on a 2-core mach
 
 Units run in the order 1, 2 for `learned` (seed-major, so every finished seed is a complete pair), 3 (the EDFs
 grown together), 6, 2 for the redesigns whose EDF is not worse than the manual space's (the EDF is the cheaper
-screen), then the side questions 4 and 5: the goals P1 and P2 are decided first. Once the pending seeds can no longer
-bring some algorithm's Wilcoxon p below 0.1 (``best_case_p``) for a learned space (P1 needs both algorithms), that
-space's remaining P1 units move to the end, after 3, 6, 4 and 5: they can only refine the gap's estimate, not the
-verdict (the manual space's units stay in the seed-major order while any learned space is undecided). There they
-run space by space in P1_LEARNED's order, so the default space's table (summary.json's P1) fills its seeds first.
+screen), then the side questions 5 (seed-major, the small budget first) and 4: the goals P1 and P2 are decided
+first. Once the pending seeds can no longer bring some algorithm's Wilcoxon p below 0.1 (``best_case_p``) for a
+learned space (P1 needs both algorithms), that space's remaining P1 units move to the end, after 3, 6, 5 and 4:
+they can only refine the gap's estimate, not the verdict (the manual space's units stay in the seed-major order
+while any learned space is undecided). There they run space by space in P1_LEARNED's order, so the default space's
+table (summary.json's P1) fills its seeds first.
 
 A Pareto plot (test accuracy against MAdds of every retrained winner, both spaces) and the EDF plot go next to
 docs/benchmarks.md ("Space quality (<scale>)"); <work>/summary.json holds the P1/P2 figures.
@@ -161,7 +164,7 @@ def main():
     _quiet_nni_warnings()
     from autospace_nni.data import load_dataset
     from autospace_nni.design_space import sample_space
-    from autospace_nni.pipeline import quiet_libraries
+    from autospace_nni.pipeline import RunDirError, quiet_libraries, run_dir_lock
     from autospace_nni.retrain import retrain
     from autospace_nni.search import run_search
     from autospace_nni.space.learned import manual_space
@@ -207,6 +210,16 @@ def main():
             return None
 
         def make():
+            # two processes may share one cache (each `--only side`, say): a unit another process holds is skipped
+            # and listed as pending, so that each takes the next free one
+            try:
+                with run_dir_lock(work / tag):
+                    done = work / tag / 'result.json'    # finished while this process waited for its turn
+                    return json.loads(done.read_text()) if done.exists() else train()
+            except RunDirError:
+                raise Pending(f'{tag} (held by another process)') from None
+
+        def train():
             def find():
                 if search:    # another unit's winner, trained here for longer
                     return json.loads((work / search / 'search.json').read_text())
@@ -311,17 +324,18 @@ def main():
 
     # the side questions, then P1's deferred units (they only narrow a gap whose verdict is known; the side
     # questions have no answer yet)
-    # 4. reference off: its DARTS winners, paired by seed with the learned space's
     side, rows = S['seeds'][:S['side_seeds']], []
+    # 5. budget specialisation: both spaces learned at a budget, each searched at both (DARTS, the side seeds).
+    #    Seed-major, the small budget's pair first, so that every finished seed answers a question
     for seed in side:
-        rows.append(search_retrain('side', 'learned-no-ref', 'darts', seed, B, f'p1_darts_learned-no-ref_seed{seed}'))
-    # 5. budget specialisation: both spaces learned at a budget, each searched at both (DARTS, the side seeds)
-    for sname in ('learned', 'learned-small'):
-        for bname, budget in (('large', B), ('small', S['spec_budget'])):
-            for seed in side:
+        for bname, budget in (('small', S['spec_budget']), ('large', B)):
+            for sname in ('learned-small', 'learned'):
                 if sname == 'learned' and bname == 'large':
                     continue   # that is P1's DARTS row
                 rows.append(search_retrain('side', sname, 'darts', seed, budget, f'spec_{sname}_at-{bname}_seed{seed}'))
+    # 4. reference off: its DARTS winners, paired by seed with the learned space's
+    for seed in side:
+        rows.append(search_retrain('side', 'learned-no-ref', 'darts', seed, B, f'p1_darts_learned-no-ref_seed{seed}'))
     for name in P1_LEARNED:    # the deferred pairs: the default space's first (summary.json's P1), each seed-major
         for seed, deferred in later.items():
             if name in deferred:
