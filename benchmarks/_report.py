@@ -39,6 +39,16 @@ def write_section(title: str, command: str, body: str) -> None:
     DOC.write_text(text.rstrip() + '\n')
 
 
+def claimed(path: Path, make):
+    """``make()`` while this process holds the lock of ``path``'s folder (:func:`autospace_nni.pipeline.run_dir_lock`),
+    or the JSON value at ``path`` if another process wrote it first; raises ``RunDirError`` at once if another
+    process holds the folder. So two processes sharing a benchmark's cache each take a different unit."""
+    from autospace_nni.pipeline import run_dir_lock
+    path = Path(path)
+    with run_dir_lock(path.parent):
+        return json.loads(path.read_text()) if path.exists() else make()
+
+
 def cached(path: Path, make):
     """The JSON value cached at ``path``, computing it with ``make()`` and writing it atomically first if it
     is not there (how every benchmark step resumes)."""

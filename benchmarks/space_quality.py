@@ -113,6 +113,7 @@ def _diagnose(model: Path, data, device: str) -> dict:
     """:func:`benchmarks._diagnosis.diagnose` of the network exported to ``model`` (arch.json, model_state.pt)."""
     import torch
     from autospace_nni.space.network import Architecture
+    from benchmarks._report import claimed
     from benchmarks._diagnosis import diagnose
     net = Architecture.from_dict(json.loads((model / 'arch.json').read_text())).build()
     net.load_state_dict(torch.load(model / 'model_state.pt', map_location='cpu', weights_only=True))
@@ -164,12 +165,13 @@ def main():
     _quiet_nni_warnings()
     from autospace_nni.data import load_dataset
     from autospace_nni.design_space import sample_space
-    from autospace_nni.pipeline import RunDirError, quiet_libraries, run_dir_lock
+    from autospace_nni.pipeline import RunDirError, quiet_libraries
     from autospace_nni.retrain import retrain
     from autospace_nni.search import run_search
     from autospace_nni.space.learned import manual_space
     from autospace_nni.space.network import Architecture
     from autospace_nni.space.skeleton import Skeleton
+    from benchmarks._report import claimed
     quiet_libraries()
     full = load_dataset(S['dataset'], seed=0)                       # the full training split, val cut from it
     search_data = load_dataset(S['dataset'], seed=0, limit=S['search_limit'])
@@ -213,9 +215,7 @@ def main():
             # two processes may share one cache (each `--only side`, say): a unit another process holds is skipped
             # and listed as pending, so that each takes the next free one
             try:
-                with run_dir_lock(work / tag):
-                    done = work / tag / 'result.json'    # finished while this process waited for its turn
-                    return json.loads(done.read_text()) if done.exists() else train()
+                return claimed(work / tag / 'result.json', train)
             except RunDirError:
                 raise Pending(f'{tag} (held by another process)') from None
 
