@@ -234,12 +234,7 @@ def side_lines(S, work, rows, png=None):
         f = Path(work) / f'evolve_ref-{ref}' / 'history.jsonl'
         hist[ref] = [json.loads(l) for l in f.read_text().splitlines()] if f.exists() else None
     if all(hist.values()):
-        pairs = _pairs(rows, 'darts', B, 'learned', 'learned-no-ref')
-        t = paired_test([l['test_acc'] for l, _ in pairs], [m['test_acc'] for _, m in pairs])
-        each = ', '.join(f'seed {a["seed"]} {a["test_acc"]:.4f} vs {b["test_acc"]:.4f}' for a, b in pairs)
-        test = f'Wilcoxon p {t["p_wilcoxon"]:.3f}' if t['n'] >= 2 else 'a paired test needs two'
-        winners = (f'{100 * t["delta"]:+.2f} points ({t["n"]} pair{"s" * (t["n"] != 1)}: {each}; {test})' if pairs
-                   else 'pending')
+        winners = _paired_gap(_pairs(rows, 'darts', B, 'learned', 'learned-no-ref'))
 
         def when(it, h):
             return f'never in {len(h)} iterations' if it is None else f'from iteration {it}'
@@ -270,7 +265,22 @@ def side_lines(S, work, rows, png=None):
                 'pending' if not c else f'{np.mean([r["test_acc"] for r in c]):.4f} '
                                         f'({np.mean([r["madds"] for r in c]) / 1e6:.2f} M, {len(c)} of {len(side)} '
                                         'seeds)' for c in cells) + ' |')
+        lines += ['', 'Paired by seed, at each budget, the space learned at that budget − the one learned at the '
+                      'other: ' + '; '.join(
+                          f'searched at {b / 1e6:.3g} M {_paired_gap(_pairs(rows, "darts", b, *names))}'
+                          for b, names in ((S['spec_budget'], ('learned-small', 'learned')),
+                                           (B, ('learned', 'learned-small')))) + '.']
     return lines
+
+
+def _paired_gap(pairs) -> str:
+    """Mean test-accuracy gap of (a, b) row pairs, in points, with each pair and the Wilcoxon p from two pairs."""
+    if not pairs:
+        return 'pending'
+    t = paired_test([a['test_acc'] for a, _ in pairs], [b['test_acc'] for _, b in pairs])
+    each = ', '.join(f'seed {a["seed"]} {a["test_acc"]:.4f} vs {b["test_acc"]:.4f}' for a, b in pairs)
+    test = f'Wilcoxon p {t["p_wilcoxon"]:.3f}' if t['n'] >= 2 else 'a paired test needs two'
+    return f'{100 * t["delta"]:+.2f} points ({t["n"]} pair{"s" * (t["n"] != 1)}: {each}; {test})'
 
 
 def pareto_plot(rows, p2, budget, path):

@@ -133,6 +133,15 @@ def test_side_questions_pair_by_seed_and_budget(tmp_path):
             '0.500)') in text
     assert ('| large | 0.9250 (11.00 M, 2 of 2 seeds) | pending |' in text and
             '| small | pending | 0.8800 (6.50 M, 1 of 2 seeds) |' in text)
+    # no pair at either budget yet
+    assert 'searched at 7 M pending; searched at 12 M pending.' in text
+    # the small budget paired by seed (seed 1 has no partner at that budget and is left out)
+    spec = rows + [_row('darts', 'learned', 0, 0.87, budget=7e6, madds=6.6e6),
+                   _row('darts', 'learned-small', 1, 0.89, budget=7e6, madds=6.4e6),
+                   _row('darts', 'learned-small', 1, 0.95, budget=12e6)]
+    text = '\n'.join(side_lines(S, tmp_path, spec))
+    assert ('searched at 7 M +1.00 points (1 pair: seed 0 0.8800 vs 0.8700; a paired test needs two); searched at '
+            '12 M -2.00 points (1 pair: seed 1 0.9300 vs 0.9500; a paired test needs two).') in text
     # one pair: its figures, and no p-value (a paired test needs two)
     text = '\n'.join(side_lines(S, tmp_path, rows[:2]))
     assert 'with − without: +1.00 points (1 pair: seed 0 0.9200 vs 0.9100; a paired test needs two)' in text
