@@ -331,3 +331,22 @@ def scores_needed(icc: float, target: float = 0.8) -> float:
     if not icc > 0:
         return float('inf')
     return target * (1 - icc) / (icc * (1 - target))
+
+
+def budget_contrast(large, small, *, n: int = 300, seed: int = 0) -> dict:
+    """How far the space learned at the smaller budget (``small``) moved from the one learned at the larger
+    (``large``): the cells the two share (same group, same text) out of ``large``'s, and for each space the MAdds of
+    ``n`` networks drawn uniformly from it (a random choice at every block; mean, 10th and 90th percentiles) and of
+    its priciest network (:func:`autospace_nni.search.cost_range`)."""
+    from autospace_nni.budget import AnalyticCostProfiler
+    from autospace_nni.search import cost_range
+    shared = sum(len({c.cell for c in cells} & {c.cell for c in small.groups.get(g, [])})
+                 for g, cells in large.groups.items())
+    out = {'shared': shared, 'cells': sum(len(cells) for cells in large.groups.values())}
+    for name, space in (('large', large), ('small', small)):
+        profiler, rs = AnalyticCostProfiler(space.skeleton), np.random.RandomState(seed)
+        madds = [profiler.profile({spec.label: rs.choice(space.candidates(spec)) for spec in space.block_specs()})
+                 for _ in range(n)]
+        out[name] = {'mean': float(np.mean(madds)), 'p10': float(np.percentile(madds, 10)),
+                     'p90': float(np.percentile(madds, 90)), 'max': float(cost_range(space)[1])}
+    return out

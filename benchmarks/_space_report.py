@@ -224,10 +224,10 @@ def reliability_lines(work):
             if parts else [])
 
 
-def side_lines(S, work, rows, png=None):
+def side_lines(S, work, rows, png=None, spaces=None):
     """The two side questions: the reference on vs off (how fast each evolution settles, its plot written to
     ``png``, and DARTS winners paired by seed) and budget specialisation (spaces learned at two budgets, each
-    searched at both)."""
+    searched at both; with ``spaces``, how far the space learned at the smaller budget moved from the other)."""
     B, side, lines = S['budget'], S['seeds'][:S['side_seeds']], []
     hist = {}
     for ref in ('default', 'none'):
@@ -270,6 +270,16 @@ def side_lines(S, work, rows, png=None):
                           f'searched at {b / 1e6:.3g} M {_paired_gap(_pairs(rows, "darts", b, *names))}'
                           for b, names in ((S['spec_budget'], ('learned-small', 'learned')),
                                            (B, ('learned', 'learned-small')))) + '.']
+        if spaces and spaces.get('learned') and spaces.get('learned-small'):
+            from benchmarks._anatomy import budget_contrast
+            c = budget_contrast(spaces['learned'], spaces['learned-small'])
+
+            def m(d):
+                return (f'{d["mean"] / 1e6:.1f} M [{d["p10"] / 1e6:.1f}, {d["p90"] / 1e6:.1f}], priciest '
+                        f'{d["max"] / 1e6:.1f} M')
+            lines += ['', f'The two spaces share {c["shared"]} of {c["cells"]} cells. Networks drawn uniformly from '
+                          f'each (mean MAdds [10th, 90th percentile]): learned at {S["spec_budget"] / 1e6:.3g} M '
+                          f'{m(c["small"])}; learned at {B / 1e6:.3g} M {m(c["large"])}.']
     return lines
 
 
@@ -403,7 +413,7 @@ def report(scale, S, work, spaces, rows, edf_dirs, p2_rungs, pending, out_dir, f
         lines += edf_section(S, edf_dirs, Path(out_dir) / f'space_quality_{scale}_edf.png', spaces)
         from benchmarks._anatomy import retest_lines
         lines += retest_lines(S, work, spaces)
-    lines += side_lines(S, work, rows, Path(out_dir) / f'space_quality_{scale}_convergence.png')
+    lines += side_lines(S, work, rows, Path(out_dir) / f'space_quality_{scale}_convergence.png', spaces)
     if rows:
         pareto = Path(out_dir) / f'space_quality_{scale}_pareto.png'
         pareto_plot(rows, p2_rungs[-1] if p2_rungs else None, B, pareto)

@@ -274,3 +274,25 @@ def test_spearman_ci_known_answers():
     lo, hi = spearman_ci(0.6, 20)
     assert lo < 0.6 < hi and hi - 0.6 < 0.6 - lo                           # skewed towards 0, inside (-1, 1)
     assert spearman_ci(0.6, 200)[1] - spearman_ci(0.6, 200)[0] < hi - lo    # narrower with more pairs
+
+
+def test_budget_contrast_of_a_space_cut_to_each_group_s_first_cell():
+    import dataclasses
+
+    from autospace_nni.budget import AnalyticCostProfiler
+    from autospace_nni.search import cost_range
+    from benchmarks._anatomy import budget_contrast
+    manual = manual_space(Skeleton.preset('tiny-8'))
+    cut = dataclasses.replace(manual, groups={g: cs[:1] for g, cs in manual.groups.items()})
+    c = budget_contrast(manual, cut, n=50)
+    assert (c['shared'], c['cells']) == (len(manual.groups), sum(len(cs) for cs in manual.groups.values()))
+    # the cut space's priciest network has the first cell at every block (the other choice, where a block may be
+    # skipped, is 'zero'); the full space's is the priciest cell everywhere
+    first = {s.label: manual.groups[s.group][0].choice_name for s in manual.block_specs()}
+    assert c['small']['max'] == AnalyticCostProfiler(manual.skeleton).profile(first)
+    assert c['large']['max'] == cost_range(manual)[1] > c['small']['max']
+    for d in (c['small'], c['large']):
+        assert d['p10'] <= d['mean'] <= d['p90'] <= d['max']
+    # a space against itself: every cell shared, the same draws
+    same = budget_contrast(manual, manual, n=50)
+    assert same['shared'] == same['cells'] and same['small'] == same['large']

@@ -142,6 +142,20 @@ def test_side_questions_pair_by_seed_and_budget(tmp_path):
     text = '\n'.join(side_lines(S, tmp_path, spec))
     assert ('searched at 7 M +1.00 points (1 pair: seed 0 0.8800 vs 0.8700; a paired test needs two); searched at '
             '12 M -2.00 points (1 pair: seed 1 0.9300 vs 0.9500; a paired test needs two).') in text
+    assert 'The two spaces share' not in text
+    # with the spaces: how far the one learned at the smaller budget moved (here: cut to each group's first cell)
+    import dataclasses
+
+    from autospace_nni.space.learned import manual_space
+    from autospace_nni.space.skeleton import Skeleton
+    from benchmarks._anatomy import budget_contrast
+    big = manual_space(Skeleton.preset('tiny-8'))
+    small = dataclasses.replace(big, groups={g: cs[:1] for g, cs in big.groups.items()})
+    c = budget_contrast(big, small)
+    text = '\n'.join(side_lines(S, tmp_path, spec, spaces={'learned': big, 'learned-small': small}))
+    assert (f'The two spaces share {len(big.groups)} of {c["cells"]} cells. Networks drawn uniformly from each (mean '
+            f'MAdds [10th, 90th percentile]): learned at 7 M {c["small"]["mean"] / 1e6:.1f} M') in text
+    assert f'learned at 12 M {c["large"]["mean"] / 1e6:.1f} M' in text
     # one pair: its figures, and no p-value (a paired test needs two)
     text = '\n'.join(side_lines(S, tmp_path, rows[:2]))
     assert 'with − without: +1.00 points (1 pair: seed 0 0.9200 vs 0.9100; a paired test needs two)' in text
