@@ -335,14 +335,15 @@ def scores_needed(icc: float, target: float = 0.8) -> float:
 
 def budget_contrast(large, small, *, n: int = 300, seed: int = 0) -> dict:
     """How far the space learned at the smaller budget (``small``) moved from the one learned at the larger
-    (``large``): the cells the two share (same group, same text) out of ``large``'s, and for each space the MAdds of
-    ``n`` networks drawn uniformly from it (a random choice at every block; mean, 10th and 90th percentiles) and of
+    (``large``): the cells the two share (same group, same text) out of ``large``'s, how many of those are not the
+    reference cell, and for each space the MAdds of ``n`` networks drawn uniformly from it (a random choice at every block; mean, 10th and 90th percentiles) and of
     its priciest network (:func:`autospace_nni.search.cost_range`)."""
     from autospace_nni.budget import AnalyticCostProfiler
     from autospace_nni.search import cost_range
-    shared = sum(len({c.cell for c in cells} & {c.cell for c in small.groups.get(g, [])})
-                 for g, cells in large.groups.items())
-    out = {'shared': shared, 'cells': sum(len(cells) for cells in large.groups.values())}
+    shared = [c for g, cells in large.groups.items() for c in cells
+              if c.cell in {s.cell for s in small.groups.get(g, [])}]
+    out = {'shared': len(shared), 'shared_evolved': sum(not c.reference for c in shared),
+           'cells': sum(len(cells) for cells in large.groups.values())}
     for name, space in (('large', large), ('small', small)):
         profiler, rs = AnalyticCostProfiler(space.skeleton), np.random.RandomState(seed)
         madds = [profiler.profile({spec.label: rs.choice(space.candidates(spec)) for spec in space.block_specs()})

@@ -277,7 +277,8 @@ def side_lines(S, work, rows, png=None, spaces=None):
             def m(d):
                 return (f'{d["mean"] / 1e6:.1f} M [{d["p10"] / 1e6:.1f}, {d["p90"] / 1e6:.1f}], priciest '
                         f'{d["max"] / 1e6:.1f} M')
-            lines += ['', f'The two spaces share {c["shared"]} of {c["cells"]} cells. Networks drawn uniformly from '
+            lines += ['', f'The two spaces share {c["shared"]} of {c["cells"]} cells ({c["shared_evolved"]} of them '
+                          'evolved, the others the reference). Networks drawn uniformly from '
                           f'each (mean MAdds [10th, 90th percentile]): learned at {S["spec_budget"] / 1e6:.3g} M '
                           f'{m(c["small"])}; learned at {B / 1e6:.3g} M {m(c["large"])}.']
     return lines

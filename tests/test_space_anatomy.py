@@ -286,6 +286,12 @@ def test_budget_contrast_of_a_space_cut_to_each_group_s_first_cell():
     cut = dataclasses.replace(manual, groups={g: cs[:1] for g, cs in manual.groups.items()})
     c = budget_contrast(manual, cut, n=50)
     assert (c['shared'], c['cells']) == (len(manual.groups), sum(len(cs) for cs in manual.groups.values()))
+    # the manual space's cells are all choices, none the reference: each group's first cell is shared as evolved
+    assert c['shared_evolved'] == len(manual.groups)
+    # marking the cut space's cell as the reference in the full one leaves nothing evolved shared
+    refd = dataclasses.replace(manual, groups={g: [dataclasses.replace(cs[0], reference=True), *cs[1:]]
+                                               for g, cs in manual.groups.items()})
+    assert budget_contrast(refd, cut, n=5)['shared_evolved'] == 0
     # the cut space's priciest network has the first cell at every block (the other choice, where a block may be
     # skipped, is 'zero'); the full space's is the priciest cell everywhere
     first = {s.label: manual.groups[s.group][0].choice_name for s in manual.block_specs()}

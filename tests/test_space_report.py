@@ -153,8 +153,9 @@ def test_side_questions_pair_by_seed_and_budget(tmp_path):
     small = dataclasses.replace(big, groups={g: cs[:1] for g, cs in big.groups.items()})
     c = budget_contrast(big, small)
     text = '\n'.join(side_lines(S, tmp_path, spec, spaces={'learned': big, 'learned-small': small}))
-    assert (f'The two spaces share {len(big.groups)} of {c["cells"]} cells. Networks drawn uniformly from each (mean '
-            f'MAdds [10th, 90th percentile]): learned at 7 M {c["small"]["mean"] / 1e6:.1f} M') in text
+    assert (f'The two spaces share {len(big.groups)} of {c["cells"]} cells ({c["shared_evolved"]} of them evolved, '
+            'the others the reference). Networks drawn uniformly from each (mean MAdds [10th, 90th percentile]): '
+            f'learned at 7 M {c["small"]["mean"] / 1e6:.1f} M') in text
     assert f'learned at 12 M {c["large"]["mean"] / 1e6:.1f} M' in text
     # one pair: its figures, and no p-value (a paired test needs two)
     text = '\n'.join(side_lines(S, tmp_path, rows[:2]))
