@@ -336,8 +336,8 @@ def scores_needed(icc: float, target: float = 0.8) -> float:
 def budget_contrast(large, small, *, n: int = 300, seed: int = 0) -> dict:
     """How far the space learned at the smaller budget (``small``) moved from the one learned at the larger
     (``large``): the cells the two share (same group, same text) out of ``large``'s, how many of those are not the
-    reference cell, and for each space the MAdds of ``n`` networks drawn uniformly from it (a random choice at every block; mean, 10th and 90th percentiles) and of
-    its priciest network (:func:`autospace_nni.search.cost_range`)."""
+    reference cell, and for each space the MAdds of ``n`` networks drawn uniformly from it (a random choice at every
+    block; mean, 10th and 90th percentiles) and of its priciest network (:func:`autospace_nni.search.cost_range`)."""
     from autospace_nni.budget import AnalyticCostProfiler
     from autospace_nni.search import cost_range
     shared = [c for g, cells in large.groups.items() for c in cells

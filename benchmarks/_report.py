@@ -40,9 +40,10 @@ def write_section(title: str, command: str, body: str) -> None:
 
 
 def claimed(path: Path, make):
-    """``make()`` while this process holds the lock of ``path``'s folder (:func:`autospace_nni.pipeline.run_dir_lock`),
-    or the JSON value at ``path`` if another process wrote it first; raises ``RunDirError`` at once if another
-    process holds the folder. So two processes sharing a benchmark's cache each take a different unit."""
+    """``make()`` while this process holds the lock of ``path``'s folder
+    (:func:`autospace_nni.pipeline.run_dir_lock`), or the JSON value at ``path`` if another process wrote it first;
+    raises ``RunDirError`` at once if another process holds the folder. So two processes sharing a benchmark's cache
+    each take a different unit."""
     from autospace_nni.pipeline import run_dir_lock
     path = Path(path)
     with run_dir_lock(path.parent):
