@@ -113,7 +113,6 @@ def _diagnose(model: Path, data, device: str) -> dict:
     """:func:`benchmarks._diagnosis.diagnose` of the network exported to ``model`` (arch.json, model_state.pt)."""
     import torch
     from autospace_nni.space.network import Architecture
-    from benchmarks._report import claimed
     from benchmarks._diagnosis import diagnose
     net = Architecture.from_dict(json.loads((model / 'arch.json').read_text())).build()
     net.load_state_dict(torch.load(model / 'model_state.pt', map_location='cpu', weights_only=True))
