@@ -47,3 +47,10 @@ def p1_open(rows, S, B, learned: str = 'learned', alpha: float = 0.1) -> bool:
     """Whether the seeds still pending could meet goal P1 for the space ``learned``: P1 needs every algorithm's
     Wilcoxon p below ``alpha``, so one algorithm whose :func:`best_case_p` is at or above it decides the goal."""
     return all(p < alpha for p in best_case_ps(rows, S, B, learned).values())
+
+
+def seed_pairs(rows, strategy, budget, a='learned', b='manual'):
+    """(row of space a, row of space b) for each seed both spaces have with ``strategy`` at ``budget``."""
+    return [(l, m) for l in rows for m in rows
+            if l['strategy'] == m['strategy'] == strategy and l['seed'] == m['seed']
+            and l['budget'] == m['budget'] == budget and l['space'] == a and m['space'] == b]

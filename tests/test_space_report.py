@@ -1,13 +1,14 @@
-"""space_quality.py's report (benchmarks/_space_report.py) on made-up rows with known answers: the P1 verdict and
-its summary.json in the shape the protocol fixes, P2's verdict and progress line, the side questions' pairing."""
+"""space_quality.py's report (benchmarks/_space_report.py, benchmarks/_side_report.py) on made-up rows with known
+answers: the P1 verdict and its summary.json in the shape the protocol fixes, P2's verdict and progress line, the side
+questions' pairing."""
 
 import json
 
 import numpy as np
 import pytest
 
-from benchmarks._space_report import (P2_GOAL, churn_shares, convergence, p1_section, p2_section, p2_tag,
-                                      pending_line, settled, side_lines)
+from benchmarks._side_report import churn_shares, convergence, settled, side_lines
+from benchmarks._space_report import P2_GOAL, p1_section, p2_section, p2_tag, pending_line
 
 S = {'budget': 12e6, 'spec_budget': 7e6, 'seeds': [0, 1, 2, 3, 4], 'strategies': ['darts', 'evolution'],
      'side_seeds': 2, 'p2_strategy': 'evolution', 'p2_epochs': (40, 100)}
