@@ -169,7 +169,8 @@ def _cmd_train(args) -> int:
     if ckpt.exists():
         print(f'continuing the unfinished training in {out} from {ckpt.name}', file=sys.stderr)
     m = retrain(arch, data, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                label_smoothing=args.label_smoothing, augment=args.augment, seed=args.seed, device=args.device,
+                label_smoothing=args.label_smoothing, weight_decay=args.weight_decay, augment=args.augment,
+                flip=args.flip, erase=args.erase, seed=args.seed, device=args.device,
                 out_dir=out, progress=not args.no_progress, checkpoint=ckpt)
     print(f'test accuracy {m["test_acc"]:.4f}, MAdds {m["madds"] / 1e6:.3f} M, params {m["params"] / 1e6:.3f} M, '
           f'{m["epochs"]} epochs in {m["wall_time_s"]:.1f} s -> {out}/metrics.json')

@@ -50,6 +50,10 @@ if __name__ == '__main__':
 '''
 
 
+#: recipe keys newer than some checkpoints, with the value those checkpoints were trained with (so they resume)
+RECIPE_ADDED = {'flip': False}
+
+
 def _augment(x: torch.Tensor, gen: torch.Generator, pad: int = 2) -> torch.Tensor:
     """Random translation by up to ``pad`` pixels (pad, then crop back), one slice per distinct shift."""
     n, c, h, w = x.shape
@@ -63,6 +67,14 @@ def _augment(x: torch.Tensor, gen: torch.Generator, pad: int = 2) -> torch.Tenso
             if len(idx):
                 out[idx] = padded[idx, :, sy:sy + h, sx:sx + w]
     return out
+
+
+def _flip(x: torch.Tensor, gen: torch.Generator, p: float = 0.5) -> torch.Tensor:
+    """Horizontal flip (mirror left-right) of each image with probability ``p``."""
+    flip = (torch.rand(len(x), generator=gen) < p).nonzero(as_tuple=True)[0]
+    x = x.clone()
+    x[flip] = x[flip].flip(-1)
+    return x
 
 
 def _erase(x: torch.Tensor, gen: torch.Generator, p: float = 0.5, area=(0.02, 0.2), ratio=(0.3, 3.3)) -> torch.Tensor:
@@ -85,11 +97,12 @@ def _erase(x: torch.Tensor, gen: torch.Generator, p: float = 0.5, area=(0.02, 0.
 
 
 def retrain(arch: Architecture, data: DataSplits, *, epochs: int = 10, batch_size: int = 64, lr: float = 0.05,
-            label_smoothing: float = 0.1, weight_decay: float = 4e-5, augment: bool = False, erase: bool = False,
-            seed: int = 0,
+            label_smoothing: float = 0.1, weight_decay: float = 4e-5, augment: bool = False, flip: bool = False,
+            erase: bool = False, seed: int = 0,
             device: str = 'cpu', out_dir=None, progress: bool = False, on_epoch=None, checkpoint=None) -> dict:
-    """Train ``arch`` from scratch with the standard recipe; ``on_epoch(epoch, val_acc)`` is called after
-    each epoch (NNI trials report it as an intermediate result). With ``checkpoint`` (a file path) the
+    """Train ``arch`` from scratch with the standard recipe; ``augment`` adds random translations, ``flip``
+    horizontal flips and ``erase`` random erasing (applied in that order). ``on_epoch(epoch, val_acc)`` is called
+    after each epoch (NNI trials report it as an intermediate result). With ``checkpoint`` (a file path) the
     state is saved there after every epoch, and a run killed part-way continues from it to the same
     result; the file is removed when training ends."""
     torch.manual_seed(seed)
@@ -106,7 +119,7 @@ def retrain(arch: Architecture, data: DataSplits, *, epochs: int = 10, batch_siz
     # what a continued run must share with the run it continues
     recipe = {'arch': json.dumps(arch.to_dict(), sort_keys=True), 'train_size': len(x), 'epochs': epochs,
               'batch_size': batch_size, 'lr': lr, 'label_smoothing': label_smoothing, 'weight_decay': weight_decay,
-              'augment': augment, 'erase': erase, 'seed': seed}
+              'augment': augment, 'flip': flip, 'erase': erase, 'seed': seed}
     if checkpoint is not None and Path(checkpoint).exists():
         start, history, before = _load_epoch_state(checkpoint, model, opt, sched, gen, recipe)
     bar = None
@@ -125,6 +138,8 @@ def retrain(arch: Architecture, data: DataSplits, *, epochs: int = 10, batch_siz
                 xb = x[idx]
                 if augment:
                     xb = _augment(xb, gen)
+                if flip:
+                    xb = _flip(xb, gen)
                 if erase:
                     xb = _erase(xb, gen)
                 loss = crit(model(xb.to(device).contiguous(memory_format=torch.channels_last)), y[idx].to(device))
@@ -153,8 +168,8 @@ def retrain(arch: Architecture, data: DataSplits, *, epochs: int = 10, batch_siz
                'madds': cost.madds, 'params': cost.params, 'epochs': epochs, 'wall_time_s': round(wall, 2),
                'dataset': data.name, 'recipe': {'optimizer': 'SGD nesterov momentum 0.9', 'lr': lr,
                                                 'schedule': 'cosine', 'label_smoothing': label_smoothing,
-                                                'weight_decay': weight_decay, 'augment': augment, 'erase': erase,
-                                                'batch_size': batch_size, 'seed': seed},
+                                                'weight_decay': weight_decay, 'augment': augment, 'flip': flip,
+                                                'erase': erase, 'batch_size': batch_size, 'seed': seed},
                'history': history}
     model = model.cpu().eval().to(memory_format=torch.contiguous_format)
     if out_dir is not None:
@@ -195,7 +210,8 @@ def _load_epoch_state(path, model, opt, sched, gen, recipe):
     A checkpoint of another network, data size or recipe is refused, naming what differs."""
     from .errors import AutoSpaceError
     state = torch.load(path, map_location='cpu', weights_only=True)
-    differ = sorted(k for k in recipe if state['recipe'].get(k) != recipe[k])
+    saved = {**RECIPE_ADDED, **state['recipe']}
+    differ = sorted(k for k in recipe if saved.get(k) != recipe[k])
     if differ:
         raise AutoSpaceError(f'{path} is a checkpoint of another training (different {", ".join(differ)}); '
                              'run the same command to continue it, or remove it (--overwrite) to start again')

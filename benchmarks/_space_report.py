@@ -22,9 +22,31 @@ EDF_SPACES = ('learned', 'manual', 'learned-1edge', 'learned-eval-all')
 P1_LEARNED = ('learned', 'learned-eval-all', 'learned-1edge')
 
 
-def p2_tag(S, epochs) -> str:
-    """The cache folder of P2's search + retrain for ``epochs`` epochs at scale ``S``."""
-    return f'p2_{S["p2_strategy"]}_learned_{epochs}epochs'
+def p2_ladder(S) -> list:
+    """P2's retrains of its one winner, in the order they are tried, each from scratch: the base recipe (translations
+    and random erasing) for each number of epochs in ``S['p2_epochs']``, then, if the scale has one,
+    ``S['p2_regularised']``: its number of epochs with horizontal flips and a stronger weight decay added."""
+    return [{'epochs': e} for e in S['p2_epochs']] + ([dict(S['p2_regularised'])] if S.get('p2_regularised') else [])
+
+
+def p2_tag(S, rung) -> str:
+    """The cache folder of P2's retrain ``rung`` (a :func:`p2_ladder` entry, or a number of epochs of the base
+    recipe) at scale ``S``."""
+    r = {'epochs': rung} if isinstance(rung, int) else rung
+    extra = ('_flip' if r.get('flip') else '') + (f'_wd{r["weight_decay"]:g}' if 'weight_decay' in r else '')
+    return f'p2_{S["p2_strategy"]}_learned_{r["epochs"]}epochs{extra}'
+
+
+def rung_of(record) -> dict:
+    """The :func:`p2_ladder` entry a finished P2 retrain's record was trained with."""
+    return {'epochs': record['retrain_epochs'], **record.get('recipe', {})}
+
+
+def _rung_text(rung) -> str:
+    """A rung as words: its epochs, and what its recipe adds to the base one."""
+    adds = (['horizontal flips'] if rung.get('flip') else []) + (
+        [f'weight decay {rung["weight_decay"]:g}'] if 'weight_decay' in rung else [])
+    return f'{rung["epochs"]} epochs' + (f' with {" and ".join(adds)}' if adds else '')
 
 
 def p1_section(S, rows, learned: str = 'learned'):
@@ -187,7 +209,7 @@ def pareto_plot(rows, p2, budget, path):
                        alpha=0.8)
     if p2 is not None:
         ax.scatter([p2['madds'] / 1e6], [p2['test_acc']], marker='*', s=120, color='k',
-                   label=f'P2 ({p2["retrain_epochs"]} epochs)')
+                   label=f'P2 ({_rung_text(rung_of(p2))})')
     ax.axvline(budget / 1e6, color='grey', ls='--', lw=0.8)
     ax.set_xlabel('MAdds (M)')
     ax.set_ylabel('test accuracy')
@@ -199,10 +221,10 @@ def pareto_plot(rows, p2, budget, path):
     plt.close(fig)
 
 
-def _retrain_progress(S, work, epochs) -> str:
-    """How far P2's retrain for ``epochs`` epochs has got ('' before it has started)."""
+def _retrain_progress(S, work, rung) -> str:
+    """How far P2's retrain ``rung`` (a :func:`p2_ladder` entry) has got ('' before it has started)."""
     from autospace_nni.retrain import progress
-    tag = Path(work) / p2_tag(S, epochs)
+    tag, epochs = Path(work) / p2_tag(S, rung), rung['epochs']
     rec = json.loads((tag / 'search.json').read_text()) if (tag / 'search.json').exists() else None
     done = progress(tag / 'retrain.ckpt')
     if not (rec and done):
@@ -225,29 +247,34 @@ def _last_quarter(rung) -> str:
 
 def p2_section(S, work, rungs):
     """Goal P2's line and summary.json's ``p2`` value (None until a retrain has finished). ``rungs``: P2's finished
-    retrains of the same winner, one per number of epochs in ``S['p2_epochs']`` tried so far; the next is tried
-    only while the last one's held-out accuracy is below the goal, so the test split picks nothing."""
+    retrains of the same winner, in :func:`p2_ladder`'s order; the next is tried only while the best held-out
+    accuracy so far is below the goal, and P2's network is the rung with the best held-out accuracy, so the test
+    split picks nothing."""
     head = f'\nGoal P2 (≥ {P2_GOAL} test accuracy at ≤ {P2_MADDS / 1e6:.3g} M MAdds): '
+    ladder = p2_ladder(S)
     if not rungs:
-        first = S['p2_epochs'][0]
         return [head + f'pending (a search of the learned space at {P2_MADDS / 1e6:.3g} M MAdds, its winner trained '
-                       f'{first} epochs){_retrain_progress(S, work, first)}.'], None
-    p2 = rungs[-1]
-    tried = '; '.join(f'{r["retrain_epochs"]} epochs: {r["test_acc"]:.4f} test accuracy ({r["val_acc"]:.4f} '
+                       f'{_rung_text(ladder[0])}){_retrain_progress(S, work, ladder[0])}.'], None
+    p2 = max(rungs, key=lambda r: r['val_acc'])
+    tried = '; '.join(f'{_rung_text(rung_of(r))}: {r["test_acc"]:.4f} test accuracy ({r["val_acc"]:.4f} '
                       f'held-out{_last_quarter(r)})' for r in rungs)
-    more = [e for e in S['p2_epochs'] if e > p2['retrain_epochs']]
+    last = rung_of(rungs[-1])
+    nxt = ladder[ladder.index(last) + 1] if last in ladder[:-1] else None
     if p2['test_acc'] >= P2_GOAL:
         verdict = '**met**.'
-    elif p2['val_acc'] < P2_GOAL and more:
+    elif p2['val_acc'] < P2_GOAL and nxt:
         verdict = (f'**not met yet**: the held-out accuracy is below {P2_GOAL}, so the same winner is trained again '
-                   f'from scratch for {more[0]} epochs (pending{_retrain_progress(S, work, more[0])}).')
+                   f'from scratch for {_rung_text(nxt)} (pending{_retrain_progress(S, work, nxt)}).')
     else:
         verdict = '**NOT met**.'
+    if p2 is not rungs[-1]:
+        verdict += (f' P2\'s network is the retrain with the best held-out accuracy ({_rung_text(rung_of(p2))}, '
+                    f'{p2["test_acc"]:.4f} test accuracy).')
     line = (head + f'the learned space searched with {p2["strategy"]} at {P2_MADDS / 1e6:.3g} M MAdds (seed '
                    f'{p2["seed"]}), its winner ({p2["madds"] / 1e6:.2f} M MAdds, {p2["params"] / 1e6:.2f} M params) '
                    f'retrained with translations and random erasing for {tried} → {verdict}')
     lines = [line]
-    why = Path(work) / p2_tag(S, p2['retrain_epochs']) / 'diagnosis.json'    # the last rung's network, examined
+    why = Path(work) / p2_tag(S, rung_of(p2)) / 'diagnosis.json'    # P2's network, examined
     if why.exists():
         from benchmarks._diagnosis import diagnosis_lines
         lines += ['', *diagnosis_lines(json.loads(why.read_text()), P2_GOAL)]
@@ -296,7 +323,7 @@ def report(scale, S, work, spaces, rows, edf_dirs, p2_rungs, pending, out_dir, f
     lines += side_lines(S, work, rows, Path(out_dir) / f'space_quality_{scale}_convergence.png', spaces)
     if rows:
         pareto = Path(out_dir) / f'space_quality_{scale}_pareto.png'
-        pareto_plot(rows, p2_rungs[-1] if p2_rungs else None, B, pareto)
+        pareto_plot(rows, max(p2_rungs, key=lambda r: r['val_acc']) if p2_rungs else None, B, pareto)
         lines.append(f'\n![accuracy against MAdds]({pareto.name})')
     p2_lines, p2_summary = p2_section(S, work, p2_rungs)
     lines += p2_lines

@@ -137,7 +137,7 @@ def test_retrain_killed_after_an_epoch_resumes_to_the_same_network(tmp_path, dig
     from autospace_nni.space.network import Architecture
     arch = Architecture(SK, {'s1_b0': 'e3_hswish_se:0-1=dw5x5,0-2=skip,1-3=conv1x1,2-3=dw3x3',
                              's2_b0': 'e6_relu6:0-1=dw3x3', 's2_b1': 'zero', 's3_b0': 'e1_relu6:0-1=dw3x3'})
-    kw = dict(epochs=3, augment=True, erase=True, seed=4, batch_size=128)
+    kw = dict(epochs=3, augment=True, flip=True, erase=True, seed=4, batch_size=128)
     straight = retrain(arch, digits, **kw)
 
     class Killed(Exception):
@@ -161,6 +161,43 @@ def test_retrain_killed_after_an_epoch_resumes_to_the_same_network(tmp_path, dig
         retrain(arch, digits, checkpoint=ck, on_epoch=kill, **kw)
     with pytest.raises(ValueError, match='different epochs, lr'):
         retrain(arch, digits, checkpoint=ck, **dict(kw, epochs=5, lr=0.2))
+
+
+def test_flip_mirrors_about_half_the_images_and_leaves_its_input_alone():
+    from autospace_nni.retrain import _flip
+    x = torch.randn(400, 1, 8, 8)
+    before = x.clone()
+    out = _flip(x, torch.Generator().manual_seed(0))
+    mirrored = torch.tensor([torch.equal(o, i.flip(-1)) for o, i in zip(out, x)])
+    same = torch.tensor([torch.equal(o, i) for o, i in zip(out, x)])
+    assert torch.equal(x, before) and bool((mirrored | same).all())      # each image mirrored or untouched
+    assert 160 < int(mirrored.sum()) < 240                               # p = 0.5 of 400 (about 4 sd either side)
+
+
+def test_a_checkpoint_from_before_flips_resumes_without_them_and_is_refused_with_them(tmp_path, digits):
+    """Checkpoints written before the recipe had ``flip`` trained without flips: they resume as such (to the
+    straight run's result), and a retrain with flips refuses them."""
+    from autospace_nni.retrain import retrain
+    from autospace_nni.space.network import Architecture
+    arch = Architecture(SK, {'s1_b0': 'e6_relu6:0-1=dw3x3', 's2_b0': 'e6_relu6:0-1=dw3x3', 's2_b1': 'zero',
+                             's3_b0': 'e1_relu6:0-1=dw3x3'})
+    kw = dict(epochs=2, augment=True, seed=1, batch_size=256)
+    straight = retrain(arch, digits, **kw)
+
+    class Killed(Exception):
+        pass
+
+    def kill(epoch, acc):
+        raise Killed()
+    ck = tmp_path / 'retrain.ckpt'
+    with pytest.raises(Killed):
+        retrain(arch, digits, checkpoint=ck, on_epoch=kill, **kw)
+    state = torch.load(ck, weights_only=True)
+    del state['recipe']['flip']                                          # as an older version wrote it
+    torch.save(state, ck)
+    with pytest.raises(ValueError, match=r'different flip\)'):
+        retrain(arch, digits, checkpoint=ck, flip=True, **kw)
+    assert retrain(arch, digits, checkpoint=ck, **kw)['test_acc'] == straight['test_acc']
 
 
 def test_export_round_trips(tmp_path, digits):

@@ -84,6 +84,30 @@ def test_p2_trains_longer_only_while_held_out_is_below_the_goal(tmp_path):
     assert '(0.9520 held-out, +2.30 points over epochs 31-40)' in lines[0]
 
 
+def test_p2_ladder_ends_with_the_regularised_recipe_and_held_out_picks_the_network(tmp_path):
+    from benchmarks._space_report import p2_ladder, rung_of
+    SR = {**S, 'p2_regularised': dict(epochs=100, flip=True, weight_decay=5e-4)}
+    ladder = p2_ladder(SR)
+    assert ladder == [{'epochs': 40}, {'epochs': 100}, {'epochs': 100, 'flip': True, 'weight_decay': 5e-4}]
+    assert p2_ladder(S) == ladder[:2]
+    assert [p2_tag(SR, r) for r in ladder] == ['p2_evolution_learned_40epochs', 'p2_evolution_learned_100epochs',
+                                               'p2_evolution_learned_100epochs_flip_wd0.0005']
+    reg = {**_p2(100, 0.956, 0.953), 'recipe': {'flip': True, 'weight_decay': 5e-4}}
+    assert rung_of(reg) == ladder[2] and rung_of(_p2(100, 0.9, 0.9)) == ladder[1]
+    base = [_p2(40, 0.9429, 0.9468), _p2(100, 0.9475, 0.9533)]
+    lines, summ = p2_section(SR, tmp_path, base)                     # below the goal on held-out: one rung more
+    assert '**not met yet**' in lines[0] and summ['best_test_acc'] == 0.9475
+    assert 'from scratch for 100 epochs with horizontal flips and weight decay 0.0005 (pending)' in lines[0]
+    # the regularised rung scores higher on the test split but lower on held-out: held-out picks, not the test split
+    lines, summ = p2_section(SR, tmp_path, base + [reg])
+    assert '100 epochs with horizontal flips and weight decay 0.0005: 0.9560 test accuracy (0.9530 held-out)' in lines[0]
+    assert summ['best_test_acc'] == 0.9475 and '**NOT met**.' in lines[0]
+    assert lines[0].endswith("P2's network is the retrain with the best held-out accuracy (100 epochs, 0.9475 test "
+                             'accuracy).')
+    lines, summ = p2_section(SR, tmp_path, base + [{**reg, 'val_acc': 0.9561}])
+    assert lines[0].endswith('**met**.') and summ['best_test_acc'] == 0.956
+
+
 def test_p2_pending_line_names_the_unit_and_its_progress(tmp_path):
     lines, summ = p2_section(S, tmp_path, [])
     assert summ is None and 'pending' in lines[0] and 'trained 40 epochs' in lines[0]
