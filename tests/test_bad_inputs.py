@@ -61,6 +61,7 @@ CASES = [
     ('train', ['--arch', 'missing.json', '--out', 'o', '--lr', 'nan'], "--lr: must be a finite number in (0, inf), got 'nan'"),
     ('train', ['--arch', 'missing.json', '--out', 'o', '--label-smoothing', '1'], "--label-smoothing: must be a finite number in [0, 1), got '1'"),
     ('train', ['--arch', 'missing.json', '--out', 'o', '--epochs', '-1'], "--epochs: must be an integer >= 1, got '-1'"),
+    ('train', ['--arch', 'missing.json', '--out', 'o', '--weight-decay', '-1'], "--weight-decay: must be a finite number in [0, inf), got '-1'"),
     ('export-nni-space', ['manual'], '--space manual needs --skeleton'),
     ('export-nni-space', ['wrong.json'], "not a learned space (format is 'other'"),
     ('export-nni-space', ['huge_space.json'], 'expand ratio 99999999 is over the limit'),

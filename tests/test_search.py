@@ -253,10 +253,12 @@ def test_cli_search_then_train(tmp_path, spaces):
     rec = json.loads((tmp_path / 's' / 'arch.json').read_text())
     assert rec['madds'] <= BUDGET and rec['strategy'] == 'darts' and rec['seed'] == 0
     r = run('train', '--arch', str(tmp_path / 's' / 'arch.json'), '--epochs', '1', '--out', str(tmp_path / 't'),
-            '--no-progress')
+            '--no-progress', '--augment', '--flip', '--erase', '--weight-decay', '5e-4')
     assert r.returncode == 0, r.stderr[-2000:]
     metrics = json.loads((tmp_path / 't' / 'metrics.json').read_text())
     assert metrics['madds'] == rec['madds'] and metrics['epochs'] == 1
+    assert {k: metrics['recipe'][k] for k in ('augment', 'flip', 'erase', 'weight_decay')} == {
+        'augment': True, 'flip': True, 'erase': True, 'weight_decay': 5e-4}     # the flags reach the recipe
     # refusals and bad input: one line, exit 2
     r = run('search', '--space', 'manual', '--strategy', 'darts', '--out', str(tmp_path / 'x'))
     assert r.returncode == 2 and 'needs --skeleton' in r.stderr
