@@ -59,18 +59,26 @@ def test_space_quality_smoke(tmp_path):
         r = json.loads(f.read_text())
         assert r['budget_window'][0] <= r['madds'] <= r['budget']
     # P2 is its own search at 25 M (above the toy space's priciest network, so its window sits below that
-    # network), long-trained with random erasing; a rung below the goal on held-out data is followed by a longer
-    # retrain of the same winner, and the last rung run is the one reported
-    rungs = [json.loads((tmp_path / f'p2_random_learned_{e}epochs' / 'result.json').read_text())
-             for e in (1, 2) if (tmp_path / f'p2_random_learned_{e}epochs' / 'result.json').exists()]
-    assert rungs and (len(rungs) == 2) == (rungs[0]['val_acc'] < 0.955)
-    p2 = rungs[-1]
+    # network), long-trained with random erasing; a rung below the goal on held-out data is followed by the next rung
+    # of the ladder (a longer retrain of the same winner, then the regularised recipe), and the rung with the best
+    # held-out accuracy is P2's
+    from benchmarks._space_report import p2_ladder, p2_tag, rung_of
+    from benchmarks.space_quality import SCALES
+    S = SCALES['smoke']
+    units = [tmp_path / p2_tag(S, r) for r in p2_ladder(S)]
+    rungs = [json.loads((u / 'result.json').read_text()) for u in units if (u / 'result.json').exists()]
+    assert rungs and all(r['val_acc'] < 0.955 for r in rungs[:-1])
+    assert len(rungs) == len(units) or rungs[-1]['val_acc'] >= 0.955
+    assert [rung_of(r) for r in rungs] == p2_ladder(S)[:len(rungs)]
+    if len(rungs) == 3:   # the regularised rung: its recipe reached the retrain
+        assert rungs[2]['recipe'] == {'flip': True, 'weight_decay': 5e-4}
+    p2 = max(rungs, key=lambda r: r['val_acc'])
     assert all(r['sample'] == p2['sample'] and r['madds'] == p2['madds'] for r in rungs)
     assert p2['budget'] == 25e6 and p2['erase'] and p2['budget_window'][0] <= p2['madds'] <= p2['budget_window'][1]
     assert summary['p2']['madds'] == p2['madds'] and summary['p2']['best_test_acc'] == p2['test_acc']
-    # the last rung's network is exported and examined: the same network, so the same test accuracy (up to a
-    # near-tie flipped by the export's memory layout), and the report reads it
-    unit = tmp_path / f'p2_random_learned_{p2["retrain_epochs"]}epochs'
+    # P2's network is exported and examined: the same network, so the same test accuracy (up to a near-tie flipped
+    # by the export's memory layout), and the report reads it
+    unit = tmp_path / p2_tag(S, rung_of(p2))
     assert (unit / 'model' / 'model_state.pt').exists() and (unit / 'model' / 'arch.json').exists()
     why = json.loads((unit / 'diagnosis.json').read_text())
     assert abs(why['test_acc'] - p2['test_acc']) <= 2 / why['test_n'] and 0 < why['train_acc'] <= 1
