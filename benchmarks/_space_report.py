@@ -42,6 +42,12 @@ def rung_of(record) -> dict:
     return {'epochs': record['retrain_epochs'], **record.get('recipe', {})}
 
 
+def p2_network(rungs):
+    """P2's network among its finished retrains ``rungs``: the one with the best held-out accuracy, so the test split
+    picks nothing (None before any has finished)."""
+    return max(rungs, key=lambda r: r['val_acc']) if rungs else None
+
+
 def _rung_text(rung) -> str:
     """A rung as words: its epochs, and what its recipe adds to the base one."""
     adds = (['horizontal flips'] if rung.get('flip') else []) + (
@@ -255,7 +261,7 @@ def p2_section(S, work, rungs):
     if not rungs:
         return [head + f'pending (a search of the learned space at {P2_MADDS / 1e6:.3g} M MAdds, its winner trained '
                        f'{_rung_text(ladder[0])}){_retrain_progress(S, work, ladder[0])}.'], None
-    p2 = max(rungs, key=lambda r: r['val_acc'])
+    p2 = p2_network(rungs)
     tried = '; '.join(f'{_rung_text(rung_of(r))}: {r["test_acc"]:.4f} test accuracy ({r["val_acc"]:.4f} '
                       f'held-out{_last_quarter(r)})' for r in rungs)
     last = rung_of(rungs[-1])
@@ -323,7 +329,7 @@ def report(scale, S, work, spaces, rows, edf_dirs, p2_rungs, pending, out_dir, f
     lines += side_lines(S, work, rows, Path(out_dir) / f'space_quality_{scale}_convergence.png', spaces)
     if rows:
         pareto = Path(out_dir) / f'space_quality_{scale}_pareto.png'
-        pareto_plot(rows, max(p2_rungs, key=lambda r: r['val_acc']) if p2_rungs else None, B, pareto)
+        pareto_plot(rows, p2_network(p2_rungs), B, pareto)
         lines.append(f'\n![accuracy against MAdds]({pareto.name})')
     p2_lines, p2_summary = p2_section(S, work, p2_rungs)
     lines += p2_lines

@@ -74,7 +74,8 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks._paired import p1_open  # noqa: E402
 from benchmarks._space_report import (EDF_SPACES, P1_ALPHA, P1_LEARNED, P2_GOAL, P2_MADDS,  # noqa: E402
-                                      edf_screened_out, p2_ladder, p2_tag, report, rung_of)
+                                      edf_screened_out, p2_ladder, p2_network, p2_tag, report,
+                                      rung_of)
 
 STEPS = ('edfs', 'p1', 'p2', 'side')     # what --only may pick: the units of one step of the protocol
 RETEST_SEED = 1000    # the EDF retest trains its i-th network with seed RETEST_SEED + i (the EDF itself with i)
@@ -321,7 +322,7 @@ def main():
     # P2's network (the rung with the best held-out accuracy) examined: its fit of the un-augmented training split,
     # its test errors by class, so that the report can say why P2 lands where it does (a rung trained before
     # networks were exported has none)
-    best = max(p2_rungs, key=lambda r: r['val_acc']) if p2_rungs else None
+    best = p2_network(p2_rungs)
     model = work / p2_tag(S, rung_of(best)) / 'model' if best else None
     if model is not None and (model / 'model_state.pt').exists():
         attempt(_cached, model.parent / 'diagnosis.json', lambda: _diagnose(model, full, args.device), not trains('p2'))
