@@ -227,18 +227,60 @@ def pareto_plot(rows, p2, budget, path):
     plt.close(fig)
 
 
-def _retrain_progress(S, work, rung) -> str:
-    """How far P2's retrain ``rung`` (a :func:`p2_ladder` entry) has got ('' before it has started)."""
+def _held_out_so_far(S, work, rung) -> list:
+    """The held-out accuracy after each epoch of P2's unfinished retrain ``rung``, read from its checkpoint."""
+    from autospace_nni.retrain import progress
+    done = progress(Path(work) / p2_tag(S, rung) / 'retrain.ckpt')
+    return [h['val_acc'] for h in done['history']] if done else []
+
+
+def _retrain_progress(S, work, rung, rungs=()) -> str:
+    """How far P2's retrain ``rung`` (a :func:`p2_ladder` entry) has got ('' before it has started), beside the
+    finished ``rungs`` of as many epochs (the same cosine schedule) at the same epochs."""
     from autospace_nni.retrain import progress
     tag, epochs = Path(work) / p2_tag(S, rung), rung['epochs']
     rec = json.loads((tag / 'search.json').read_text()) if (tag / 'search.json').exists() else None
     done = progress(tag / 'retrain.ckpt')
     if not (rec and done):
         return ''
+    last = done['history'][-6:]
+    same = [r for r in rungs if r['retrain_epochs'] == epochs and len(r.get('val_history') or []) >= done['epochs']]
+    beside = ''.join(f'; {_rung_text(rung_of(r))} at the same epochs: ' +
+                     ', '.join(f'{r["val_history"][h["epoch"]]:.4f}' for h in last) for r in same)
     return (f'; the search is done (winner {rec["madds"] / 1e6:.2f} M MAdds, {rec["params"] / 1e3:.0f} k '
             f'params) and its retrain has run {done["epochs"]} of {epochs} epochs '
             f'({done["wall_s"] / 3600:.1f} h; held-out accuracy after epoch ' +
-            ', '.join(f'{h["epoch"] + 1}: {h["val_acc"]:.4f}' for h in done['history'][-6:]) + ')')
+            ', '.join(f'{h["epoch"] + 1}: {h["val_acc"]:.4f}' for h in last) + beside + ')')
+
+
+def p2_curves_plot(S, work, rungs, path) -> list:
+    """Held-out accuracy after each epoch of P2's retrains: the finished ``rungs`` (from their records) and the
+    next rung while it trains (from its checkpoint), with the goal as a line. Returns the curves' labels (none, and no
+    file, without a curve)."""
+    ladder = p2_ladder(S)
+    curves = [(_rung_text(rung_of(r)), r['val_history']) for r in rungs if r.get('val_history')]
+    nxt = ladder[ladder.index(rung_of(rungs[-1])) + 1] if rungs and rung_of(rungs[-1]) in ladder[:-1] else None
+    if nxt and _held_out_so_far(S, work, nxt):
+        curves.append((f'{_rung_text(nxt)} (training)', _held_out_so_far(S, work, nxt)))
+    if not curves:
+        return []
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    for label, h in curves:
+        ax.plot(range(1, len(h) + 1), h, label=label, lw=1.2)
+    ax.axhline(P2_GOAL, color='grey', ls='--', lw=0.8, label=f'goal ({P2_GOAL}, on the test split)')
+    ax.set_ylim(min(min(h) for _, h in curves) - 0.01, max(P2_GOAL, *(max(h) for _, h in curves)) + 0.01)
+    ax.set_xlabel('epoch')
+    ax.set_ylabel('held-out accuracy')
+    ax.set_title("P2's retrains of its winner", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return [label for label, _ in curves]
 
 
 def _last_quarter(rung) -> str:
@@ -270,7 +312,7 @@ def p2_section(S, work, rungs):
         verdict = '**met**.'
     elif p2['val_acc'] < P2_GOAL and nxt:
         verdict = (f'**not met yet**: the held-out accuracy is below {P2_GOAL}, so the same winner is trained again '
-                   f'from scratch for {_rung_text(nxt)} (pending{_retrain_progress(S, work, nxt)}).')
+                   f'from scratch for {_rung_text(nxt)} (pending{_retrain_progress(S, work, nxt, rungs)}).')
     else:
         verdict = '**NOT met**.'
     if p2 is not rungs[-1]:
@@ -333,6 +375,9 @@ def report(scale, S, work, spaces, rows, edf_dirs, p2_rungs, pending, out_dir, f
         lines.append(f'\n![accuracy against MAdds]({pareto.name})')
     p2_lines, p2_summary = p2_section(S, work, p2_rungs)
     lines += p2_lines
+    curves = Path(out_dir) / f'space_quality_{scale}_p2.png'
+    if p2_curves_plot(S, work, p2_rungs, curves):
+        lines.append(f'\n![P2: held-out accuracy per epoch]({curves.name})')
     if pending:
         lines.append(pending_line(pending))
     summary = {'p1': p1, 'p2': p2_summary}

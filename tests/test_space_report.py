@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from benchmarks._side_report import churn_shares, convergence, settled, side_lines
-from benchmarks._space_report import P2_GOAL, p1_section, p2_section, p2_tag, pending_line
+from benchmarks._space_report import P2_GOAL, p1_section, p2_ladder, p2_section, p2_tag, pending_line
 
 S = {'budget': 12e6, 'spec_budget': 7e6, 'seeds': [0, 1, 2, 3, 4], 'strategies': ['darts', 'evolution'],
      'side_seeds': 2, 'p2_strategy': 'evolution', 'p2_epochs': (40, 100)}
@@ -203,6 +203,47 @@ def test_p2_progress_of_the_longer_retrain_read_from_its_checkpoint(tmp_path):
     assert ('(pending; the search is done (winner 24.10 M MAdds, 778 k params) and its retrain has run 7 of 100 '
             'epochs (2.0 h; held-out accuracy after epoch 2: 0.9100, 3: 0.9200') in lines[0]
     assert lines[0].endswith('7: 0.9600)).')
+    # beside a finished rung of as many epochs (the same schedule), its held-out accuracy at the same epochs; a rung
+    # of 40 epochs (another schedule) is not compared
+    SR = {**S, 'p2_regularised': dict(epochs=100, flip=True, weight_decay=5e-4)}
+    d.rename(tmp_path / p2_tag(SR, p2_ladder(SR)[2]))
+    base = {**_p2(100, 0.9475, 0.9533), 'val_history': [0.8 + e / 1000 for e in range(100)]}
+    lines, _ = p2_section(SR, tmp_path, [{**_p2(40, 0.950, 0.952), 'val_history': [0.5] * 40}, base])
+    assert lines[0].endswith('7: 0.9600; 100 epochs at the same epochs: 0.8010, 0.8020, 0.8030, 0.8040, 0.8050, '
+                             '0.8060)).')
+
+
+def test_p2_curves_plot_draws_finished_rungs_and_the_one_training(tmp_path):
+    import matplotlib.image
+    import torch
+    from autospace_nni.retrain import _save_epoch_state
+    from benchmarks._space_report import p2_curves_plot, report
+    SR = {**S, 'p2_regularised': dict(epochs=100, flip=True, weight_decay=5e-4)}
+    png = tmp_path / 'p2.png'
+    assert not p2_curves_plot(SR, tmp_path, [], png) and not png.exists()       # nothing trained yet
+    assert not p2_curves_plot(SR, tmp_path, [_p2(40, 0.95, 0.952)], png)       # a record without its history
+    base = [{**_p2(e, 0.95, 0.952), 'val_history': [0.9] * e} for e in (40, 100)]
+    assert p2_curves_plot(SR, tmp_path, base, png) == ['40 epochs', '100 epochs']
+    assert matplotlib.image.imread(png).shape[1] > 500
+    # the regularised rung's checkpoint makes a third curve, while it trains
+    d = tmp_path / p2_tag(SR, p2_ladder(SR)[2])
+    d.mkdir()
+    d.joinpath('search.json').write_text(json.dumps({'madds': 24.1e6, 'params': 778e3}))
+    model = torch.nn.Linear(2, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    _save_epoch_state(d / 'retrain.ckpt', model, opt, torch.optim.lr_scheduler.CosineAnnealingLR(opt, 100),
+                      torch.Generator(), {}, [{'epoch': 0, 'train_loss': 1.0, 'val_acc': 0.5}], 60.0)
+    from benchmarks._space_report import _held_out_so_far
+    assert _held_out_so_far(SR, tmp_path, p2_ladder(SR)[2]) == [0.5]
+    assert _held_out_so_far(SR, tmp_path, p2_ladder(SR)[1]) == []
+    assert p2_curves_plot(SR, tmp_path, base, png)[-1] == ('100 epochs with horizontal flips and weight decay 0.0005 '
+                                                          '(training)')
+    assert p2_curves_plot(SR, tmp_path, base[:1], png) == ['40 epochs']      # not the next rung: not drawn
+    # the report links the plot it wrote, after P2's line
+    text, _ = report('cpu', {**SR, 'search_limit': None, 'retrain_epochs': 10}, tmp_path, {}, [], {}, base, [],
+                     tmp_path, tmp_path)
+    assert '![P2: held-out accuracy per epoch](space_quality_cpu_p2.png)' in text
+    assert (tmp_path / 'space_quality_cpu_p2.png').exists()
 
 
 def test_mean_error_gap_known_answers():
