@@ -5,6 +5,7 @@ import json
 import os
 import platform
 import re
+from contextlib import contextmanager
 from pathlib import Path
 
 DOC = Path(__file__).resolve().parents[1] / 'docs' / 'benchmarks.md'
@@ -62,3 +63,24 @@ def cached(path: Path, make):
     tmp.write_text(json.dumps(value, indent=1, default=float) + '\n')
     tmp.replace(path)
     return value
+
+
+@contextmanager
+def figure(path, title: str, xlabel: str, ylabel: str = '', size=(6.5, 4.2), title_size: int = 10):
+    """One plot's axes (``with figure(...) as ax:``), drawn with Agg and written to ``path`` (a PNG) on leaving, with
+    its title, axis labels, a light grid and a legend: how every benchmark plot is made."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=size)
+    try:
+        yield ax
+        ax.set_title(title, fontsize=title_size)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        fig.savefig(path, dpi=120)
+    finally:
+        plt.close(fig)

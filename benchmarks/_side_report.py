@@ -41,20 +41,12 @@ def convergence_plot(hist, path):
     """Top-M churn share per iteration, with and without the reference. (The held-out accuracy an evolution
     records is its base network's: all-reference with the reference, each group's first candidate without it, so
     the two are not compared.)"""
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(5, 3.2))
-    for ref, label in (('default', 'with the reference'), ('none', 'without')):
-        ax.plot([h['iteration'] for h in hist[ref]], churn_shares(hist[ref]), marker='.', label=label)
-    ax.axhline(0.25, color='grey', ls='--', lw=0.8)
-    ax.set_title('top-M churn (cells new to the top-M, share of all slots)', fontsize=9)
-    ax.set_xlabel('iteration')
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    from benchmarks._report import figure
+    with figure(path, 'top-M churn (cells new to the top-M, share of all slots)', 'iteration', size=(5, 3.2),
+                title_size=9) as ax:
+        for ref, label in (('default', 'with the reference'), ('none', 'without')):
+            ax.plot([h['iteration'] for h in hist[ref]], churn_shares(hist[ref]), marker='.', label=label)
+        ax.axhline(0.25, color='grey', ls='--', lw=0.8)
 
 
 def side_lines(S, work, rows, png=None, spaces=None):

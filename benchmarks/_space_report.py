@@ -48,6 +48,16 @@ def p2_network(rungs):
     return max(rungs, key=lambda r: r['val_acc']) if rungs else None
 
 
+def next_rung(S, rungs):
+    """The :func:`p2_ladder` entry after the last of P2's finished retrains ``rungs`` (the first without any; None
+    after the ladder's last)."""
+    ladder = p2_ladder(S)
+    if not rungs:
+        return ladder[0]
+    last = rung_of(rungs[-1])
+    return ladder[ladder.index(last) + 1] if last in ladder[:-1] else None
+
+
 def _rung_text(rung) -> str:
     """A rung as words: its epochs, and what its recipe adds to the base one."""
     adds = (['horizontal flips'] if rung.get('flip') else []) + (
@@ -203,28 +213,18 @@ def reliability_lines(work):
 
 def pareto_plot(rows, p2, budget, path):
     """Test accuracy against MAdds of every retrained winner, one marker per space, P2's as a star."""
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(6.5, 4.2))
-    for name, marker in (('learned', 'o'), ('manual', 's'), ('learned-no-ref', '^'), ('learned-small', 'v'),
-                         ('learned-1edge', 'D'), ('learned-eval-all', 'P')):
-        rs_ = [r for r in rows if r['space'] == name]
-        if rs_:
-            ax.scatter([r['madds'] / 1e6 for r in rs_], [r['test_acc'] for r in rs_], marker=marker, label=name,
-                       alpha=0.8)
-    if p2 is not None:
-        ax.scatter([p2['madds'] / 1e6], [p2['test_acc']], marker='*', s=120, color='k',
-                   label=f'P2 ({_rung_text(rung_of(p2))})')
-    ax.axvline(budget / 1e6, color='grey', ls='--', lw=0.8)
-    ax.set_xlabel('MAdds (M)')
-    ax.set_ylabel('test accuracy')
-    ax.set_title('Retrained search winners', fontsize=10)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    from benchmarks._report import figure
+    with figure(path, 'Retrained search winners', 'MAdds (M)', 'test accuracy') as ax:
+        for name, marker in (('learned', 'o'), ('manual', 's'), ('learned-no-ref', '^'), ('learned-small', 'v'),
+                             ('learned-1edge', 'D'), ('learned-eval-all', 'P')):
+            rs_ = [r for r in rows if r['space'] == name]
+            if rs_:
+                ax.scatter([r['madds'] / 1e6 for r in rs_], [r['test_acc'] for r in rs_], marker=marker, label=name,
+                           alpha=0.8)
+        if p2 is not None:
+            ax.scatter([p2['madds'] / 1e6], [p2['test_acc']], marker='*', s=120, color='k',
+                       label=f'P2 ({_rung_text(rung_of(p2))})')
+        ax.axvline(budget / 1e6, color='grey', ls='--', lw=0.8)
 
 
 def _held_out_so_far(S, work, rung) -> list:
@@ -257,29 +257,18 @@ def p2_curves_plot(S, work, rungs, path) -> list:
     """Held-out accuracy after each epoch of P2's retrains: the finished ``rungs`` (from their records) and the
     next rung while it trains (from its checkpoint), with the goal as a line. Returns the curves' labels (none, and no
     file, without a curve)."""
-    ladder = p2_ladder(S)
     curves = [(_rung_text(rung_of(r)), r['val_history']) for r in rungs if r.get('val_history')]
-    nxt = ladder[ladder.index(rung_of(rungs[-1])) + 1] if rungs and rung_of(rungs[-1]) in ladder[:-1] else None
-    if nxt and _held_out_so_far(S, work, nxt):
-        curves.append((f'{_rung_text(nxt)} (training)', _held_out_so_far(S, work, nxt)))
+    nxt = next_rung(S, rungs)
+    if nxt and (h := _held_out_so_far(S, work, nxt)):
+        curves.append((f'{_rung_text(nxt)} (training)', h))
     if not curves:
         return []
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(6.5, 4.2))
-    for label, h in curves:
-        ax.plot(range(1, len(h) + 1), h, label=label, lw=1.2)
-    ax.axhline(P2_GOAL, color='grey', ls='--', lw=0.8, label=f'goal ({P2_GOAL}, on the test split)')
-    ax.set_ylim(min(min(h) for _, h in curves) - 0.01, max(P2_GOAL, *(max(h) for _, h in curves)) + 0.01)
-    ax.set_xlabel('epoch')
-    ax.set_ylabel('held-out accuracy')
-    ax.set_title("P2's retrains of its winner", fontsize=10)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    from benchmarks._report import figure
+    with figure(path, "P2's retrains of its winner", 'epoch', 'held-out accuracy') as ax:
+        for label, h in curves:
+            ax.plot(range(1, len(h) + 1), h, label=label, lw=1.2)
+        ax.axhline(P2_GOAL, color='grey', ls='--', lw=0.8, label=f'goal ({P2_GOAL}, on the test split)')
+        ax.set_ylim(min(min(h) for _, h in curves) - 0.01, max(P2_GOAL, *(max(h) for _, h in curves)) + 0.01)
     return [label for label, _ in curves]
 
 
@@ -306,8 +295,7 @@ def p2_section(S, work, rungs):
     p2 = p2_network(rungs)
     tried = '; '.join(f'{_rung_text(rung_of(r))}: {r["test_acc"]:.4f} test accuracy ({r["val_acc"]:.4f} '
                       f'held-out{_last_quarter(r)})' for r in rungs)
-    last = rung_of(rungs[-1])
-    nxt = ladder[ladder.index(last) + 1] if last in ladder[:-1] else None
+    nxt = next_rung(S, rungs)
     if p2['test_acc'] >= P2_GOAL:
         verdict = '**met**.'
     elif p2['val_acc'] < P2_GOAL and nxt:
