@@ -245,7 +245,7 @@ def _retrain_progress(S, work, rung, rungs=()) -> str:
         return ''
     last = done['history'][-6:]
     same = [r for r in rungs if r['retrain_epochs'] == epochs and len(r.get('val_history') or []) >= done['epochs']]
-    beside = ''.join(f'; {_rung_text(rung_of(r))} at the same epochs: ' +
+    beside = ''.join(f'; after the same epochs, the finished retrain of {_rung_text(rung_of(r))} had ' +
                      ', '.join(f'{r["val_history"][h["epoch"]]:.4f}' for h in last) for r in same)
     return (f'; the search is done (winner {rec["madds"] / 1e6:.2f} M MAdds, {rec["params"] / 1e3:.0f} k '
             f'params) and its retrain has run {done["epochs"]} of {epochs} epochs '

@@ -209,8 +209,8 @@ def test_p2_progress_of_the_longer_retrain_read_from_its_checkpoint(tmp_path):
     d.rename(tmp_path / p2_tag(SR, p2_ladder(SR)[2]))
     base = {**_p2(100, 0.9475, 0.9533), 'val_history': [0.8 + e / 1000 for e in range(100)]}
     lines, _ = p2_section(SR, tmp_path, [{**_p2(40, 0.950, 0.952), 'val_history': [0.5] * 40}, base])
-    assert lines[0].endswith('7: 0.9600; 100 epochs at the same epochs: 0.8010, 0.8020, 0.8030, 0.8040, 0.8050, '
-                             '0.8060)).')
+    assert lines[0].endswith('7: 0.9600; after the same epochs, the finished retrain of 100 epochs had 0.8010, '
+                             '0.8020, 0.8030, 0.8040, 0.8050, 0.8060)).')
 
 
 def test_p2_curves_plot_draws_finished_rungs_and_the_one_training(tmp_path):
@@ -239,6 +239,9 @@ def test_p2_curves_plot_draws_finished_rungs_and_the_one_training(tmp_path):
     assert p2_curves_plot(SR, tmp_path, base, png)[-1] == ('100 epochs with horizontal flips and weight decay 0.0005 '
                                                           '(training)')
     assert p2_curves_plot(SR, tmp_path, base[:1], png) == ['40 epochs']      # not the next rung: not drawn
+    from benchmarks._space_report import next_rung
+    reg = {**_p2(100, 0.95, 0.952), 'recipe': {'flip': True, 'weight_decay': 5e-4}}
+    assert [next_rung(SR, r) for r in ([], base[:1], base, base + [reg])] == [*p2_ladder(SR), None]
     # the report links the plot it wrote, after P2's line
     text, _ = report('cpu', {**SR, 'search_limit': None, 'retrain_epochs': 10}, tmp_path, {}, [], {}, base, [],
                      tmp_path, tmp_path)
