@@ -66,9 +66,10 @@ def cached(path: Path, make):
 
 
 @contextmanager
-def figure(path, title: str, xlabel: str, ylabel: str = '', size=(6.5, 4.2), title_size: int = 10):
+def figure(path, title: str, xlabel: str, ylabel: str = '', size=(6.5, 4.2), title_size: int = 10, legend='best'):
     """One plot's axes (``with figure(...) as ax:``), drawn with Agg and written to ``path`` (a PNG) on leaving, with
-    its title, axis labels, a light grid and a legend: how every benchmark plot is made."""
+    its title, axis labels, a light grid and a legend (at matplotlib's ``legend`` location): how every benchmark plot
+    is made."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
@@ -79,7 +80,7 @@ def figure(path, title: str, xlabel: str, ylabel: str = '', size=(6.5, 4.2), tit
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=8, loc=legend)
         fig.tight_layout()
         fig.savefig(path, dpi=120)
     finally:

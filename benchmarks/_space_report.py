@@ -264,7 +264,9 @@ def p2_curves_plot(S, work, rungs, path) -> list:
     if not curves:
         return []
     from benchmarks._report import figure
-    with figure(path, "P2's retrains of its winner", 'epoch', 'held-out accuracy') as ax:
+    # the legend goes below the late epochs, where the curves have risen and none runs
+    with figure(path, "P2's retrains of its winner", 'epoch', 'held-out accuracy', size=(8, 4.2),
+                legend='lower right') as ax:
         for label, h in curves:
             ax.plot(range(1, len(h) + 1), h, label=label, lw=1.2)
         ax.axhline(P2_GOAL, color='grey', ls='--', lw=0.8, label=f'goal ({P2_GOAL}, on the test split)')
