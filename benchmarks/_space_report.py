@@ -290,14 +290,13 @@ def p2_section(S, work, rungs):
     accuracy so far is below the goal, and P2's network is the rung with the best held-out accuracy, so the test
     split picks nothing."""
     head = f'\nGoal P2 (≥ {P2_GOAL} test accuracy at ≤ {P2_MADDS / 1e6:.3g} M MAdds): '
-    ladder = p2_ladder(S)
+    nxt = next_rung(S, rungs)
     if not rungs:
         return [head + f'pending (a search of the learned space at {P2_MADDS / 1e6:.3g} M MAdds, its winner trained '
-                       f'{_rung_text(ladder[0])}){_retrain_progress(S, work, ladder[0])}.'], None
+                       f'{_rung_text(nxt)}){_retrain_progress(S, work, nxt)}.'], None
     p2 = p2_network(rungs)
     tried = '; '.join(f'{_rung_text(rung_of(r))}: {r["test_acc"]:.4f} test accuracy ({r["val_acc"]:.4f} '
                       f'held-out{_last_quarter(r)})' for r in rungs)
-    nxt = next_rung(S, rungs)
     if p2['test_acc'] >= P2_GOAL:
         verdict = '**met**.'
     elif p2['val_acc'] < P2_GOAL and nxt:
