@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import traceback
 from pathlib import Path
@@ -92,7 +93,7 @@ def _cmd_evolve(args) -> int:
     except Interrupted as e:
         print(f'interrupted at iteration {e.iteration}; resume with `autospace-nni evolve --resume {out}`',
               file=sys.stderr)
-        return 130
+        return interrupts.exit_status()
     _print_learned(learned, strategy, out)
     return 0
 
@@ -343,17 +344,18 @@ def main(argv=None) -> int:
         print(f'autospace-nni: error: {e}', file=sys.stderr)
         return 2
     except (KeyboardInterrupt, SystemExit) as e:
-        # Lightning answers Ctrl-C with sys.exit(1): an exit after a Ctrl-C press is the interruption
+        # Lightning answers Ctrl-C with sys.exit(1): an exit after Ctrl-C or SIGTERM is the interruption
         if isinstance(e, SystemExit) and not interrupts.requested():
             raise
-        interrupts.reap_children()   # an NNI manager that Ctrl-C caught while it started (NNI 3.0)
+        interrupts.reap_children()   # an NNI manager that the signal caught while it started (NNI 3.0)
         interrupts.close_progress_bars()   # the message on a line of its own, even after a half-drawn bar
-        print(f'autospace-nni: interrupted; {_resume_hint(args)}', file=sys.stderr)
-        return 130
+        by = '' if interrupts.received() == signal.SIGINT else f' by {interrupts.received().name}'
+        print(f'autospace-nni: interrupted{by}; {_resume_hint(args)}', file=sys.stderr)
+        return interrupts.exit_status()
 
 
 def _resume_hint(args) -> str:
-    """How to go on after Ctrl-C, by command."""
+    """How to go on after Ctrl-C or SIGTERM, by command."""
     command = getattr(args, 'command', None)
     if command == 'sample-space':
         from .design_space import RESULTS

@@ -57,8 +57,8 @@ class NonFiniteError(FloatingPointError):
 
 
 class Interrupted(KeyboardInterrupt):
-    """Ctrl-C (SIGINT) stopped a run during ``iteration``; the checkpoint of the boundary before it resumes the
-    run exactly (the command line says how, and exits 130)."""
+    """Ctrl-C (SIGINT) or SIGTERM stopped a run during ``iteration``; the checkpoint of the boundary before it
+    resumes the run exactly (the command line says how, and exits 130, or 143 after SIGTERM)."""
 
     def __init__(self, iteration: int):
         super().__init__(f'interrupted at iteration {iteration}')

@@ -153,13 +153,16 @@ def _oneshot_class(name):
     return type(f'Budgeted{base.__name__}', (_BindPenalty, base), {})
 
 
+@interrupts.watched
 def run_search(learned: LearnedSpace, strategy: str, data: DataSplits, *, budget_madds: Optional[float] = None,
                epochs: int = 4, batch_size: int = 64, lr: float = 0.05, seed: int = 0, trials: int = 8,
                concurrency: int = 1, port: int = 8745, out_dir=None, dataset_name: str = 'digits',
                data_dir: Optional[str] = None, trial_epochs: int = 1, limit: Optional[int] = None,
                device: str = 'cpu', progress: bool = False, budget_floor: Optional[float] = 0.9) -> Dict:
     """Search ``learned`` with ``strategy``; returns the ``arch.json`` record. ``progress`` shows Lightning's
-    bar for supernet epochs and a bar of finished trials for multi-trial strategies."""
+    bar for supernet epochs and a bar of finished trials for multi-trial strategies. Ctrl-C or SIGTERM raises
+    ``KeyboardInterrupt`` (:mod:`~autospace_nni.interrupts`) where NNI's ``run()`` would return a half-done
+    search as if it had finished."""
     from nni.nas.evaluator import FunctionalEvaluator
     from nni.nas.experiment import NasExperiment
     from nni.nas.oneshot.pytorch.strategy import RandomOneShot

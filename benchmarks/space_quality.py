@@ -363,4 +363,12 @@ def main():
 
 
 if __name__ == '__main__':
-    main()
+    from autospace_nni import interrupts
+    try:   # Ctrl-C or SIGTERM (kill, timeout, a scheduler) stops NNI's manager too, and keeps every finished unit
+        with interrupts.watching():
+            main()
+    except KeyboardInterrupt:
+        interrupts.reap_children()   # an NNI manager that the signal caught while it started (NNI 3.0)
+        print(f'space_quality: interrupted by {interrupts.received().name}; finished units (and retrains up to '
+              'their last epoch) are kept in --work: the same command goes on from them', file=sys.stderr)
+        sys.exit(interrupts.exit_status())

@@ -1,5 +1,6 @@
-"""Ctrl-C (SIGINT) on the commands other than evolve (tests/test_resume.py has evolve's): exit status 130, one
-line that says what is kept and how to go on, and no NNI manager left behind."""
+"""Ctrl-C (SIGINT) and SIGTERM on the commands other than evolve (tests/test_resume.py has evolve's): exit status
+130 (143 after SIGTERM), one line that says what is kept and how to go on, and no NNI manager left behind; and
+:mod:`autospace_nni.interrupts` itself."""
 
 import json
 import re
@@ -16,11 +17,11 @@ import torch
 DIGITS = ['--dataset', 'digits', '--limit', '300', '--seed', '0']
 
 
-def _run_until(args, ready, timeout=300):
-    """Start the command, wait until ``ready(output so far)`` holds, press Ctrl-C; returns (rc, output, the
-    child processes still alive a second after it exited)."""
+def _run_until(args, ready, timeout=300, sig=signal.SIGINT, command=('-m', 'autospace_nni.cli')):
+    """Start the command, wait until ``ready(output so far)`` holds, send ``sig`` (Ctrl-C); returns (rc, output,
+    the child processes still alive a second after it exited)."""
     # stdout too: Lightning's progress bar writes there, the package's bars and messages on stderr
-    p = subprocess.Popen([sys.executable, '-m', 'autospace_nni.cli', *args], stdout=subprocess.PIPE,
+    p = subprocess.Popen([sys.executable, *command, *args], stdout=subprocess.PIPE,
                          stderr=subprocess.STDOUT)
     chunks = []
     reader = threading.Thread(target=lambda: [chunks.append(c) for c in iter(lambda: p.stdout.read1(4096), b'')],
@@ -31,7 +32,7 @@ def _run_until(args, ready, timeout=300):
         time.sleep(0.05)
     assert p.poll() is None, b''.join(chunks).decode(errors='replace')[-3000:]
     children = {c.pid for c in psutil.Process(p.pid).children(recursive=True)}
-    p.send_signal(signal.SIGINT)
+    p.send_signal(sig)
     rc = p.wait(timeout=300)
     reader.join(timeout=30)
     time.sleep(1)
@@ -72,14 +73,45 @@ def test_ctrl_c_in_train(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize('strategy, marker', [('darts', 'Epoch'), ('evolution', 'search evolution')])
-def test_ctrl_c_in_search_stops_the_nni_manager(tmp_path, strategy, marker):
+@pytest.mark.parametrize('strategy, marker, sig', [('darts', 'Epoch', signal.SIGINT),
+                                                   ('evolution', 'search evolution', signal.SIGINT),
+                                                   ('darts', 'Epoch', signal.SIGTERM),
+                                                   ('evolution', 'search evolution', signal.SIGTERM)])
+def test_ctrl_c_or_sigterm_in_search_stops_the_nni_manager(tmp_path, strategy, marker, sig):
     rc, err, left = _run_until(['search', '--space', 'manual', '--skeleton', 'tiny-8', '--strategy', strategy,
                                 '--epochs', '200', '--trials', '50', '--trial-epochs', '5', '--port', '8793',
-                                '--out', str(tmp_path / 's'), *DIGITS], lambda e: marker in e)
-    assert rc == 130, err[-3000:]
-    assert _one_line(err) == 'autospace-nni: interrupted; search keeps nothing unfinished: run the same command again'
+                                '--out', str(tmp_path / 's'), *DIGITS], lambda e: marker in e, sig=sig)
+    assert rc == 128 + sig, err[-3000:]
+    by = '' if sig == signal.SIGINT else ' by SIGTERM'
+    assert _one_line(err) == (f'autospace-nni: interrupted{by}; search keeps nothing unfinished: run the same '
+                              'command again')
     assert left == [], [psutil.Process(p).cmdline() for p in left]   # the NNI manager and trials went with it
+    assert not (tmp_path / 's' / 'arch.json').exists()   # nothing half-done passed off as a result
+
+
+_LIBRARY_SEARCH = """
+import sys
+from autospace_nni.data import load_dataset
+from autospace_nni.search import load_search_space, run_search
+data = load_dataset('digits', limit=300, seed=0)
+try:
+    run_search(load_search_space('manual', 'tiny-8'), 'evolution', data, trials=50, trial_epochs=5, port=8794,
+               out_dir=sys.argv[1], progress=True)
+    print('RETURNED')
+except KeyboardInterrupt:
+    print('INTERRUPTED')
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('sig', [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_in_run_search_from_a_script_raises_instead_of_returning_a_half_done_search(tmp_path, sig):
+    # no command line watches here: on Ctrl-C NNI's run() alone would return as if its 50 trials were done, and
+    # SIGTERM would end the process at once, leaving NNI's manager behind
+    rc, out, left = _run_until([str(tmp_path / 's')], lambda o: 'search evolution' in o, sig=sig,
+                               command=('-c', _LIBRARY_SEARCH))
+    assert rc == 0 and out.strip().splitlines()[-1] == 'INTERRUPTED', out[-3000:]
+    assert left == [], [psutil.Process(p).cmdline() for p in left]
 
 
 @pytest.mark.slow
@@ -140,3 +172,46 @@ def test_close_progress_bars_ends_a_bar_left_open_so_the_next_line_is_its_own(ca
     err = capsys.readouterr().err
     assert 'autospace-nni: interrupted; x' in err.replace('\r', '\n').splitlines()
     assert interrupts.close_progress_bars() == 0                      # nothing left open
+
+
+_WATCHED = """
+import os, signal, sys, time
+from autospace_nni import interrupts
+interrupts.GRACE_S = 1.0
+before = signal.getsignal(signal.SIGTERM)
+try:
+    with interrupts.watching():
+        with interrupts.watching():   # nested: the inner block leaves the handlers to the outer one
+            pass
+        assert signal.getsignal(signal.SIGTERM) is not before
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)
+        print('NOT RAISED')
+except KeyboardInterrupt:
+    print('RAISED', interrupts.requested(), interrupts.received().name, interrupts.exit_status(),
+          signal.getsignal(signal.SIGTERM) is before)
+sys.stdout.flush()
+if sys.argv[1] == 'inside':   # a library that swallows the interrupt and keeps the watched block busy
+    with interrupts.watching():
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(5)
+        except KeyboardInterrupt:
+            time.sleep(5)   # the watchdog ends the process GRACE_S after the signal
+    print('NOT ENDED')
+else:
+    time.sleep(2.5)   # after the block: the caller who caught it goes on, the watchdog leaves it alone
+    print('ALIVE')
+"""
+
+
+@pytest.mark.parametrize('where', ['outside', 'inside'])
+def test_sigterm_becomes_a_recorded_keyboard_interrupt_and_the_watchdog_stops_with_the_block(where):
+    r = subprocess.run([sys.executable, '-c', _WATCHED, where], capture_output=True, text=True, timeout=60)
+    lines = r.stdout.split()
+    assert r.stdout.splitlines()[0] == 'RAISED True SIGTERM 143 True', (r.stdout, r.stderr)
+    if where == 'outside':
+        assert r.returncode == 0 and r.stdout.splitlines()[-1] == 'ALIVE', (r.stdout, r.stderr)
+    else:   # ended by the watchdog with the status of the new block's signal, never reaching its last line
+        assert r.returncode == 130 and 'NOT ENDED' not in lines, (r.returncode, r.stdout, r.stderr)
+        assert 'did not stop within 1 s' in r.stderr
