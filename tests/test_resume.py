@@ -196,6 +196,28 @@ def test_one_writer_per_run_folder_and_ctrl_c_exits_130_then_resumes(tmp_path):
     assert [json.loads(l)['iteration'] for l in hist.read_text().splitlines()] == list(range(8))
 
 
+@pytest.mark.slow
+def test_sigterm_stops_evolve_like_ctrl_c_with_status_143_and_it_resumes(tmp_path):
+    out = tmp_path / 'run'
+    hist = out / 'history.jsonl'
+    p = subprocess.Popen(_cli('evolve', '--out', str(out), *ARGS), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                         text=True)
+    deadline = time.time() + 600
+    while _lines(hist) < 1 and p.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    assert p.poll() is None and _lines(hist) >= 1
+    p.send_signal(signal.SIGTERM)   # what kill, timeout and job schedulers send: before, it ended Python at once
+    _, err = p.communicate(timeout=300)
+    assert p.returncode == 143, err[-2000:]
+    line = [l for l in err.splitlines() if l.startswith('interrupted at iteration')]
+    assert line and line[0].endswith(f'resume with `autospace-nni evolve --resume {out}`'), err[-2000:]
+    assert json.loads((out / 'run.json').read_text())['status'] == 'interrupted'
+    r = subprocess.run(_cli('evolve', '--resume', str(out), '--no-progress'), capture_output=True, text=True,
+                       timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert [json.loads(l)['iteration'] for l in hist.read_text().splitlines()] == list(range(5))
+
+
 SWEEP = ['--iterations', '4', '--population', '8', '--sample-k', '2', '--warmup', '1', '--seed', '3',
          '--patience', '0', '--no-progress']
 
