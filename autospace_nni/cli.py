@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import sys
 import traceback
 from pathlib import Path
@@ -347,11 +346,7 @@ def main(argv=None) -> int:
         # Lightning answers Ctrl-C with sys.exit(1): an exit after Ctrl-C or SIGTERM is the interruption
         if isinstance(e, SystemExit) and not interrupts.requested():
             raise
-        interrupts.reap_children()   # an NNI manager that the signal caught while it started (NNI 3.0)
-        interrupts.close_progress_bars()   # the message on a line of its own, even after a half-drawn bar
-        by = '' if interrupts.received() == signal.SIGINT else f' by {interrupts.received().name}'
-        print(f'autospace-nni: interrupted{by}; {_resume_hint(args)}', file=sys.stderr)
-        return interrupts.exit_status()
+        return interrupts.stopped('autospace-nni', _resume_hint(args))
 
 
 def _resume_hint(args) -> str:

@@ -10,8 +10,10 @@ an ending (:func:`requested`, :func:`check`), and the CLI prints one line and ex
 leaves NNI's manager (a ``node`` process) running and holding its port; a job scheduler, ``timeout`` or ``kill``
 sends SIGTERM, so it gets the same orderly stop as Ctrl-C.
 
-NNI 3.0 leaves its manager running when the interrupt comes while the experiment starts: its ``stop()`` finds
-no manager handle yet. :func:`reap_children` stops such leftovers after an interruption, and a watchdog delivers
+NNI 3.0 leaves its manager running when the interrupt comes while the experiment starts: its launcher kills
+the new manager on an ``Exception`` but not on a ``KeyboardInterrupt``, and its ``stop()`` finds no manager handle
+yet. :func:`reap_children` stops such leftovers after an interruption (:func:`watched` does it for the managers
+its own call started; :func:`stopped` for the command line's whole process), and a watchdog delivers
 the interrupt again where a library swallowed it, and ends the process :data:`GRACE_S` seconds after the first
 signal if the libraries are still winding down inside the watched block (a caller that catches the
 ``KeyboardInterrupt`` outside it, in a notebook say, is left alone).
@@ -28,36 +30,36 @@ import sys
 import threading
 import time
 
-__all__ = ['watching', 'watched', 'requested', 'received', 'check', 'exit_status', 'reap_children']
+__all__ = ['watching', 'watched', 'requested', 'received', 'check', 'exit_status', 'stopped', 'reap_children',
+           'close_progress_bars']
 
 #: the signals :func:`watching` turns into ``KeyboardInterrupt``
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
-_requested = False
-_signum = signal.SIGINT   # the first signal since the outermost watched block began
+_signum = None   # the first signal since the outermost watched block began; None until one comes
 _depth = 0   # how many watched blocks are open (in the main thread)
 _generation = 0   # counts the outermost blocks, so a watchdog never outlives its own
 
 
 def requested() -> bool:
     """Whether Ctrl-C or SIGTERM came since the outermost :func:`watching` block began."""
-    return _requested
+    return _signum is not None
 
 
 def check() -> None:
     """Raise ``KeyboardInterrupt`` if Ctrl-C or SIGTERM came (after a library swallowed it)."""
-    if _requested:
+    if _signum is not None:
         raise KeyboardInterrupt
 
 
 def received() -> signal.Signals:
     """The first signal that came since the outermost :func:`watching` block began (SIGINT before any came)."""
-    return _signum
+    return _signum or signal.SIGINT
 
 
 def exit_status() -> int:
     """The shell's status for a process ended by the signal that came: 128 + its number (130 for Ctrl-C)."""
-    return 128 + int(_signum)
+    return 128 + int(received())
 
 
 #: seconds the libraries get to wind down after Ctrl-C or SIGTERM before the process ends anyway
@@ -68,7 +70,7 @@ _swallowed = threading.Event()
 
 
 def _watchdog():
-    """After Ctrl-C: deliver the interrupt again whenever a library swallowed it (Python prints "Exception
+    """After Ctrl-C or SIGTERM: deliver the interrupt again whenever a library swallowed it (Python prints "Exception
     ignored" and goes on, e.g. when it lands in logging's fork handler as NNI starts its manager), and end the
     process once :data:`GRACE_S` seconds have passed."""
     deadline, generation = time.monotonic() + GRACE_S, _generation
@@ -86,17 +88,16 @@ def _watchdog():
 
 
 def _handler(signum, frame):
-    global _requested, _signum
-    if not _requested:   # a watchdog, so that a library that eats the interrupt cannot hold the terminal
+    global _signum
+    if _signum is None:   # a watchdog, so that a library that eats the interrupt cannot hold the terminal
         _signum = signal.Signals(signum)
         threading.Thread(target=_watchdog, daemon=True).start()
-    _requested = True
     signal.default_int_handler(signum, frame)   # raises KeyboardInterrupt, whichever signal it was
 
 
 def _unraisable(hook):
     def quiet(unraisable):
-        if _requested and isinstance(unraisable.exc_value, KeyboardInterrupt):
+        if _signum is not None and isinstance(unraisable.exc_value, KeyboardInterrupt):
             _swallowed.set()   # our interrupt, lost where Python cannot raise it: the watchdog sends it again
             return
         hook(unraisable)
@@ -107,12 +108,12 @@ def _unraisable(hook):
 def watching():
     """Turn Ctrl-C and SIGTERM into a recorded ``KeyboardInterrupt`` while the block runs (in the main thread;
     elsewhere a no-op). Blocks nest: the outermost one installs the handlers and puts the previous ones back."""
-    global _requested, _signum, _depth, _generation
+    global _signum, _depth, _generation
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     if _depth == 0:
-        _requested, _signum, _generation = False, signal.SIGINT, _generation + 1
+        _signum, _generation = None, _generation + 1
         _swallowed.clear()
         previous = {s: signal.signal(s, _handler) for s in SIGNALS}
         hook = sys.unraisablehook
@@ -129,21 +130,49 @@ def watching():
 
 
 def watched(fn):
-    """``fn`` run inside :func:`watching`: for library functions that run NNI experiments, whose ``run()``
-    returns as if done on Ctrl-C, so that :func:`check` after it raises even where no command line watches."""
+    """``fn`` run inside :func:`watching`, for library functions that run NNI experiments, so that where no
+    command line watches, Ctrl-C or SIGTERM still raises ``KeyboardInterrupt`` out of ``fn``: NNI's ``run()``
+    returns as if done (:func:`check` after it raises), and Lightning answers with ``sys.exit(1)`` (turned back
+    into the interrupt). On the way out it stops the NNI managers that ``fn`` started and NNI left running."""
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         with watching():
-            return fn(*args, **kwargs)
+            before = _descendants()
+            try:
+                return fn(*args, **kwargs)
+            except (KeyboardInterrupt, SystemExit) as e:
+                if isinstance(e, SystemExit) and not requested():
+                    raise
+                reap_children(keep=before)   # another experiment of the caller's is left alone
+                if isinstance(e, SystemExit):
+                    raise KeyboardInterrupt from None
+                raise
     return wrapper
 
 
-def reap_children(marker: str = 'nni_node', timeout: float = 10.0) -> list:
+def stopped(prog: str, hint: str) -> int:
+    """After a command caught the interruption: stop the NNI managers left running, close progress bars, print
+    one line (``PROG: interrupted; HINT``, or ``interrupted by SIGTERM``) and return :func:`exit_status`."""
+    reap_children()   # an NNI manager that the signal caught while it started (NNI 3.0)
+    close_progress_bars()   # the message on a line of its own, even after a half-drawn bar
+    by = '' if received() == signal.SIGINT else f' by {received().name}'
+    print(f'{prog}: interrupted{by}; {hint}', file=sys.stderr)
+    return exit_status()
+
+
+def _descendants() -> set:
+    import psutil
+    return {c.pid for c in psutil.Process().children(recursive=True)}
+
+
+def reap_children(marker: str = 'nni_node', timeout: float = 10.0, *, keep=()) -> list:
     """Stop this process's descendants whose command line holds ``marker`` (terminate, then kill after
-    ``timeout`` seconds); returns their PIDs."""
+    ``timeout`` seconds), except the PIDs in ``keep``; returns their PIDs."""
     import psutil
     found = []
     for child in psutil.Process().children(recursive=True):
+        if child.pid in keep:
+            continue
         try:
             if marker in ' '.join(child.cmdline()):
                 found.append(child)

@@ -368,7 +368,5 @@ if __name__ == '__main__':
         with interrupts.watching():
             main()
     except KeyboardInterrupt:
-        interrupts.reap_children()   # an NNI manager that the signal caught while it started (NNI 3.0)
-        print(f'space_quality: interrupted by {interrupts.received().name}; finished units (and retrains up to '
-              'their last epoch) are kept in --work: the same command goes on from them', file=sys.stderr)
-        sys.exit(interrupts.exit_status())
+        sys.exit(interrupts.stopped('space_quality', 'finished units (and retrains up to their last epoch) are '
+                                    'kept in --work: the same command goes on from them'))

@@ -158,6 +158,27 @@ def test_a_checkpoint_that_runs_code_on_load_is_refused_unrun(tmp_path):
     assert marker.exists()
 
 
+def _evolve_until(out, args, lines):
+    """``evolve --out OUT ARGS`` started, returned once its history holds ``lines`` iterations (still running)."""
+    hist = out / 'history.jsonl'
+    p = subprocess.Popen(_cli('evolve', '--out', str(out), *args), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                         text=True)
+    deadline = time.time() + 600
+    while _lines(hist) < lines and p.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    assert p.poll() is None and _lines(hist) >= lines
+    return p
+
+
+def _assert_interrupted(p, out, status):
+    """The signalled ``evolve`` ended with ``status``, one line that says how to resume, and run.json says so."""
+    _, err = p.communicate(timeout=300)
+    assert p.returncode == status, err[-2000:]
+    line = [l for l in err.splitlines() if l.startswith('interrupted at iteration')]
+    assert line and line[0].endswith(f'resume with `autospace-nni evolve --resume {out}`'), err[-2000:]
+    assert json.loads((out / 'run.json').read_text())['status'] == 'interrupted'
+
+
 @pytest.mark.slow
 def test_one_writer_per_run_folder_and_ctrl_c_exits_130_then_resumes(tmp_path):
     a, b = tmp_path / 'a', tmp_path / 'b'
@@ -165,12 +186,7 @@ def test_one_writer_per_run_folder_and_ctrl_c_exits_130_then_resumes(tmp_path):
     r = subprocess.run(_cli('evolve', '--out', str(a), *args), capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
     hist = b / 'history.jsonl'
-    p = subprocess.Popen(_cli('evolve', '--out', str(b), *args), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                         text=True)
-    deadline = time.time() + 600
-    while _lines(hist) < 2 and p.poll() is None and time.time() < deadline:
-        time.sleep(0.02)
-    assert p.poll() is None and _lines(hist) >= 2
+    p = _evolve_until(b, args, 2)
     # the holder is paused (SIGSTOP keeps its lock) so that it cannot finish, on a loaded machine, before the three
     # refusals below have started their interpreters
     p.send_signal(signal.SIGSTOP)
@@ -183,11 +199,7 @@ def test_one_writer_per_run_folder_and_ctrl_c_exits_130_then_resumes(tmp_path):
     assert p.poll() is None and (b / 'checkpoints' / 'last.ckpt').exists()   # untouched, still running
     p.send_signal(signal.SIGCONT)
     p.send_signal(signal.SIGINT)
-    _, err = p.communicate(timeout=300)
-    assert p.returncode == 130, err[-2000:]
-    line = [l for l in err.splitlines() if l.startswith('interrupted at iteration')]
-    assert line and line[0].endswith(f'resume with `autospace-nni evolve --resume {b}`'), err[-2000:]
-    assert json.loads((b / 'run.json').read_text())['status'] == 'interrupted'
+    _assert_interrupted(p, b, 130)
     # the lock went with the process: the resume is not blocked, and it ends where the straight run did
     r = subprocess.run(_cli('evolve', '--resume', str(b), '--no-progress'), capture_output=True, text=True,
                        timeout=600)
@@ -200,18 +212,9 @@ def test_one_writer_per_run_folder_and_ctrl_c_exits_130_then_resumes(tmp_path):
 def test_sigterm_stops_evolve_like_ctrl_c_with_status_143_and_it_resumes(tmp_path):
     out = tmp_path / 'run'
     hist = out / 'history.jsonl'
-    p = subprocess.Popen(_cli('evolve', '--out', str(out), *ARGS), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                         text=True)
-    deadline = time.time() + 600
-    while _lines(hist) < 1 and p.poll() is None and time.time() < deadline:
-        time.sleep(0.02)
-    assert p.poll() is None and _lines(hist) >= 1
+    p = _evolve_until(out, ARGS, 1)
     p.send_signal(signal.SIGTERM)   # what kill, timeout and job schedulers send: before, it ended Python at once
-    _, err = p.communicate(timeout=300)
-    assert p.returncode == 143, err[-2000:]
-    line = [l for l in err.splitlines() if l.startswith('interrupted at iteration')]
-    assert line and line[0].endswith(f'resume with `autospace-nni evolve --resume {out}`'), err[-2000:]
-    assert json.loads((out / 'run.json').read_text())['status'] == 'interrupted'
+    _assert_interrupted(p, out, 143)
     r = subprocess.run(_cli('evolve', '--resume', str(out), '--no-progress'), capture_output=True, text=True,
                        timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
