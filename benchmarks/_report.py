@@ -40,6 +40,20 @@ def write_section(title: str, command: str, body: str) -> None:
     DOC.write_text(text.rstrip() + '\n')
 
 
+def write_block(path, key: str, body: str) -> bool:
+    """Replace the text between the lines ``<!-- KEY: begin ... -->`` and ``<!-- KEY: end -->`` of the file ``path``
+    (a README's figures, written by the benchmark that measures them) with ``body``; False, and the file untouched,
+    when it has no such markers."""
+    path = Path(path)
+    text = path.read_text()
+    k = re.escape(key)
+    pattern = re.compile(rf'(^<!-- {k}: begin[^\n]*-->\n).*?(^<!-- {k}: end -->$)', re.S | re.M)
+    if not pattern.search(text):
+        return False
+    path.write_text(pattern.sub(lambda m: m.group(1) + body.strip() + '\n' + m.group(2), text, count=1))
+    return True
+
+
 def claimed(path: Path, make):
     """``make()`` while this process holds the lock of ``path``'s folder
     (:func:`autospace_nni.pipeline.run_dir_lock`), or the JSON value at ``path`` if another process wrote it first;

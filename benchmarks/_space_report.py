@@ -87,13 +87,7 @@ def p1_section(S, rows, learned: str = 'learned'):
                            # null, not NaN (invalid JSON), while too few pairs to test
                            'p_value': t['p_wilcoxon'] if np.isfinite(t['p_wilcoxon']) else None,
                            'learned_madds': float(lm), 'manual_madds': float(mm), 'seeds': t['n']}
-    ok = [a for a, v in algos.items() if v['delta'] >= P1_GAIN and v['p_value'] is not None and v['p_value'] < P1_ALPHA]
-    complete = all(algos.get(a, {}).get('seeds') == len(S['seeds']) for a in S['strategies'])
-    # the best Wilcoxon p each algorithm can still reach: at or above 0.1 its pending seeds cannot meet the goal
-    best = best_case_ps(rows, S, B, learned)
-    hopeless = [a for a, p in best.items() if p >= P1_ALPHA]
-    verdict = ('met' if len(ok) == len(S['strategies']) else 'NOT met' if complete or hopeless else
-               'undecided: pairs still pending')
+    verdict, ok, complete, best, hopeless = p1_verdict(S, rows, algos, learned)
     lines.append(f'\nGoal P1 for `{learned}` (≥ +{100 * P1_GAIN:.1f} points with paired p < {P1_ALPHA}, both '
                  f'algorithms): **{verdict}** (met so far by: {", ".join(ok) or "none"}).')
     if not complete:
@@ -104,6 +98,20 @@ def p1_section(S, rows, learned: str = 'learned'):
                       'only narrow the gap\'s estimate.'
                       if hopeless else '.'))
     return lines, {'algorithms': algos}
+
+
+def p1_verdict(S, rows, algos, learned: str = 'learned') -> tuple:
+    """Goal P1's verdict for the space ``learned`` from its per-algorithm figures ``algos`` (:func:`p1_section`'s):
+    ('met' | 'NOT met' | 'undecided: pairs still pending', the algorithms that meet it, whether every seed has run,
+    the best Wilcoxon p each algorithm can still reach, the algorithms for which that is at or above the goal's p)."""
+    ok = [a for a, v in algos.items() if v['delta'] >= P1_GAIN and v['p_value'] is not None and v['p_value'] < P1_ALPHA]
+    complete = all(algos.get(a, {}).get('seeds') == len(S['seeds']) for a in S['strategies'])
+    # the best Wilcoxon p each algorithm can still reach: at or above 0.1 its pending seeds cannot meet the goal
+    best = best_case_ps(rows, S, S['budget'], learned)
+    hopeless = [a for a, p in best.items() if p >= P1_ALPHA]
+    verdict = ('met' if len(ok) == len(S['strategies']) else 'NOT met' if complete or hopeless else
+               'undecided: pairs still pending')
+    return verdict, ok, complete, best, hopeless
 
 
 def spaces_lines(S, spaces):

@@ -61,7 +61,9 @@ while any learned space is undecided). There they run space by space in P1_LEARN
 table (summary.json's P1) fills its seeds first.
 
 A Pareto plot (test accuracy against MAdds of every retrained winner, both spaces) and the EDF plot go next to
-docs/benchmarks.md ("Space quality (<scale>)"); <work>/summary.json holds the P1/P2 figures.
+docs/benchmarks.md ("Space quality (<scale>)"); <work>/summary.json holds the P1/P2 figures, and the README's
+bullets on what was found, between its ``<!-- space_quality <scale>: begin -->`` and ``end`` markers, are rewritten
+from the same figures (benchmarks/_headline.py).
 """
 
 import argparse
@@ -356,10 +358,15 @@ def main():
     out_dir = work if args.no_write else ROOT / 'docs'
     fq_work = ROOT / ('runs' if args.scale == 'smoke' else 'docs/results') / f'fitness_quality_{args.scale}'
     body, _ = report(args.scale, S, work, spaces, rows, edf_dirs, p2_rungs, pending, out_dir, fq_work)
-    print(body)
+    # the README's bullets, from the same rows and caches (so no figure there is typed by hand)
+    from benchmarks._anatomy import estimator_bias
+    from benchmarks._headline import headline
+    found = headline(S, work, rows, edf_dirs, p2_rungs, spaces, estimator_bias(fq_work))
+    print(body, '\n\nThe README\'s bullets:\n' + found)
     if not args.no_write:
-        from benchmarks._report import write_section
+        from benchmarks._report import write_block, write_section
         write_section(f'Space quality ({args.scale})', f'python benchmarks/space_quality.py --scale {args.scale}', body)
+        write_block(ROOT / 'README.md', f'space_quality {args.scale}', found)
 
 
 if __name__ == '__main__':
