@@ -120,6 +120,9 @@ def p2_bullet(S, work, rungs) -> str:
     text = head + ('met' if met else 'not met yet' if going else 'NOT met') + (
         f'.** The best network so far reaches {p2["test_acc"]:.4f} test accuracy ({p2["val_acc"]:.4f} held-out) at '
         f'{p2["madds"] / 1e6:.2f} M MAdds and {p2["params"] / 1e3:.0f} k params ({_rung_text(rung_of(p2))}).')
+    why = Path(work) / p2_tag(S, rung_of(p2)) / 'diagnosis.json'
+    if not met and why.exists():
+        text += ' ' + diagnosis_words(json.loads(why.read_text()))
     if going:
         done = progress(Path(work) / p2_tag(S, nxt) / 'retrain.ckpt')
         text += f' The next retrain ({_rung_text(nxt)}) '
@@ -132,6 +135,19 @@ def p2_bullet(S, work, rungs) -> str:
         text += (f'has run {k} of {nxt["epochs"]} epochs: {h[-1]:.4f} held-out after the last{beside}; its best so '
                  f'far is {max(h):.4f}. It replaces the network only if it ends above {p2["val_acc"]:.4f} held-out.')
     return text
+
+
+def diagnosis_words(d: dict, worst: int = 3) -> str:
+    """A network's :func:`benchmarks._diagnosis.diagnose` record in a sentence: its fit of the un-augmented training
+    split, and the share of its test errors in its ``worst`` classes."""
+    cm = np.asarray(d['test_confusion'])
+    per_class = np.diag(cm) / np.maximum(cm.sum(1), 1)
+    weak = np.argsort(per_class, kind='stable')[:worst]
+    errors = int(cm.sum() - np.trace(cm))
+    weak_err = int(cm[weak].sum() - np.diag(cm)[weak].sum())
+    return (f'It classifies {d["train_acc"]:.2%} of its training images (without augmentation), so what limits it '
+            f'is {"generalisation" if d["train_acc"] >= P2_GOAL else "its fit"}; {weak_err / max(errors, 1):.0%} of '
+            f'its {errors} test errors fall in {worst} class{"es" * (worst != 1)} (' + ', '.join(d['classes'][c] for c in weak) + ').')
 
 
 def side_bullet(S, rows) -> str:

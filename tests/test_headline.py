@@ -3,7 +3,8 @@ written between (benchmarks/_report.py's write_block)."""
 
 import pytest
 
-from benchmarks._headline import WIDTH, headline, p1_bullet, p2_bullet, side_bullet, why_bullet
+from benchmarks._headline import (WIDTH, diagnosis_words, headline, p1_bullet, p2_bullet, side_bullet,
+                                  why_bullet)
 from benchmarks._report import write_block
 from benchmarks._space_report import p2_ladder, p2_tag
 
@@ -138,3 +139,14 @@ def test_why_bullet_says_noise_only_when_the_scores_disagree(tmp_path, spread, w
     text = why_bullet(tmp_path, {'learned': manual_space(Skeleton.preset('tiny-8'))}, None)
     assert words in text and 'multi-edge graphs' in text and 'estimator scores them' not in text
     assert why_bullet(tmp_path, {}, None) == ''
+
+
+def test_diagnosis_words_known_confusion():
+    # three classes of 10 test images: class 0 right 10, class 1 right 8 (2 as 2), class 2 right 5 (5 as 1)
+    d = {'classes': ['a', 'b', 'c'], 'train_acc': 0.99746,
+         'test_confusion': [[10, 0, 0], [0, 8, 2], [0, 5, 5]]}
+    assert diagnosis_words(d, worst=2) == ('It classifies 99.75% of its training images (without augmentation), so '
+                                           'what limits it is generalisation; 100% of its 7 test errors fall in 2 '
+                                           'classes (c, b).')
+    assert 'limits it is its fit; 71% of its 7 test errors fall in 1 class (c)' in diagnosis_words(
+        {**d, 'train_acc': 0.9}, worst=1)
