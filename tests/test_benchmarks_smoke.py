@@ -46,6 +46,10 @@ def test_space_quality_smoke(tmp_path):
                    'Budget specialisation', '| small | ', '| large | ', 'Goal P2'):
         assert needle in out, out[-2000:]
     assert 'Pending' not in out
+    # the README's bullets, from the same figures (--no-write: printed, the README untouched)
+    bullets = out[out.index("The README's bullets:"):]
+    for needle in ('- **Goal P1', '- **Goal P2', "- **The paper's two other claims", 'Random networks at matched MAdds'):
+        assert needle in bullets, bullets
     for plot in ('edf', 'pareto', 'convergence'):
         assert (tmp_path / f'space_quality_smoke_{plot}.png').exists(), plot
     summary = json.loads((tmp_path / 'summary.json').read_text())
