@@ -366,7 +366,8 @@ def main():
     if not args.no_write:
         from benchmarks._report import write_block, write_section
         write_section(f'Space quality ({args.scale})', f'python benchmarks/space_quality.py --scale {args.scale}', body)
-        write_block(ROOT / 'README.md', f'space_quality {args.scale}', found)
+        if not write_block(ROOT / 'README.md', f'space_quality {args.scale}', found):
+            print(f'README.md has no "<!-- space_quality {args.scale}: begin -->" marker: its bullets are not written')
 
 
 if __name__ == '__main__':
