@@ -35,19 +35,26 @@ def diagnose(model: torch.nn.Module, data, device='cpu') -> dict:
     return out
 
 
+def weak_classes(d: dict, worst: int = 3) -> dict:
+    """From :func:`diagnose`'s record: each class's test accuracy, the ``worst`` classes (weakest first), the test
+    errors in all and in those classes."""
+    cm = np.asarray(d['test_confusion'])
+    per_class = np.diag(cm) / np.maximum(cm.sum(1), 1)
+    weak = np.argsort(per_class, kind='stable')[:worst]
+    return {'per_class': per_class, 'weak': weak, 'errors': int(cm.sum() - np.trace(cm)),
+            'weak_errors': int(cm[weak].sum() - np.diag(cm)[weak].sum())}
+
+
 def diagnosis_lines(d: dict, goal: float, worst: int = 3) -> list:
     """The report's reading of :func:`diagnose`'s record against an accuracy ``goal``: the fit of the training
     split against the test accuracy, the test errors the goal allows against those made, the ``worst`` classes'
     share of the errors and the commonest confusions. Every figure is computed from ``d``."""
     cm = np.asarray(d['test_confusion'])
     names, n = d['classes'], int(cm.sum())
-    errors = n - int(np.trace(cm))
     allowed = int(np.floor(round((1 - goal) * n, 6)))
-    per_class = np.diag(cm) / np.maximum(cm.sum(1), 1)
-    order = np.argsort(per_class, kind='stable')
-    weak = order[:worst]
-    weak_err = int(cm[weak].sum() - np.diag(cm)[weak].sum())
-    rest = order[worst:]
+    w = weak_classes(d, worst)
+    per_class, weak, errors, weak_err = w['per_class'], w['weak'], w['errors'], w['weak_errors']
+    rest = np.argsort(per_class, kind='stable')[worst:]
     off = cm.copy()
     np.fill_diagonal(off, 0)
     top = np.dstack(np.unravel_index(np.argsort(-off, axis=None, kind='stable'), off.shape))[0][:3]

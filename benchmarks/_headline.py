@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks._paired import paired_test, seed_pairs
-from benchmarks._space_report import (P1_ALPHA, P1_GAIN, P1_LEARNED, P2_GOAL, P2_MADDS, _rung_text, edf_gap,
-                                      next_rung, p1_section, p1_verdict, p2_network, p2_tag, rung_of)
+from benchmarks._space_report import (EDF_SPACES, P1_ALPHA, P1_GAIN, P1_LEARNED, P2_GOAL, P2_MADDS, _rung_text,
+                                      edf_gap, next_rung, p1_section, p1_verdict, p2_network, p2_tag, rung_of)
 
 WIDTH = 118          # the README's line length
 NOISY_ICC = 0.3      # a score reliability below it: most of a score's spread is noise
@@ -69,7 +69,6 @@ def p1_bullet(S, rows) -> str:
 
 def edf_bullet(S, edf_dirs) -> str:
     """Random networks of each space at matched MAdds: each learned space's mean error minus the manual one's."""
-    from benchmarks._space_report import EDF_SPACES
     from autospace_nni.design_space import load_samples
     if 'manual' not in edf_dirs or 'learned' not in edf_dirs:
         return ''
@@ -140,14 +139,12 @@ def p2_bullet(S, work, rungs) -> str:
 def diagnosis_words(d: dict, worst: int = 3) -> str:
     """A network's :func:`benchmarks._diagnosis.diagnose` record in a sentence: its fit of the un-augmented training
     split, and the share of its test errors in its ``worst`` classes."""
-    cm = np.asarray(d['test_confusion'])
-    per_class = np.diag(cm) / np.maximum(cm.sum(1), 1)
-    weak = np.argsort(per_class, kind='stable')[:worst]
-    errors = int(cm.sum() - np.trace(cm))
-    weak_err = int(cm[weak].sum() - np.diag(cm)[weak].sum())
+    from benchmarks._diagnosis import weak_classes
+    w = weak_classes(d, worst)
     return (f'It classifies {d["train_acc"]:.2%} of its training images (without augmentation), so what limits it '
-            f'is {"generalisation" if d["train_acc"] >= P2_GOAL else "its fit"}; {weak_err / max(errors, 1):.0%} of '
-            f'its {errors} test errors fall in {worst} class{"es" * (worst != 1)} (' + ', '.join(d['classes'][c] for c in weak) + ').')
+            f'is {"generalisation" if d["train_acc"] >= P2_GOAL else "its fit"}; '
+            f'{w["weak_errors"] / max(w["errors"], 1):.0%} of its {w["errors"]} test errors fall in {worst} '
+            f'class{"es" * (worst != 1)} (' + ', '.join(d['classes'][c] for c in w['weak']) + ').')
 
 
 def side_bullet(S, rows) -> str:
