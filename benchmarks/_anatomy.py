@@ -224,6 +224,15 @@ def edf_why_lines(samples: dict, spaces: dict = None) -> list:
             '. '.join(parts) + '.'] if parts else []
 
 
+def evolution_reliability(work, folder: str):
+    """:func:`score_reliability` of the evolution cached in ``work``/``folder`` (its ``history.jsonl``); None
+    without one."""
+    f = Path(work) / folder / 'history.jsonl'
+    if not f.exists():
+        return None
+    return score_reliability([json.loads(line) for line in f.read_text().splitlines() if line.strip()])
+
+
 def score_reliability(history) -> dict:
     """How much of the spread of the estimator's scores within one evolution (``history``: its records, with
     ``scores/<group>`` = {cell: r}) tells cells apart: the one-way random-effects intraclass correlation ICC(1)

@@ -84,19 +84,17 @@ def edf_bullet(S, edf_dirs) -> str:
 def why_bullet(work, spaces, bias) -> str:
     """What the report's anatomy says of the default learned space: how much of its evolution's score spread tells
     cells apart, its share of multi-edge cells, and how the estimator rates those against how they train alone."""
-    from benchmarks._anatomy import score_reliability, space_makeup
+    from benchmarks._anatomy import evolution_reliability, space_makeup
     if not spaces or not spaces.get('learned'):
         return ''
     text = '**Why, as far as the figures say:**'
-    f = Path(work) / 'evolve_ref-default' / 'history.jsonl'
-    if f.exists():
-        r = score_reliability([json.loads(line) for line in f.read_text().splitlines() if line.strip()])
-        if np.isfinite(r['icc']):
-            noise = r['icc'] < NOISY_ICC
-            text += (f' the fitness scores {"are mostly noise" if noise else "tell cells apart"}: two scores of one '
-                     f'cell agree with an intraclass correlation of {r["icc"]:.2f} ({r["cells"]} cells scored '
-                     f'{r["scores_per_cell"]:.1f} times on average)' +
-                     (', so the learned top cells are close to a draw from the admissible ones.' if noise else '.'))
+    r = evolution_reliability(work, 'evolve_ref-default')
+    if r is not None and np.isfinite(r['icc']):
+        noise = r['icc'] < NOISY_ICC
+        text += (f' the fitness scores {"are mostly noise" if noise else "tell cells apart"}: two scores of one '
+                 f'cell agree with an intraclass correlation of {r["icc"]:.2f} ({r["cells"]} cells scored '
+                 f'{r["scores_per_cell"]:.1f} times on average)' +
+                 (', so the learned top cells are close to a draw from the admissible ones.' if noise else '.'))
     text += f' {space_makeup(spaces["learned"])["multi_edge"]:.0%} of the learned space\'s cells are multi-edge graphs.'
     if bias and bias['mbconv']['n'] and bias['multi']['n']:
         s, m = bias['mbconv'], bias['multi']

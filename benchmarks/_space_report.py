@@ -203,14 +203,11 @@ EVOLUTIONS = (('evolve_ref-default', '`learned`'), ('evolve_ref-none', '`learned
 
 def reliability_lines(work):
     """How much of each evolution's score spread tells cells apart (:func:`benchmarks._anatomy.score_reliability`)."""
-    from benchmarks._anatomy import score_reliability, scores_needed
+    from benchmarks._anatomy import evolution_reliability, scores_needed
     parts = []
     for folder, what in EVOLUTIONS:
-        f = Path(work) / folder / 'history.jsonl'
-        if not f.exists():
-            continue
-        r = score_reliability([json.loads(l) for l in f.read_text().splitlines() if l.strip()])
-        if np.isfinite(r['icc']):
+        r = evolution_reliability(work, folder)
+        if r is not None and np.isfinite(r['icc']):
             parts.append(f'{what}: ICC {r["icc"]:.2f} over {r["cells"]} cells scored {r["scores_per_cell"]:.1f} times '
                          f'on average (sd of a score {r["sd_within"]:.3f}, of the cells\' true scores '
                          f'{r["sd_between"]:.3f}; a mean reliable to 0.8 needs {scores_needed(r["icc"]):.0f} scores)')
