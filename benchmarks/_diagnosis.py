@@ -1,6 +1,7 @@
 """Why a trained network falls short of an accuracy goal, read from its predictions: how well it fits its own
 training split without augmentation (is it capacity or generalisation that limits it?) and which classes hold its
-test errors. space_quality.py writes this for P2's best network (``diagnosis.json``) and the report reads it."""
+test errors. space_quality.py writes this for each of P2's retrained networks (``diagnosis.json``) and the report
+reads it."""
 
 from __future__ import annotations
 
@@ -75,3 +76,35 @@ def diagnosis_lines(d: dict, goal: float, worst: int = 3) -> list:
              f'{len(rest)} classes average {per_class[rest].mean():.3f}. Commonest confusions (true → predicted): ' +
              ', '.join(f'{names[i]} → {names[j]} {int(off[i, j])}' for i, j in top) + '.']
     return lines
+
+
+def compare_lines(named: list, worst: int = 3) -> list:
+    """A table of :func:`diagnose` records of networks trained with different recipes, ``named`` as (label, record)
+    with the reference (P2's network) first: each one's fit of its training split, its held-out and test accuracy,
+    its test accuracy in the reference's ``worst`` classes and its mean over the others, so that a row says what its
+    recipe changed against the reference's and where."""
+    ref = weak_classes(named[0][1], worst)
+    weak = ref['weak']
+    rest = [c for c in range(len(ref['per_class'])) if c not in set(weak)]
+    names = named[0][1]['classes']
+    lines = ['| retrain | training split (no augmentation) | held-out | test | ' +
+             ' | '.join(names[c] for c in weak) + f' | other {len(rest)} classes (mean) |',
+             '|---' * (5 + len(weak)) + '|']
+    for label, d in named:
+        per_class = weak_classes(d, worst)['per_class']
+        lines.append(f'| {label} | {d["train_acc"]:.4f} | {d["val_acc"]:.4f} | {d["test_acc"]:.4f} | ' +
+                     ' | '.join(f'{per_class[c]:.3f}' for c in weak) + f' | {per_class[rest].mean():.3f} |')
+    return lines
+
+
+def change_words(ref: dict, other: dict, worst: int = 3) -> str:
+    """How the network of record ``other`` differs from that of ``ref`` (both :func:`diagnose`'s), in words: the fit
+    of its training split and its test accuracy in ``ref``'s ``worst`` classes and in the others."""
+    a, b = weak_classes(ref, worst), weak_classes(other, worst)
+    rest = [c for c in range(len(a['per_class'])) if c not in set(a['weak'])]
+    return (f'it classifies {other["train_acc"]:.2%} of its training images (against {ref["train_acc"]:.2%}), and '
+            + ', '.join(f'{ref["classes"][c]} {b["per_class"][c]:.3f} (against {a["per_class"][c]:.3f})'
+                        for c in a['weak']) +
+            (f'; the other {len(rest)} classes average ' if len(rest) != 1 else '; the other class averages ') +
+            f'{b["per_class"][rest].mean():.3f} '
+            f'(against {a["per_class"][rest].mean():.3f})')

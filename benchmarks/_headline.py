@@ -3,7 +3,6 @@ script between two markers of the README (``write_block`` in benchmarks/_report.
 by hand. Every figure comes from the same rows, caches and functions as the full report in docs/benchmarks.md; this
 module trains nothing, so it is tested on made-up rows with known answers."""
 
-import json
 import textwrap
 from pathlib import Path
 
@@ -11,7 +10,8 @@ import numpy as np
 
 from benchmarks._paired import paired_test, seed_pairs
 from benchmarks._space_report import (EDF_SPACES, P1_ALPHA, P1_GAIN, P1_LEARNED, P2_GOAL, P2_MADDS, _rung_text,
-                                      edf_gap, next_rung, p1_section, p1_verdict, p2_network, p2_tag, rung_of)
+                                      edf_gap, next_rung, p1_section, p1_verdict, p2_diagnosis, p2_network, p2_tag,
+                                      rung_of)
 
 WIDTH = 118          # the README's line length
 NOISY_ICC = 0.3      # a score reliability below it: most of a score's spread is noise
@@ -117,9 +117,11 @@ def p2_bullet(S, work, rungs) -> str:
     text = head + ('met' if met else 'not met yet' if going else 'NOT met') + (
         f'.** The best network so far reaches {p2["test_acc"]:.4f} test accuracy ({p2["val_acc"]:.4f} held-out) at '
         f'{p2["madds"] / 1e6:.2f} M MAdds and {p2["params"] / 1e3:.0f} k params ({_rung_text(rung_of(p2))}).')
-    why = Path(work) / p2_tag(S, rung_of(p2)) / 'diagnosis.json'
-    if not met and why.exists():
-        text += ' ' + diagnosis_words(json.loads(why.read_text()))
+    why = p2_diagnosis(S, work, p2)
+    if not met and why:
+        text += ' ' + diagnosis_words(why)
+    if not met and not going and len(rungs) > 1:
+        text += ' ' + last_rung_words(S, work, rungs)
     if going:
         done = progress(Path(work) / p2_tag(S, nxt) / 'retrain.ckpt')
         text += f' The next retrain ({_rung_text(nxt)}) '
@@ -132,6 +134,21 @@ def p2_bullet(S, work, rungs) -> str:
         text += (f'has run {k} of {nxt["epochs"]} epochs: {h[-1]:.4f} held-out after the last{beside}; its best so '
                  f'far is {max(h):.4f}. It replaces the network only if it ends above {p2["val_acc"]:.4f} held-out.')
     return text
+
+
+def last_rung_words(S, work, rungs) -> str:
+    """Once P2's ladder has ended: what its last retrain reached and, where both networks were examined, what its
+    recipe changed against the network it was compared with (P2's network if not itself, else the rung before)."""
+    from benchmarks._diagnosis import change_words
+    p2, last = p2_network(rungs), rungs[-1]
+    other = p2 if last is not p2 else rungs[-2]
+    text = f'The last retrain tried ({_rung_text(rung_of(last))}) ended at {last["val_acc"]:.4f} held-out ' + (
+        f'({last["test_acc"]:.4f} test accuracy), below {p2["val_acc"]:.4f}, so it was not picked'
+        if last is not p2 else f'and was picked; the one before ({_rung_text(rung_of(other))}) had '
+                               f'{other["val_acc"]:.4f}')
+    a, b = p2_diagnosis(S, work, other), p2_diagnosis(S, work, last)
+    than = 'the best network' if last is not p2 else 'the one before'
+    return text + (f'. Beside {than}, {change_words(a, b)}.' if a and b else '.')
 
 
 def diagnosis_words(d: dict, worst: int = 3) -> str:

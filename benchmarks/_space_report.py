@@ -42,6 +42,12 @@ def rung_of(record) -> dict:
     return {'epochs': record['retrain_epochs'], **record.get('recipe', {})}
 
 
+def p2_diagnosis(S, work, record):
+    """The ``diagnosis.json`` that space_quality.py wrote for P2's finished retrain ``record`` (None if none)."""
+    path = Path(work) / p2_tag(S, rung_of(record)) / 'diagnosis.json'
+    return json.loads(path.read_text()) if path.exists() else None
+
+
 def p2_network(rungs):
     """P2's network among its finished retrains ``rungs``: the one with the best held-out accuracy, so the test split
     picks nothing (None before any has finished)."""
@@ -316,10 +322,15 @@ def p2_section(S, work, rungs):
                    f'{p2["seed"]}), its winner ({p2["madds"] / 1e6:.2f} M MAdds, {p2["params"] / 1e6:.2f} M params) '
                    f'retrained with translations and random erasing for {tried} → {verdict}')
     lines = [line]
-    why = Path(work) / p2_tag(S, rung_of(p2)) / 'diagnosis.json'    # P2's network, examined
-    if why.exists():
-        from benchmarks._diagnosis import diagnosis_lines
-        lines += ['', *diagnosis_lines(json.loads(why.read_text()), P2_GOAL)]
+    # the examined rungs, P2's network first
+    examined = [(_rung_text(rung_of(r)), d) for r in [p2, *(r for r in rungs if r is not p2)]
+                if (d := p2_diagnosis(S, work, r))]
+    if examined and examined[0][0] == _rung_text(rung_of(p2)):
+        from benchmarks._diagnosis import compare_lines, diagnosis_lines
+        lines += ['', *diagnosis_lines(examined[0][1], P2_GOAL)]
+        if len(examined) > 1:
+            lines += ['', 'What each examined retrain\'s recipe changed, by its own predictions (P2\'s network '
+                          'first; its weakest test classes):', '', *compare_lines(examined)]
     return lines, {'best_test_acc': p2['test_acc'], 'madds': p2['madds'], 'params': p2['params'],
                    'arch': json.dumps(p2['sample'], sort_keys=True)}
 

@@ -47,9 +47,9 @@ on its folder), and the other process lists it as pending and goes on to the nex
    same epochs with horizontal flips and a weight decay of 5e-4 instead of 4e-5 (the base recipe's network fits
    its training split almost perfectly, so what limits it is generalisation; flips and that weight decay are the
    common recipe of small-image classifiers, CIFAR's ResNets for one). P2's network is the rung with the best
-   held-out accuracy. Each rung's network is exported to <unit>/model, and P2's is examined (<unit>/diagnosis.json,
+   held-out accuracy. Each rung's network is exported to <unit>/model and examined (<unit>/diagnosis.json,
    benchmarks/_diagnosis.py: its accuracy on the un-augmented training split, its test errors by class), so the
-   report can say why P2 lands where it does.
+   report can say why P2 lands where it does, and what each rung's recipe changed.
 
 Units run in the order 1, 2 for `learned` (seed-major, so every finished seed is a complete pair), 3 (the EDFs
 grown together), 6, 2 for the redesigns whose EDF is not worse than the manual space's (the EDF is the cheaper
@@ -76,7 +76,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks._paired import p1_open  # noqa: E402
 from benchmarks._space_report import (EDF_SPACES, P1_ALPHA, P1_LEARNED, P2_GOAL, P2_MADDS,  # noqa: E402
-                                      edf_screened_out, p2_ladder, p2_network, p2_tag, report,
+                                      edf_screened_out, p2_ladder, p2_tag, report,
                                       rung_of)
 
 STEPS = ('edfs', 'p1', 'p2', 'side')     # what --only may pick: the units of one step of the protocol
@@ -321,13 +321,14 @@ def main():
         p2_rungs.append(done)
         if done['val_acc'] >= P2_GOAL:
             break
-    # P2's network (the rung with the best held-out accuracy) examined: its fit of the un-augmented training split,
-    # its test errors by class, so that the report can say why P2 lands where it does (a rung trained before
-    # networks were exported has none)
-    best = p2_network(p2_rungs)
-    model = work / p2_tag(S, rung_of(best)) / 'model' if best else None
-    if model is not None and (model / 'model_state.pt').exists():
-        attempt(_cached, model.parent / 'diagnosis.json', lambda: _diagnose(model, full, args.device), not trains('p2'))
+    # each finished rung's network examined: its fit of the un-augmented training split and its test errors by
+    # class, so that the report can say why P2's network (the best held-out rung) lands where it does, and what a
+    # rung's recipe changed (a rung trained before networks were exported has none)
+    for done in p2_rungs:
+        model = work / p2_tag(S, rung_of(done)) / 'model'
+        if (model / 'model_state.pt').exists():
+            attempt(_cached, model.parent / 'diagnosis.json', lambda m=model: _diagnose(m, full, args.device),
+                    not trains('p2'))
     # the redesigns' P1, screened by their EDFs: one whose complete EDF lies right of the manual one, outside the
     # bands, waits with the decided units
     screened = [n for n in P1_LEARNED[1:] if edf_screened_out(S, edf_dirs, n)]

@@ -9,7 +9,7 @@ from torch.utils.data import TensorDataset
 
 from autospace_nni.data import DataSplits
 from autospace_nni.search import evaluate_accuracy, predict
-from benchmarks._diagnosis import CLASS_NAMES, confusion, diagnose, diagnosis_lines
+from benchmarks._diagnosis import CLASS_NAMES, change_words, compare_lines, confusion, diagnose, diagnosis_lines
 from benchmarks._space_report import p2_section, p2_tag
 
 
@@ -87,3 +87,40 @@ def test_p2_section_adds_the_reading_once_the_network_is_examined(tmp_path):
     lines, summ = p2_section(S, tmp_path, [rung])
     assert lines[0].endswith('**NOT met**.') and lines[1] == '' and lines[2].startswith('Why P2')
     assert lines[3].startswith('The goal allows 18 test errors') and summ['best_test_acc'] == 0.95
+
+
+# the same test images after another recipe: b right 95 (3 as a, 2 as d), c 96, a 98, d 98
+CM2 = [[98, 2, 0, 0], [3, 95, 0, 2], [0, 0, 96, 4], [0, 2, 0, 98]]
+
+
+def test_compare_lines_and_change_words_follow_the_references_weakest_classes():
+    ref, other = _record(0.99, CM), {**_record(0.97, CM2), 'val_acc': 0.93}
+    head, rule, *rows = compare_lines([('base', ref), ('flips', other)], worst=2)
+    # the reference's weakest classes (b, then c) are the columns, for every row
+    assert head == ('| retrain | training split (no augmentation) | held-out | test | b | c | '
+                    'other 2 classes (mean) |') and rule == '|---' * 7 + '|'
+    assert rows == ['| base | 0.9900 | 0.9000 | 0.9600 | 0.900 | 0.970 | 0.985 |',
+                    '| flips | 0.9700 | 0.9300 | 0.9675 | 0.950 | 0.960 | 0.980 |']
+    assert change_words(ref, other, worst=2) == (
+        'it classifies 97.00% of its training images (against 99.00%), and b 0.950 (against 0.900), c 0.960 '
+        '(against 0.970); the other 2 classes average 0.980 (against 0.985)')
+
+
+def test_p2_section_compares_every_examined_rung_p2s_network_first(tmp_path):
+    S = {'p2_strategy': 'evolution', 'p2_epochs': (40, 100),
+         'p2_regularised': {'epochs': 100, 'flip': True, 'weight_decay': 5e-4}}
+    base = {'strategy': 'evolution', 'seed': 0, 'madds': 24.1e6, 'params': 778e3, 'test_acc': 0.95, 'val_acc': 0.95,
+            'retrain_epochs': 100, 'sample': {'s1_b0': 'zero'}}
+    reg = {**base, 'test_acc': 0.96, 'val_acc': 0.94, 'recipe': {'flip': True, 'weight_decay': 5e-4}}
+    for rung, cm in ((100, CM), (S['p2_regularised'], CM2)):
+        (tmp_path / p2_tag(S, rung)).mkdir()
+        (tmp_path / p2_tag(S, rung) / 'diagnosis.json').write_text(json.dumps(_record(0.99, cm)))
+    lines, summ = p2_section(S, tmp_path, [base, reg])
+    # the held-out split picks the base rung, though the other tests better; its reading, then the table
+    assert summ['best_test_acc'] == 0.95 and lines[2].startswith('Why P2')
+    assert lines[5].startswith("What each examined retrain's recipe changed")
+    assert lines[7].startswith('| retrain |') and lines[9].startswith('| 100 epochs |')
+    assert lines[10].startswith('| 100 epochs with horizontal flips and weight decay 0.0005 | 0.9900 | 0.9000 |')
+    # P2's network not examined: neither its reading nor a table led by another rung
+    (tmp_path / p2_tag(S, 100) / 'diagnosis.json').unlink()
+    assert len(p2_section(S, tmp_path, [base, reg])[0]) == 1

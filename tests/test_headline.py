@@ -70,6 +70,33 @@ def test_p2_bullet_reports_the_best_rung_and_the_next_ones_progress(tmp_path):
     assert ': met.**' in p2_bullet(S, tmp_path, [_p2(40, 0.9550, 0.9560)])
 
 
+def test_p2_bullet_once_the_ladder_ends_says_what_its_last_rung_reached_and_changed(tmp_path):
+    import json
+    reg = {**_p2(100, 0.9440, 0.9500), 'recipe': {'flip': True, 'weight_decay': 5e-4}}
+    rungs = [_p2(40, 0.9430, 0.9500), _p2(100, 0.9475, 0.9533), reg]
+    text = p2_bullet(S, tmp_path, rungs)
+    assert 'NOT met.** The best network so far reaches 0.9475 test accuracy (0.9533 held-out)' in text
+    assert text.endswith('The last retrain tried (100 epochs with horizontal flips and weight decay 0.0005) ended at '
+                         '0.9500 held-out (0.9440 test accuracy), below 0.9533, so it was not picked.')
+    # both examined: what the recipe changed, beside the best network, in the base's 3 weakest classes (b, c, a)
+    base_cm = [[10, 0, 0, 0], [2, 8, 0, 0], [0, 0, 9, 1], [0, 0, 0, 10]]
+    reg_cm = [[10, 0, 0, 0], [1, 9, 0, 0], [0, 0, 9, 1], [0, 1, 0, 9]]
+    for rung, train, cm in ((100, 0.99, base_cm), (p2_ladder(S)[2], 0.98, reg_cm)):
+        (tmp_path / p2_tag(S, rung)).mkdir()
+        (tmp_path / p2_tag(S, rung) / 'diagnosis.json').write_text(json.dumps(
+            {'classes': ['a', 'b', 'c', 'd'], 'train_acc': train, 'test_confusion': cm}))
+    assert p2_bullet(S, tmp_path, rungs).endswith(
+        'so it was not picked. Beside the best network, it classifies 98.00% of its training images (against 99.00%), '
+        'and b 0.900 (against 0.800), c 0.900 (against 0.900), a 1.000 (against 1.000); the other class averages '
+        '0.900 (against 1.000).')
+    # picked by its held-out accuracy but short of the goal on the test split: compared with the rung before
+    won = {**reg, 'val_acc': 0.9540}
+    text = p2_bullet(S, tmp_path, [*rungs[:2], won])
+    assert 'NOT met.** The best network so far reaches 0.9440 test accuracy (0.9540 held-out)' in text
+    assert ('ended at 0.9540 held-out and was picked; the one before (100 epochs) had 0.9533. Beside the one before, '
+            'it classifies 98.00%') in text
+
+
 def test_side_bullet_pairs_by_seed_and_budget():
     rows = [_row('darts', 'learned', 0, 0.92), _row('darts', 'learned-no-ref', 0, 0.93),
             _row('darts', 'learned', 1, 0.915), _row('darts', 'learned-no-ref', 1, 0.90),
