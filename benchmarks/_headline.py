@@ -115,7 +115,8 @@ def p2_bullet(S, work, rungs) -> str:
     met = p2['test_acc'] >= P2_GOAL
     going = not met and p2['val_acc'] < P2_GOAL and nxt is not None
     text = head + ('met' if met else 'not met yet' if going else 'NOT met') + (
-        f'.** The best network so far reaches {p2["test_acc"]:.4f} test accuracy ({p2["val_acc"]:.4f} held-out) at '
+        f'.** The best network{" so far" * going} reaches {p2["test_acc"]:.4f} test accuracy ({p2["val_acc"]:.4f} '
+        f'held-out) at '
         f'{p2["madds"] / 1e6:.2f} M MAdds and {p2["params"] / 1e3:.0f} k params ({_rung_text(rung_of(p2))}).')
     why = p2_diagnosis(S, work, p2)
     if not met and why:

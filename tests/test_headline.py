@@ -75,7 +75,7 @@ def test_p2_bullet_once_the_ladder_ends_says_what_its_last_rung_reached_and_chan
     reg = {**_p2(100, 0.9440, 0.9500), 'recipe': {'flip': True, 'weight_decay': 5e-4}}
     rungs = [_p2(40, 0.9430, 0.9500), _p2(100, 0.9475, 0.9533), reg]
     text = p2_bullet(S, tmp_path, rungs)
-    assert 'NOT met.** The best network so far reaches 0.9475 test accuracy (0.9533 held-out)' in text
+    assert 'NOT met.** The best network reaches 0.9475 test accuracy (0.9533 held-out)' in text
     assert text.endswith('The last retrain tried (100 epochs with horizontal flips and weight decay 0.0005) ended at '
                          '0.9500 held-out (0.9440 test accuracy), below 0.9533, so it was not picked.')
     # both examined: what the recipe changed, beside the best network, in the base's 3 weakest classes (b, c, a)
@@ -92,7 +92,7 @@ def test_p2_bullet_once_the_ladder_ends_says_what_its_last_rung_reached_and_chan
     # picked by its held-out accuracy but short of the goal on the test split: compared with the rung before
     won = {**reg, 'val_acc': 0.9540}
     text = p2_bullet(S, tmp_path, [*rungs[:2], won])
-    assert 'NOT met.** The best network so far reaches 0.9440 test accuracy (0.9540 held-out)' in text
+    assert 'NOT met.** The best network reaches 0.9440 test accuracy (0.9540 held-out)' in text
     assert ('ended at 0.9540 held-out and was picked; the one before (100 epochs) had 0.9533. Beside the one before, '
             'it classifies 98.00%') in text
 
