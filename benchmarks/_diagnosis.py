@@ -37,12 +37,13 @@ def diagnose(model: torch.nn.Module, data, device='cpu') -> dict:
 
 
 def weak_classes(d: dict, worst: int = 3) -> dict:
-    """From :func:`diagnose`'s record: each class's test accuracy, the ``worst`` classes (weakest first), the test
-    errors in all and in those classes."""
+    """From :func:`diagnose`'s record: each class's test accuracy, the ``worst`` classes (weakest first) and the
+    others (``rest``), the test errors in all and in the ``worst`` classes."""
     cm = np.asarray(d['test_confusion'])
     per_class = np.diag(cm) / np.maximum(cm.sum(1), 1)
-    weak = np.argsort(per_class, kind='stable')[:worst]
-    return {'per_class': per_class, 'weak': weak, 'errors': int(cm.sum() - np.trace(cm)),
+    order = np.argsort(per_class, kind='stable')
+    weak = order[:worst]
+    return {'per_class': per_class, 'weak': weak, 'rest': order[worst:], 'errors': int(cm.sum() - np.trace(cm)),
             'weak_errors': int(cm[weak].sum() - np.diag(cm)[weak].sum())}
 
 
@@ -54,8 +55,7 @@ def diagnosis_lines(d: dict, goal: float, worst: int = 3) -> list:
     names, n = d['classes'], int(cm.sum())
     allowed = int(np.floor(round((1 - goal) * n, 6)))
     w = weak_classes(d, worst)
-    per_class, weak, errors, weak_err = w['per_class'], w['weak'], w['errors'], w['weak_errors']
-    rest = np.argsort(per_class, kind='stable')[worst:]
+    per_class, weak, rest, errors, weak_err = w['per_class'], w['weak'], w['rest'], w['errors'], w['weak_errors']
     off = cm.copy()
     np.fill_diagonal(off, 0)
     top = np.dstack(np.unravel_index(np.argsort(-off, axis=None, kind='stable'), off.shape))[0][:3]
@@ -84,8 +84,7 @@ def compare_lines(named: list, worst: int = 3) -> list:
     its test accuracy in the reference's ``worst`` classes and its mean over the others, so that a row says what its
     recipe changed against the reference's and where."""
     ref = weak_classes(named[0][1], worst)
-    weak = ref['weak']
-    rest = [c for c in range(len(ref['per_class'])) if c not in set(weak)]
+    weak, rest = ref['weak'], ref['rest']
     names = named[0][1]['classes']
     lines = ['| retrain | training split (no augmentation) | held-out | test | ' +
              ' | '.join(names[c] for c in weak) + f' | other {len(rest)} classes (mean) |',
@@ -101,7 +100,7 @@ def change_words(ref: dict, other: dict, worst: int = 3) -> str:
     """How the network of record ``other`` differs from that of ``ref`` (both :func:`diagnose`'s), in words: the fit
     of its training split and its test accuracy in ``ref``'s ``worst`` classes and in the others."""
     a, b = weak_classes(ref, worst), weak_classes(other, worst)
-    rest = [c for c in range(len(a['per_class'])) if c not in set(a['weak'])]
+    rest = a['rest']
     return (f'it classifies {other["train_acc"]:.2%} of its training images (against {ref["train_acc"]:.2%}), and '
             + ', '.join(f'{ref["classes"][c]} {b["per_class"][c]:.3f} (against {a["per_class"][c]:.3f})'
                         for c in a['weak']) +

@@ -116,8 +116,8 @@ def p2_bullet(S, work, rungs) -> str:
     going = not met and p2['val_acc'] < P2_GOAL and nxt is not None
     text = head + ('met' if met else 'not met yet' if going else 'NOT met') + (
         f'.** The best network{" so far" * going} reaches {p2["test_acc"]:.4f} test accuracy ({p2["val_acc"]:.4f} '
-        f'held-out) at '
-        f'{p2["madds"] / 1e6:.2f} M MAdds and {p2["params"] / 1e3:.0f} k params ({_rung_text(rung_of(p2))}).')
+        f'held-out) at {p2["madds"] / 1e6:.2f} M MAdds and {p2["params"] / 1e3:.0f} k params '
+        f'({_rung_text(rung_of(p2))}).')
     why = p2_diagnosis(S, work, p2)
     if not met and why:
         text += ' ' + diagnosis_words(why)
@@ -142,13 +142,14 @@ def last_rung_words(S, work, rungs) -> str:
     recipe changed against the network it was compared with (P2's network if not itself, else the rung before)."""
     from benchmarks._diagnosis import change_words
     p2, last = p2_network(rungs), rungs[-1]
-    other = p2 if last is not p2 else rungs[-2]
-    text = f'The last retrain tried ({_rung_text(rung_of(last))}) ended at {last["val_acc"]:.4f} held-out ' + (
-        f'({last["test_acc"]:.4f} test accuracy), below {p2["val_acc"]:.4f}, so it was not picked'
-        if last is not p2 else f'and was picked; the one before ({_rung_text(rung_of(other))}) had '
-                               f'{other["val_acc"]:.4f}')
+    text = f'The last retrain tried ({_rung_text(rung_of(last))}) ended at {last["val_acc"]:.4f} held-out '
+    if last is not p2:
+        other, than = p2, 'the best network'
+        text += f'({last["test_acc"]:.4f} test accuracy), below {p2["val_acc"]:.4f}, so it was not picked'
+    else:
+        other, than = rungs[-2], 'the one before'
+        text += f'and was picked; the one before ({_rung_text(rung_of(other))}) had {other["val_acc"]:.4f}'
     a, b = p2_diagnosis(S, work, other), p2_diagnosis(S, work, last)
-    than = 'the best network' if last is not p2 else 'the one before'
     return text + (f'. Beside {than}, {change_words(a, b)}.' if a and b else '.')
 
 

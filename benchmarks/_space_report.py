@@ -322,15 +322,15 @@ def p2_section(S, work, rungs):
                    f'{p2["seed"]}), its winner ({p2["madds"] / 1e6:.2f} M MAdds, {p2["params"] / 1e6:.2f} M params) '
                    f'retrained with translations and random erasing for {tried} → {verdict}')
     lines = [line]
-    # the examined rungs, P2's network first
-    examined = [(_rung_text(rung_of(r)), d) for r in [p2, *(r for r in rungs if r is not p2)]
-                if (d := p2_diagnosis(S, work, r))]
-    if examined and examined[0][0] == _rung_text(rung_of(p2)):
+    why = p2_diagnosis(S, work, p2)                  # P2's network examined, then beside the other examined rungs
+    if why:
         from benchmarks._diagnosis import compare_lines, diagnosis_lines
-        lines += ['', *diagnosis_lines(examined[0][1], P2_GOAL)]
-        if len(examined) > 1:
+        lines += ['', *diagnosis_lines(why, P2_GOAL)]
+        others = [(_rung_text(rung_of(r)), d) for r in rungs if r is not p2 and (d := p2_diagnosis(S, work, r))]
+        if others:
             lines += ['', 'What each examined retrain\'s recipe changed, by its own predictions (P2\'s network '
-                          'first; its weakest test classes):', '', *compare_lines(examined)]
+                          'first; its weakest test classes):', '',
+                      *compare_lines([(_rung_text(rung_of(p2)), why), *others])]
     return lines, {'best_test_acc': p2['test_acc'], 'madds': p2['madds'], 'params': p2['params'],
                    'arch': json.dumps(p2['sample'], sort_keys=True)}
 
