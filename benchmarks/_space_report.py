@@ -99,7 +99,7 @@ def p1_section(S, rows, learned: str = 'learned'):
     if not complete:
         lines.append(f'\nThe smallest Wilcoxon p the pending seeds still allow (each pending pair won by `{learned}`, '
                      'by more than any pair so far): ' + ', '.join(f'{a} {p:.3f}' for a, p in best.items()) +
-                     (f'. For {", ".join(hopeless)} that is at or above {P1_ALPHA}, so no remaining seed can meet '
+                     (f'. For {" and ".join(hopeless)} that is at or above {P1_ALPHA}, so no remaining seed can meet '
                       'the goal; the remaining P1 seeds run last (after the EDFs, P2 and the side questions), and '
                       'only narrow the gap\'s estimate.'
                       if hopeless else '.'))

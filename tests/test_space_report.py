@@ -48,6 +48,7 @@ def test_p1_decided_early_once_no_pending_seed_can_win_and_pending_shown_without
     lines, p1 = p1_section(S, _p1_rows(-0.002, seeds=(0, 1)))
     text = '\n'.join(lines)
     assert '**NOT met**' in text and 'darts 0.312, evolution 0.312' in text   # 2 lost of 5: 10/32 at best
+    assert 'For darts and evolution that is at or above 0.1' in text
     lines, p1 = p1_section(S, _p1_rows(0.002, seeds=(0,)))
     text = '\n'.join(lines)
     assert 'undecided' in text and p1['algorithms']['darts']['p_value'] is None   # null, not NaN, with one pair
