@@ -335,9 +335,28 @@ def p2_section(S, work, rungs):
                    'arch': json.dumps(p2['sample'], sort_keys=True)}
 
 
-def pending_line(pending):
-    """The units not yet run, by their cache folder's name."""
-    return (f'\nPending ({len(pending)} units not yet run): ' +
+def pending_hours(pending, rows, budget) -> tuple:
+    """How long the pending P1 units should take: each at the mean wall time (search + retrain) of the finished
+    units of its algorithm at ``budget``. Returns (hours, how many pending P1 units that counts, {algorithm: hours
+    per unit})."""
+    per = {}
+    for r in rows:
+        if r.get('budget') == budget and 'search_wall_time_s' in r and 'retrain_wall_time_s' in r:
+            per.setdefault(r['strategy'], []).append(r['search_wall_time_s'] + r['retrain_wall_time_s'])
+    per = {a: float(np.mean(t)) / 3600 for a, t in per.items()}
+    names = [Path(p).parent.name.split('_') for p in pending if p.endswith('.json')]
+    counted = [n[1] for n in names if n[0] == 'p1' and len(n) > 1 and n[1] in per]
+    return sum(per[a] for a in counted), len(counted), per
+
+
+def pending_line(pending, rows=(), budget=None):
+    """The units not yet run, by their cache folder's name, and how long the P1 ones among them should take
+    (:func:`pending_hours`)."""
+    hours, n, per = pending_hours(pending, rows, budget)
+    who = 'all are P1 units, and they' if n == len(pending) else f'the {n} P1 units among them'
+    eta = (f'; {who} should take about {hours:.0f} h, at the mean wall time of the finished '
+           'ones (' + ', '.join(f'{a} {h:.1f} h' for a, h in sorted(per.items())) + ' per unit)') if n else ''
+    return (f'\nPending ({len(pending)} unit{"s" * (len(pending) != 1)} not yet run{eta}): ' +
             ', '.join(Path(p).parent.name if p.endswith('.json') else Path(p.split(' ')[0]).name for p in pending[:12])
             + (' ...' if len(pending) > 12 else ''))
 
@@ -384,7 +403,7 @@ def report(scale, S, work, spaces, rows, edf_dirs, p2_rungs, pending, out_dir, f
     if p2_curves_plot(S, work, p2_rungs, curves):
         lines.append(f'\n![P2: held-out accuracy per epoch]({curves.name})')
     if pending:
-        lines.append(pending_line(pending))
+        lines.append(pending_line(pending, rows, B))
     summary = {'p1': p1, 'p2': p2_summary}
     (Path(work) / 'summary.json').write_text(json.dumps(summary, indent=1) + '\n')
     return '\n'.join(lines), summary

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from benchmarks._side_report import churn_shares, convergence, settled, side_lines
-from benchmarks._space_report import P2_GOAL, p1_section, p2_ladder, p2_section, p2_tag, pending_line
+from benchmarks._space_report import P2_GOAL, p1_section, p2_ladder, p2_section, p2_tag, pending_hours, pending_line
 
 S = {'budget': 12e6, 'spec_budget': 7e6, 'seeds': [0, 1, 2, 3, 4], 'strategies': ['darts', 'evolution'],
      'side_seeds': 2, 'p2_strategy': 'evolution', 'p2_epochs': (40, 100)}
@@ -120,6 +120,24 @@ def test_pending_line_names_folders_and_truncates():
     line = pending_line([f'/w/p1_darts_learned_seed{i}/result.json' for i in range(13)] + ['/w/edf_learned (3/40)'])
     assert line.startswith('\nPending (14 units not yet run): p1_darts_learned_seed0, ')
     assert line.endswith('p1_darts_learned_seed11 ...') and 'edf_learned' not in line
+
+
+def test_pending_line_estimates_the_p1_units_from_finished_ones_of_the_same_algorithm_and_budget():
+    done = [dict(_row('darts', 'manual', 0, 0.9), search_wall_time_s=1800, retrain_wall_time_s=3600),
+            dict(_row('darts', 'learned', 0, 0.9), search_wall_time_s=3600, retrain_wall_time_s=3600),
+            dict(_row('evolution', 'manual', 0, 0.9), search_wall_time_s=600, retrain_wall_time_s=3000),
+            dict(_row('evolution', 'manual', 1, 0.9, budget=7e6), search_wall_time_s=1, retrain_wall_time_s=1),
+            _row('darts', 'manual', 1, 0.9)]                       # an old result without wall times
+    pending = ['/w/p1_darts_learned_seed3/result.json', '/w/p1_evolution_manual_seed3/result.json',
+               '/w/p2_evolution_learned_100epochs/result.json', '/w/edf_learned (3/40)']
+    hours, n, per = pending_hours(pending, done, 12e6)
+    assert per == pytest.approx({'darts': 1.75, 'evolution': 1.0}) and n == 2 and hours == pytest.approx(2.75)
+    line = pending_line(pending, done, 12e6)
+    assert line.startswith('\nPending (4 units not yet run; the 2 P1 units among them should take about 3 h, at the '
+                           'mean wall time of the finished ones (darts 1.8 h, evolution 1.0 h per unit)): ')
+    assert pending_line(pending[2:], done, 12e6).startswith('\nPending (2 units not yet run): ')
+    assert pending_line(pending[:1], done, 12e6).startswith('\nPending (1 unit not yet run; all are P1 units, and they '
+                                                          'should take about 2 h, ')
 
 
 def test_convergence_first_iteration_of_a_stable_run():
