@@ -16,7 +16,8 @@ yet. :func:`reap_children` stops such leftovers after an interruption (:func:`wa
 its own call started; :func:`stopped` for the command line's whole process), and a watchdog delivers
 the interrupt again where a library swallowed it, and ends the process :data:`GRACE_S` seconds after the first
 signal if the libraries are still winding down inside the watched block (a caller that catches the
-``KeyboardInterrupt`` outside it, in a notebook say, is left alone).
+``KeyboardInterrupt`` outside it, in a notebook say, is left alone); it then prints the main thread's innermost
+frames, so that a report can say which library held on to the interrupt.
 """
 
 from __future__ import annotations
@@ -81,10 +82,19 @@ def _watchdog():
             _swallowed.clear()
             _thread.interrupt_main()
     reap_children()
-    sys.stderr.write(f'\nautospace-nni: interrupted; the run did not stop within {GRACE_S:g} s, so the process was '
+    sys.stderr.write(f'\nautospace-nni: the main thread was still busy here (for a bug report):\n{_main_stack()}'
+                     f'autospace-nni: interrupted; the run did not stop within {GRACE_S:g} s, so the process was '
                      'ended (rerun the same command)\n')
     sys.stderr.flush()
     os._exit(exit_status())
+
+
+def _main_stack(depth: int = 8) -> str:
+    """The innermost ``depth`` frames of the main thread's stack, as ``traceback`` writes them: where a library
+    held on to the process after the interrupt."""
+    import traceback
+    frame = sys._current_frames().get(threading.main_thread().ident)
+    return ''.join(traceback.format_stack(frame)[-depth:]) if frame is not None else '  (not found)\n'
 
 
 def _handler(signum, frame):
