@@ -337,7 +337,7 @@ def p2_section(S, work, rungs):
 
 def pending_hours(pending, rows, budget) -> tuple:
     """How long the pending P1 units should take: each at the mean wall time (search + retrain) of the finished
-    units of its algorithm at ``budget``. Returns (hours, how many pending P1 units that counts, {algorithm: hours
+    units of its algorithm at ``budget`` (P1's and the side questions' alike). Returns (hours, how many pending P1 units that counts, {algorithm: hours
     per unit})."""
     per = {}
     for r in rows:
@@ -354,8 +354,8 @@ def pending_line(pending, rows=(), budget=None):
     (:func:`pending_hours`)."""
     hours, n, per = pending_hours(pending, rows, budget)
     who = 'all are P1 units, and they' if n == len(pending) else f'the {n} P1 units among them'
-    eta = (f'; {who} should take about {hours:.0f} h, at the mean wall time of the finished '
-           'ones (' + ', '.join(f'{a} {h:.1f} h' for a, h in sorted(per.items())) + ' per unit)') if n else ''
+    eta = (f'; {who} should take about {hours:.0f} h, at the mean wall time (search and retrain) of the '
+           'units finished at this budget (' + ', '.join(f'{a} {h:.1f} h' for a, h in sorted(per.items())) + ' per unit)') if n else ''
     return (f'\nPending ({len(pending)} unit{"s" * (len(pending) != 1)} not yet run{eta}): ' +
             ', '.join(Path(p).parent.name if p.endswith('.json') else Path(p.split(' ')[0]).name for p in pending[:12])
             + (' ...' if len(pending) > 12 else ''))

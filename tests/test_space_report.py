@@ -134,7 +134,8 @@ def test_pending_line_estimates_the_p1_units_from_finished_ones_of_the_same_algo
     assert per == pytest.approx({'darts': 1.75, 'evolution': 1.0}) and n == 2 and hours == pytest.approx(2.75)
     line = pending_line(pending, done, 12e6)
     assert line.startswith('\nPending (4 units not yet run; the 2 P1 units among them should take about 3 h, at the '
-                           'mean wall time of the finished ones (darts 1.8 h, evolution 1.0 h per unit)): ')
+                           'mean wall time (search and retrain) of the units finished at this budget (darts 1.8 h, '
+                           'evolution 1.0 h per unit)): ')
     assert pending_line(pending[2:], done, 12e6).startswith('\nPending (2 units not yet run): ')
     assert pending_line(pending[:1], done, 12e6).startswith('\nPending (1 unit not yet run; all are P1 units, and they '
                                                           'should take about 2 h, ')
