@@ -335,16 +335,22 @@ def p2_section(S, work, rungs):
                    'arch': json.dumps(p2['sample'], sort_keys=True)}
 
 
+def _unit_name(pending_item: str) -> str:
+    """A pending unit's cache folder name, from its awaited ``.../<unit>/result.json`` or its ``<dir> (k/n)``."""
+    return (Path(pending_item).parent.name if pending_item.endswith('.json')
+            else Path(pending_item.split(' ')[0]).name)
+
+
 def pending_hours(pending, rows, budget) -> tuple:
     """How long the pending P1 units should take: each at the mean wall time (search + retrain) of the finished
-    units of its algorithm at ``budget`` (P1's and the side questions' alike). Returns (hours, how many pending P1 units that counts, {algorithm: hours
-    per unit})."""
+    units of its algorithm at ``budget`` (P1's and the side questions' alike). Returns (hours, how many pending P1
+    units that counts, {algorithm: hours per unit})."""
     per = {}
     for r in rows:
         if r.get('budget') == budget and 'search_wall_time_s' in r and 'retrain_wall_time_s' in r:
             per.setdefault(r['strategy'], []).append(r['search_wall_time_s'] + r['retrain_wall_time_s'])
     per = {a: float(np.mean(t)) / 3600 for a, t in per.items()}
-    names = [Path(p).parent.name.split('_') for p in pending if p.endswith('.json')]
+    names = [_unit_name(p).split('_') for p in pending if p.endswith('.json')]
     counted = [n[1] for n in names if n[0] == 'p1' and len(n) > 1 and n[1] in per]
     return sum(per[a] for a in counted), len(counted), per
 
@@ -354,11 +360,11 @@ def pending_line(pending, rows=(), budget=None):
     (:func:`pending_hours`)."""
     hours, n, per = pending_hours(pending, rows, budget)
     who = 'all are P1 units, and they' if n == len(pending) else f'the {n} P1 units among them'
-    eta = (f'; {who} should take about {hours:.0f} h, at the mean wall time (search and retrain) of the '
-           'units finished at this budget (' + ', '.join(f'{a} {h:.1f} h' for a, h in sorted(per.items())) + ' per unit)') if n else ''
+    eta = (f'; {who} should take about {hours:.0f} h, at the mean wall time (search and retrain) of the units '
+           'finished at this budget (' + ', '.join(f'{a} {h:.1f} h' for a, h in sorted(per.items())) +
+           ' per unit)') if n else ''
     return (f'\nPending ({len(pending)} unit{"s" * (len(pending) != 1)} not yet run{eta}): ' +
-            ', '.join(Path(p).parent.name if p.endswith('.json') else Path(p.split(' ')[0]).name for p in pending[:12])
-            + (' ...' if len(pending) > 12 else ''))
+            ', '.join(_unit_name(p) for p in pending[:12]) + (' ...' if len(pending) > 12 else ''))
 
 
 def report(scale, S, work, spaces, rows, edf_dirs, p2_rungs, pending, out_dir, fq_work) -> tuple:
