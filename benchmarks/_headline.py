@@ -9,9 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks._paired import paired_test, seed_pairs
-from benchmarks._space_report import (EDF_SPACES, P1_ALPHA, P1_GAIN, P1_LEARNED, P2_GOAL, P2_MADDS, _rung_text,
-                                      edf_gap, next_rung, p1_section, p1_verdict, p2_diagnosis, p2_network, p2_tag,
-                                      rung_of)
+from benchmarks._p2_report import P2_GOAL, P2_MADDS, next_rung, p2_diagnosis, p2_network, p2_tag, rung_of, rung_text
+from benchmarks._space_report import EDF_SPACES, P1_ALPHA, P1_GAIN, P1_LEARNED, edf_gap, p1_section, p1_verdict
 
 WIDTH = 118          # the README's line length
 NOISY_ICC = 0.3      # a score reliability below it: most of a score's spread is noise
@@ -117,7 +116,7 @@ def p2_bullet(S, work, rungs) -> str:
     text = head + ('met' if met else 'not met yet' if going else 'NOT met') + (
         f'.** The best network{" so far" * going} reaches {p2["test_acc"]:.4f} test accuracy ({p2["val_acc"]:.4f} '
         f'held-out) at {p2["madds"] / 1e6:.2f} M MAdds and {p2["params"] / 1e3:.0f} k params '
-        f'({_rung_text(rung_of(p2))}).')
+        f'({rung_text(rung_of(p2))}).')
     why = p2_diagnosis(S, work, p2)
     if not met and why:
         text += ' ' + diagnosis_words(why)
@@ -125,7 +124,7 @@ def p2_bullet(S, work, rungs) -> str:
         text += ' ' + last_rung_words(S, work, rungs)
     if going:
         done = progress(Path(work) / p2_tag(S, nxt) / 'retrain.ckpt')
-        text += f' The next retrain ({_rung_text(nxt)}) '
+        text += f' The next retrain ({rung_text(nxt)}) '
         if not done:
             return text + 'has not started.'
         h = [e['val_acc'] for e in done['history']]
@@ -142,13 +141,13 @@ def last_rung_words(S, work, rungs) -> str:
     recipe changed against the network it was compared with (P2's network if not itself, else the rung before)."""
     from benchmarks._diagnosis import change_words
     p2, last = p2_network(rungs), rungs[-1]
-    text = f'The last retrain tried ({_rung_text(rung_of(last))}) ended at {last["val_acc"]:.4f} held-out '
+    text = f'The last retrain tried ({rung_text(rung_of(last))}) ended at {last["val_acc"]:.4f} held-out '
     if last is not p2:
         other, than = p2, 'the best network'
         text += f'({last["test_acc"]:.4f} test accuracy), below {p2["val_acc"]:.4f}, so it was not picked'
     else:
         other, than = rungs[-2], 'the one before'
-        text += f'and was picked; the one before ({_rung_text(rung_of(other))}) had {other["val_acc"]:.4f}'
+        text += f'and was picked; the one before ({rung_text(rung_of(other))}) had {other["val_acc"]:.4f}'
     a, b = p2_diagnosis(S, work, other), p2_diagnosis(S, work, last)
     return text + (f'. Beside {than}, {change_words(a, b)}.' if a and b else '.')
 

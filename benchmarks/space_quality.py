@@ -75,9 +75,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks._paired import p1_open  # noqa: E402
-from benchmarks._space_report import (EDF_SPACES, P1_ALPHA, P1_LEARNED, P2_GOAL, P2_MADDS,  # noqa: E402
-                                      edf_screened_out, p2_ladder, p2_tag, report,
-                                      rung_of)
+from benchmarks._p2_report import P2_GOAL, P2_MADDS, p2_ladder, p2_tag, rung_of  # noqa: E402
+from benchmarks._space_report import EDF_SPACES, P1_ALPHA, P1_LEARNED, edf_screened_out, report  # noqa: E402
 
 STEPS = ('edfs', 'p1', 'p2', 'side')     # what --only may pick: the units of one step of the protocol
 RETEST_SEED = 1000    # the EDF retest trains its i-th network with seed RETEST_SEED + i (the EDF itself with i)

@@ -66,7 +66,7 @@ def test_space_quality_smoke(tmp_path):
     # network), long-trained with random erasing; a rung below the goal on held-out data is followed by the next rung
     # of the ladder (a longer retrain of the same winner, then the regularised recipe), and the rung with the best
     # held-out accuracy is P2's
-    from benchmarks._space_report import p2_ladder, p2_tag, rung_of
+    from benchmarks._p2_report import p2_ladder, p2_tag, rung_of
     from benchmarks.space_quality import SCALES
     S = SCALES['smoke']
     units = [tmp_path / p2_tag(S, r) for r in p2_ladder(S)]

@@ -10,7 +10,7 @@ from torch.utils.data import TensorDataset
 from autospace_nni.data import DataSplits
 from autospace_nni.search import evaluate_accuracy, predict
 from benchmarks._diagnosis import CLASS_NAMES, change_words, compare_lines, confusion, diagnose, diagnosis_lines
-from benchmarks._space_report import p2_section, p2_tag
+from benchmarks._p2_report import p2_section, p2_tag
 
 
 class _Argmax(torch.nn.Module):

@@ -6,7 +6,7 @@ import pytest
 from benchmarks._headline import (WIDTH, diagnosis_words, headline, p1_bullet, p2_bullet, side_bullet,
                                   why_bullet)
 from benchmarks._report import write_block
-from benchmarks._space_report import p2_ladder, p2_tag
+from benchmarks._p2_report import p2_ladder, p2_tag
 
 S = {'budget': 12e6, 'spec_budget': 7e6, 'seeds': [0, 1, 2, 3, 4], 'strategies': ['darts', 'evolution'],
      'side_seeds': 2, 'p2_strategy': 'evolution', 'p2_epochs': (40, 100), 'boot': 200,

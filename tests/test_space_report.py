@@ -1,6 +1,6 @@
-"""space_quality.py's report (benchmarks/_space_report.py, benchmarks/_side_report.py) on made-up rows with known
-answers: the P1 verdict and its summary.json in the shape the protocol fixes, P2's verdict and progress line, the side
-questions' pairing."""
+"""space_quality.py's report (benchmarks/_space_report.py, benchmarks/_p2_report.py, benchmarks/_side_report.py) on
+made-up rows with known answers: the P1 verdict and its summary.json in the shape the protocol fixes, P2's verdict
+and progress line, the side questions' pairing."""
 
 import json
 
@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from benchmarks._side_report import churn_shares, convergence, settled, side_lines
-from benchmarks._space_report import P2_GOAL, p1_section, p2_ladder, p2_section, p2_tag, pending_hours, pending_line
+from benchmarks._p2_report import P2_GOAL, p2_ladder, p2_section, p2_tag
+from benchmarks._space_report import p1_section, pending_hours, pending_line
 
 S = {'budget': 12e6, 'spec_budget': 7e6, 'seeds': [0, 1, 2, 3, 4], 'strategies': ['darts', 'evolution'],
      'side_seeds': 2, 'p2_strategy': 'evolution', 'p2_epochs': (40, 100)}
@@ -86,7 +87,7 @@ def test_p2_trains_longer_only_while_held_out_is_below_the_goal(tmp_path):
 
 
 def test_p2_ladder_ends_with_the_regularised_recipe_and_held_out_picks_the_network(tmp_path):
-    from benchmarks._space_report import p2_ladder, rung_of
+    from benchmarks._p2_report import p2_ladder, rung_of
     SR = {**S, 'p2_regularised': dict(epochs=100, flip=True, weight_decay=5e-4)}
     ladder = p2_ladder(SR)
     assert ladder == [{'epochs': 40}, {'epochs': 100}, {'epochs': 100, 'flip': True, 'weight_decay': 5e-4}]
@@ -237,7 +238,8 @@ def test_p2_curves_plot_draws_finished_rungs_and_the_one_training(tmp_path):
     import matplotlib.image
     import torch
     from autospace_nni.retrain import _save_epoch_state
-    from benchmarks._space_report import p2_curves_plot, report
+    from benchmarks._p2_report import p2_curves_plot
+    from benchmarks._space_report import report
     SR = {**S, 'p2_regularised': dict(epochs=100, flip=True, weight_decay=5e-4)}
     png = tmp_path / 'p2.png'
     assert not p2_curves_plot(SR, tmp_path, [], png) and not png.exists()       # nothing trained yet
@@ -253,13 +255,13 @@ def test_p2_curves_plot_draws_finished_rungs_and_the_one_training(tmp_path):
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     _save_epoch_state(d / 'retrain.ckpt', model, opt, torch.optim.lr_scheduler.CosineAnnealingLR(opt, 100),
                       torch.Generator(), {}, [{'epoch': 0, 'train_loss': 1.0, 'val_acc': 0.5}], 60.0)
-    from benchmarks._space_report import _held_out_so_far
+    from benchmarks._p2_report import _held_out_so_far
     assert _held_out_so_far(SR, tmp_path, p2_ladder(SR)[2]) == [0.5]
     assert _held_out_so_far(SR, tmp_path, p2_ladder(SR)[1]) == []
     assert p2_curves_plot(SR, tmp_path, base, png)[-1] == ('100 epochs with horizontal flips and weight decay 0.0005 '
                                                           '(training)')
     assert p2_curves_plot(SR, tmp_path, base[:1], png) == ['40 epochs']      # not the next rung: not drawn
-    from benchmarks._space_report import next_rung
+    from benchmarks._p2_report import next_rung
     reg = {**_p2(100, 0.95, 0.952), 'recipe': {'flip': True, 'weight_decay': 5e-4}}
     assert [next_rung(SR, r) for r in ([], base[:1], base, base + [reg])] == [*p2_ladder(SR), None]
     # the report links the plot it wrote, after P2's line
